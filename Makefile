@@ -1,0 +1,49 @@
+# nbo-stream developer entry points. Each target does its own set-up:
+#   make test   - venv + locked deps, local Kafka + Redis, ruff, mypy --strict, every pytest tier
+#   make demo   - the main job on the local stack (starts Kafka and Redis unless NBO_* point elsewhere)
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+TOOLS := .cache/tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+NBO := $(VENV)/bin/nbo
+
+.PHONY: venv lint typecheck test test-unit demo stack-up stack-down stack-status clean
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+venv: $(VENV)/.synced
+
+lint: venv
+	$(VENV)/bin/ruff check app agents tests
+	$(VENV)/bin/ruff format --check app agents tests
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: venv
+	bash scripts/run-tests.sh
+
+test-unit: venv
+	$(VENV)/bin/pytest -m unit
+
+demo: venv
+	$(NBO) demo
+
+stack-up: venv
+	$(NBO) stack up
+
+stack-down: venv
+	$(NBO) stack down
+
+stack-status: venv
+	$(NBO) stack status
+
+clean: stack-down
+	rm -rf $(VENV) .stack

@@ -1,0 +1,147 @@
+"""Builds the worker: the faust app, its ports and adapters, agents, tasks and web views.
+
+:func:`build_worker` does no I/O: clients connect when the worker starts. Run it with
+``nbo worker`` (:func:`run_worker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+
+from agents.catalog_feed import CatalogueFeed
+from agents.events import register_event_agent
+from agents.metrics import WorkerMetrics
+from agents.publisher import FaustPublisher
+from agents.topics import ensure_topics, topic_specs
+from agents.web import register_views
+from app.core.catalog import Catalogue
+from app.core.profile import ProfileConfig
+from app.core.scoring import ScoringConfig
+from app.pipeline.config import PipelineConfig
+from app.pipeline.processor import BatchProcessor
+from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
+from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch ms."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Worker:
+    """Everything one worker process holds."""
+
+    settings: Settings
+    app: Any  # faust.App (untyped library)
+    catalogue: Catalogue
+    store: RedisProfileStore
+    redis: aioredis.Redis
+    feed: CatalogueFeed
+    processor: BatchProcessor
+    metrics: WorkerMetrics
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    """The pipeline's configuration from the settings."""
+    return PipelineConfig(
+        offers_topic=settings.topic_offers,
+        dead_letter_topic=settings.topic_dead_letters,
+        model_version=settings.model_version,
+        offer_ttl_ms=settings.offer_ttl_s * 1000,
+        cache_users=settings.cache_users,
+        profile=ProfileConfig(
+            dim=settings.vector_dim,
+            half_life_ms=int(settings.half_life_s * 1000),
+            recent_ids_max=settings.recent_event_ids,
+        ),
+        scoring=ScoringConfig(k=settings.top_k),
+    )
+
+
+def build_worker(settings: Settings) -> Worker:
+    """The worker for ``settings`` (no network until it starts)."""
+    bootstrap = kafka_bootstrap_or_local(settings)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in bootstrap.split(",")],
+        store="memory://",
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.user_events_partitions,
+        topic_allow_declare=settings.declare_topics,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+    )
+    catalogue = Catalogue(dim=settings.vector_dim)
+    metrics = WorkerMetrics()
+    redis = aioredis.Redis.from_url(
+        redis_url_or_local(settings), socket_timeout=5, socket_connect_timeout=5
+    )
+    store = RedisProfileStore(
+        redis, RedisStoreConfig(dim=settings.vector_dim, ttl_s=settings.user_ttl_s)
+    )
+    feed = CatalogueFeed(
+        {"bootstrap_servers": bootstrap},
+        settings.topic_item_catalog,
+        settings.topic_offer_catalog,
+        catalogue,
+        metrics,
+    )
+    processor = BatchProcessor(
+        store, FaustPublisher(app), catalogue, pipeline_config(settings), now_ms
+    )
+    worker = Worker(settings, app, catalogue, store, redis, feed, processor, metrics)
+    register_event_agent(worker)
+    register_views(worker)
+    _register_tasks(worker)
+    return worker
+
+
+def _register_tasks(worker: Worker) -> None:
+    app = worker.app
+
+    async def follow_catalogue() -> None:
+        await worker.feed.run()
+
+    async def forget_users(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        worker.processor.forget_cached_users()
+
+    async def forget_users_on_assign(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        worker.processor.forget_cached_users()
+
+    app.task(follow_catalogue)
+    app.on_partitions_revoked.connect(forget_users)
+    app.on_partitions_assigned.connect(forget_users_on_assign)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run a worker in this process until SIGTERM or SIGINT."""
+    if settings.declare_topics:
+        asyncio.run(
+            ensure_topics(
+                kafka_bootstrap_or_local(settings),
+                topic_specs(settings),
+                settings.topic_replication_factor,
+            )
+        )
+    worker = build_worker(settings)
+    log.info("starting worker %s", settings.app_id)
+    faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()

@@ -1,0 +1,72 @@
+"""Prometheus metrics of one worker, in a registry of its own (served at ``GET /metrics``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from app.pipeline.processor import BatchStats
+
+
+@dataclass
+class WorkerMetrics:
+    """Counters of events by outcome, offers published and batch latency (seconds)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events_received = Counter("nbo_events_received", "Events consumed", registry=r)
+        self.events_applied = Counter("nbo_events_applied", "Events applied", registry=r)
+        self.events_deduplicated = Counter(
+            "nbo_events_deduplicated", "Events skipped as already applied", registry=r
+        )
+        self.events_dead_lettered = Counter(
+            "nbo_events_dead_lettered",
+            "Events sent to the dead-letter topic",
+            ["reason"],
+            registry=r,
+        )
+        self.events_without_vector = Counter(
+            "nbo_events_without_vector", "Applied events with no item vector", registry=r
+        )
+        self.offers_published = Counter(
+            "nbo_offers_published", "Next-best-offer messages published", registry=r
+        )
+        self.offers_republished = Counter(
+            "nbo_offers_republished", "Offer messages published again after a replay", registry=r
+        )
+        self.store_conflicts = Counter(
+            "nbo_store_conflicts", "Per-user compare-and-set conflicts", registry=r
+        )
+        self.batch_retries = Counter(
+            "nbo_batch_retries", "Batches retried (store or broker unavailable)", registry=r
+        )
+        self.batch_seconds = Histogram(
+            "nbo_batch_seconds",
+            "Time to process one batch, seconds",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.catalogue_offers = Gauge("nbo_catalogue_offers", "Offers in the catalogue", registry=r)
+        self.catalogue_items = Gauge("nbo_catalogue_items", "Items in the catalogue", registry=r)
+        self.catalogue_rejected = Counter(
+            "nbo_catalogue_rejected", "Catalogue records that failed to decode", registry=r
+        )
+
+    def record_batch(self, stats: BatchStats, seconds: float) -> None:
+        """Add one processed batch."""
+        self.events_received.inc(stats.received)
+        self.events_applied.inc(stats.applied)
+        self.events_deduplicated.inc(stats.duplicates)
+        self.events_without_vector.inc(stats.no_vector)
+        for reason, count in stats.reasons.items():
+            self.events_dead_lettered.labels(reason=reason).inc(count)
+        other = stats.dead_lettered - sum(stats.reasons.values())
+        if other > 0:
+            self.events_dead_lettered.labels(reason="ProcessingError").inc(other)
+        self.offers_published.inc(stats.published)
+        self.offers_republished.inc(stats.republished)
+        self.store_conflicts.inc(stats.conflicts)
+        self.batch_seconds.observe(seconds)

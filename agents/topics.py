@@ -1,0 +1,67 @@
+"""Creates the worker's topics before it joins its consumer group (when declaration is on).
+
+Declaring first matters: a consumer that subscribes to a missing topic would get no partitions
+until its next metadata refresh. Existing topics are left as they are (an operator such as
+Strimzi may manage them: set ``NBO_DECLARE_TOPICS=false``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the worker needs: name, partitions and configs."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic of the worker with its defaults (catalogues compacted)."""
+    n = settings.user_events_partitions
+    return [
+        TopicSpec(settings.topic_user_events, n, {}),
+        TopicSpec(settings.topic_item_catalog, 1, COMPACTED),
+        TopicSpec(settings.topic_offer_catalog, 1, COMPACTED),
+        TopicSpec(settings.topic_offers, n, {}),
+        TopicSpec(settings.topic_dead_letters, n, {}),
+    ]
+
+
+async def ensure_topics(
+    bootstrap: str, specs: list[TopicSpec], replication_factor: int = 1
+) -> list[str]:
+    """Create the missing topics of ``specs``; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=s.config,
+                    )
+                    for s in missing
+                ]
+            )
+            log.info("created topics: %s", ", ".join(s.name for s in missing))
+        return [s.name for s in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,334 @@
+"""The in-memory catalogue of items and offers, and its immutable array snapshot for scoring.
+
+The catalogue mirrors two compacted topics: upsert by id, delete by id (tombstone). Offer
+arrays are rebuilt lazily: an upsert or delete only marks the catalogue dirty and the next
+:meth:`Catalogue.snapshot` rebuilds once, so a burst of catalogue messages costs one rebuild.
+
+An offer's vector (one matrix row) is its explicit vector, else the mean of its known items'
+vectors, else the hash of its tags, else a zero row (affinity 0); rows are L2-normalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from app.core.catalog_records import Item, Offer
+from app.core.enums import Channel
+from app.core.errors import EventRejected, RejectReason
+from app.core.events import UserEvent
+from app.core.vectors import (
+    DEFAULT_DIM,
+    Vector,
+    check_dim,
+    hash_tags,
+    normalise_tag,
+    resolve_vector,
+    tag_vector,
+    unit,
+)
+
+NO_START = np.iinfo(np.int64).min
+"""``valid_from`` sentinel of an offer without a start (always started)."""
+NO_END = np.iinfo(np.int64).max
+"""``valid_until`` sentinel of an offer without an end (never expires)."""
+CHANNELS: tuple[Channel, ...] = tuple(Channel)
+"""Column order of :attr:`CatalogueSnapshot.channel_mask`."""
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+Indices = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True, eq=False)
+class CatalogueSnapshot:
+    """Immutable arrays of all offers (row ``i`` = ``offer_ids[i]``), for one scoring pass.
+
+    ``matrix`` (N x D float32): unit offer vectors or zero rows. ``value_norm``: value /
+    max value (0 if all 0). ``priority_norm``: priority / max |priority| in [-1, 1] (0 if all
+    0). ``popularity``: prior per offer (expected in [0, 1], default 0). ``valid_from`` /
+    ``valid_until``: epoch ms, window ``[from, until)``, with :data:`NO_START`/:data:`NO_END`
+    sentinels. ``channel_mask`` (N x len(Channel)): allowed channels. ``offer_tags``:
+    normalised tags of the offer and its known items. ``tag_names``/``tag_matrix`` (T x D):
+    every known tag of the catalogue and its hash vector, for reasons. ``offer_index`` and
+    ``tag_index`` map ids/tags to rows.
+    """
+
+    dim: int
+    offer_ids: tuple[str, ...]
+    offer_index: Mapping[str, int]
+    offers: tuple[Offer, ...]
+    matrix: npt.NDArray[np.float32]
+    value_norm: F64
+    priority_norm: F64
+    popularity: F64
+    valid_from: I64
+    valid_until: I64
+    channel_mask: Bools
+    item_offers: Mapping[str, Indices]
+    offer_tags: tuple[tuple[str, ...], ...]
+    tag_names: tuple[str, ...]
+    tag_index: Mapping[str, int]
+    tag_matrix: npt.NDArray[np.float32]
+
+    @property
+    def size(self) -> int:
+        """Number of offers N."""
+        return len(self.offer_ids)
+
+    def eligible_at(self, now_ms: int) -> Bools:
+        """Offers inside their validity window at ``now_ms`` with at least one channel."""
+        return (
+            (self.valid_from <= now_ms)
+            & (now_ms < self.valid_until)
+            & self.channel_mask.any(axis=1)
+        )
+
+    def offers_with_items(self, item_ids: Iterable[str]) -> Indices:
+        """Row indices of the offers that contain any of ``item_ids``."""
+        rows = [self.item_offers[i] for i in item_ids if i in self.item_offers]
+        if not rows:
+            return np.empty(0, dtype=np.intp)
+        return np.unique(np.concatenate(rows))
+
+
+_A = TypeVar("_A", bound="np.ndarray[Any, Any]")
+
+
+def _readonly(arr: _A) -> _A:
+    arr.flags.writeable = False
+    return arr
+
+
+class Catalogue:
+    """Items and offers by id, with lazily rebuilt offer arrays (see module docstring).
+
+    ``dim`` is the vector dimension D (default 64). Not thread-safe; one per worker.
+    """
+
+    def __init__(self, dim: int = DEFAULT_DIM) -> None:
+        self._dim = check_dim(dim)
+        self._items: dict[str, Item] = {}
+        self._item_vecs: dict[str, Vector | None] = {}
+        self._offers: dict[str, Offer] = {}
+        self._popularity: dict[str, float] = {}
+        self._tag_vecs: dict[str, Vector | None] = {}
+        self._snapshot: CatalogueSnapshot | None = None
+        self._dirty = True
+        self._popularity_dirty = False
+        self.rebuilds = 0
+        """How many times the offer arrays were rebuilt (for metrics and tests)."""
+
+    # --- mutation ---------------------------------------------------------------------------
+    def _check_vector(self, vector: tuple[float, ...] | None, what: str) -> None:
+        if vector is not None and len(vector) != self._dim:
+            raise EventRejected(
+                RejectReason.SCHEMA_VIOLATION,
+                f"{what}.vector: expected {self._dim} floats, got {len(vector)}",
+            )
+
+    def upsert_item(self, item: Item) -> None:
+        """Insert or replace an item; raises ``EventRejected`` if its vector is not D long."""
+        self._check_vector(item.vector, "item")
+        self._items[item.item_id] = item
+        self._item_vecs[item.item_id] = resolve_vector(item.vector, item.tags, self._dim)
+        self._dirty = True
+
+    def delete_item(self, item_id: str) -> bool:
+        """Remove an item (tombstone); returns whether it existed."""
+        existed = self._items.pop(item_id, None) is not None
+        self._item_vecs.pop(item_id, None)
+        self._dirty = self._dirty or existed
+        return existed
+
+    def upsert_offer(self, offer: Offer) -> None:
+        """Insert or replace an offer; raises ``EventRejected`` if its vector is not D long."""
+        self._check_vector(offer.vector, "offer")
+        self._offers[offer.offer_id] = offer
+        self._dirty = True
+
+    def delete_offer(self, offer_id: str) -> bool:
+        """Remove an offer (tombstone); returns whether it existed. Its popularity is kept."""
+        existed = self._offers.pop(offer_id, None) is not None
+        self._dirty = self._dirty or existed
+        return existed
+
+    def set_popularity(self, offer_id: str, popularity: float) -> None:
+        """Set the popularity prior of an offer (finite, expected in [0, 1]; default 0).
+
+        May be set before the offer arrives. Only the popularity array is refreshed.
+        """
+        if not np.isfinite(popularity):
+            raise ValueError("popularity must be finite")
+        self._popularity[offer_id] = float(popularity)
+        self._popularity_dirty = True
+
+    # --- lookups ----------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Vector dimension D."""
+        return self._dim
+
+    @property
+    def n_items(self) -> int:
+        """Number of items."""
+        return len(self._items)
+
+    @property
+    def n_offers(self) -> int:
+        """Number of offers."""
+        return len(self._offers)
+
+    def item(self, item_id: str) -> Item | None:
+        """The item, or ``None``."""
+        return self._items.get(item_id)
+
+    def offer(self, offer_id: str) -> Offer | None:
+        """The offer, or ``None``."""
+        return self._offers.get(offer_id)
+
+    def item_vector(self, item_id: str) -> Vector | None:
+        """The unit vector of a known item; ``None`` if unknown or it has no vector."""
+        return self._item_vecs.get(item_id)
+
+    def item_tags(self, item_id: str) -> tuple[str, ...]:
+        """The normalised tags of a known item (empty if unknown)."""
+        item = self._items.get(item_id)
+        return _norm_tags(item.tags) if item is not None else ()
+
+    def offer_vector(self, offer_id: str) -> Vector | None:
+        """The unit vector of a known offer (its matrix row); ``None`` if unknown or zero."""
+        snap = self.snapshot()
+        row = snap.offer_index.get(offer_id)
+        if row is None:
+            return None
+        vec = snap.matrix[row]
+        return vec.copy() if bool(vec.any()) else None
+
+    def event_vector(self, event: UserEvent) -> Vector | None:
+        """The vector an event applies to a profile.
+
+        Item events: the known item's vector; offer events: the known offer's vector;
+        otherwise (unknown, or known without a vector) the hash of ``event.tags``.
+        """
+        vec: Vector | None = None
+        if event.is_item_event and event.item_id is not None:
+            vec = self.item_vector(event.item_id)
+        elif event.is_offer_event and event.offer_id is not None:
+            vec = self.offer_vector(event.offer_id)
+        return vec if vec is not None else hash_tags(event.tags, self._dim)
+
+    def tag_vector(self, tag: str) -> Vector | None:
+        """The hash vector of a normalised tag (memoised per catalogue)."""
+        if tag not in self._tag_vecs:
+            self._tag_vecs[tag] = tag_vector(tag, self._dim)
+        return self._tag_vecs[tag]
+
+    # --- snapshot ---------------------------------------------------------------------------
+    def snapshot(self) -> CatalogueSnapshot:
+        """The current arrays, rebuilt only if the catalogue changed since the last call."""
+        if self._dirty or self._snapshot is None:
+            self._snapshot = self._build()
+            self._dirty = self._popularity_dirty = False
+            self.rebuilds += 1
+        elif self._popularity_dirty:
+            self._snapshot = replace(
+                self._snapshot, popularity=self._popularity_array(self._snapshot.offer_ids)
+            )
+            self._popularity_dirty = False
+        return self._snapshot
+
+    def _popularity_array(self, offer_ids: tuple[str, ...]) -> F64:
+        pop = np.array([self._popularity.get(o, 0.0) for o in offer_ids], dtype=np.float64)
+        return _readonly(pop)
+
+    def _offer_vector(self, offer: Offer) -> Vector | None:
+        if offer.vector is not None:
+            vec = unit(offer.vector)
+            if vec is not None:
+                return vec
+        known = [v for i in offer.item_ids if (v := self._item_vecs.get(i)) is not None]
+        if known:
+            vec = unit(np.mean(np.stack(known).astype(np.float64), axis=0))
+            if vec is not None:
+                return vec
+        return hash_tags(offer.tags, self._dim)
+
+    def _build(self) -> CatalogueSnapshot:
+        ids = tuple(sorted(self._offers))
+        offers = tuple(self._offers[o] for o in ids)
+        n, dim = len(ids), self._dim
+        matrix = np.zeros((n, dim), dtype=np.float32)
+        value = np.zeros(n, dtype=np.float64)
+        priority = np.zeros(n, dtype=np.float64)
+        valid_from = np.full(n, NO_START, dtype=np.int64)
+        valid_until = np.full(n, NO_END, dtype=np.int64)
+        channel_mask = np.zeros((n, len(CHANNELS)), dtype=np.bool_)
+        item_rows: dict[str, list[int]] = {}
+        offer_tags: list[tuple[str, ...]] = []
+        for row, offer in enumerate(offers):
+            vec = self._offer_vector(offer)
+            if vec is not None:
+                matrix[row] = vec
+            value[row] = offer.value
+            priority[row] = offer.priority
+            if offer.valid_from is not None:
+                valid_from[row] = offer.valid_from
+            if offer.valid_until is not None:
+                valid_until[row] = offer.valid_until
+            for channel in offer.channels:
+                channel_mask[row, CHANNELS.index(channel)] = True
+            for item_id in offer.item_ids:
+                item_rows.setdefault(item_id, []).append(row)
+            tags = list(offer.tags)
+            for item_id in offer.item_ids:
+                item = self._items.get(item_id)
+                if item is not None:
+                    tags.extend(item.tags)
+            offer_tags.append(_norm_tags(tags))
+        vmax = float(value.max()) if n else 0.0
+        value_norm = value / vmax if vmax > 0 else np.zeros(n, dtype=np.float64)
+        pmax = float(np.abs(priority).max()) if n else 0.0
+        priority_norm = priority / pmax if pmax > 0 else np.zeros(n, dtype=np.float64)
+
+        vocabulary = {t for tags in offer_tags for t in tags}
+        vocabulary.update(t for item in self._items.values() for t in _norm_tags(item.tags))
+        tag_names: list[str] = []
+        tag_rows: list[Vector] = []
+        for tag in sorted(vocabulary):
+            tvec = self.tag_vector(tag)
+            if tvec is not None:
+                tag_names.append(tag)
+                tag_rows.append(tvec)
+        tag_matrix = (
+            np.stack(tag_rows) if tag_rows else np.zeros((0, dim), dtype=np.float32)
+        ).astype(np.float32)
+
+        return CatalogueSnapshot(
+            dim=dim,
+            offer_ids=ids,
+            offer_index={o: i for i, o in enumerate(ids)},
+            offers=offers,
+            matrix=_readonly(matrix),
+            value_norm=_readonly(value_norm),
+            priority_norm=_readonly(priority_norm),
+            popularity=self._popularity_array(ids),
+            valid_from=_readonly(valid_from),
+            valid_until=_readonly(valid_until),
+            channel_mask=_readonly(channel_mask),
+            item_offers={k: _readonly(np.array(v, dtype=np.intp)) for k, v in item_rows.items()},
+            offer_tags=tuple(offer_tags),
+            tag_names=tuple(tag_names),
+            tag_index={t: i for i, t in enumerate(tag_names)},
+            tag_matrix=_readonly(tag_matrix),
+        )
+
+
+def _norm_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Normalised, non-empty, de-duplicated tags in first-seen order."""
+    return tuple(dict.fromkeys(t for t in (normalise_tag(x) for x in tags) if t))

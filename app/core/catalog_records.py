@@ -1,0 +1,90 @@
+"""The catalogue contracts (compacted topics): ``Item`` and ``Offer``, and their decoders.
+
+A catalogue message whose value is ``None`` is a tombstone (delete by key); the caller
+handles it before calling a decoder (which would reject it as ``EmptyValue``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+
+from app.core.decoding import DEFAULT_MAX_BYTES, decode_model
+from app.core.enums import Channel
+from app.core.fields import (
+    SCHEMA_VERSION,
+    Identifier,
+    Money,
+    SchemaVersion,
+    Tag,
+    Timestamp,
+    VectorValues,
+)
+
+Priority = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
+
+
+class Item(BaseModel):
+    """An item of the catalogue, schema version 1 (unknown fields ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    item_id: Identifier
+    tags: tuple[Tag, ...] = ()
+    vector: VectorValues | None = None
+    """Explicit embedding of D floats; without it the vector is the hash of the tags."""
+    title: StrictStr | None = None
+    price: Money | None = None
+
+
+class Offer(BaseModel):
+    """An offer that can be recommended, schema version 1 (unknown fields ignored).
+
+    ``valid_from`` (inclusive) and ``valid_until`` (exclusive) are epoch ms once validated;
+    a window with ``valid_until < valid_from`` is rejected. An offer with no ``channels``
+    is never eligible.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    offer_id: Identifier
+    title: StrictStr
+    item_ids: tuple[Identifier, ...] = ()
+    """Items the offer is about; an item recommendation is an offer of one item."""
+    tags: tuple[Tag, ...] = ()
+    vector: VectorValues | None = None
+    value: Money = 0.0
+    """Expected business value of an acceptance (money, >= 0, default 0)."""
+    channels: tuple[Channel, ...] = ()
+    """Allowed channels in order of preference (duplicates dropped)."""
+    valid_from: Timestamp | None = None
+    valid_until: Timestamp | None = None
+    priority: Priority = 0
+
+    @field_validator("channels")
+    @classmethod
+    def _dedupe_channels(cls, value: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _window_order(self) -> Self:
+        if (
+            self.valid_from is not None
+            and self.valid_until is not None
+            and self.valid_until < self.valid_from
+        ):
+            raise ValueError("valid_until is before valid_from")
+        return self
+
+
+def decode_item(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Item:
+    """Decode one value of the items topic; raises :class:`~app.core.errors.EventRejected`."""
+    return decode_model(Item, raw, max_bytes)
+
+
+def decode_offer(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Offer:
+    """Decode one value of the offers topic; raises :class:`~app.core.errors.EventRejected`."""
+    return decode_model(Offer, raw, max_bytes)

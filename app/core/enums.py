@@ -1,0 +1,57 @@
+"""Closed vocabularies shared by the contracts: event types and delivery channels."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    """The ``type`` of a :class:`~app.core.events.UserEvent`."""
+
+    VIEW = "view"
+    CLICK = "click"
+    ADD_TO_CART = "add_to_cart"
+    REMOVE_FROM_CART = "remove_from_cart"
+    PURCHASE = "purchase"
+    LIKE = "like"
+    DISLIKE = "dislike"
+    RATING = "rating"
+    OFFER_IMPRESSION = "offer_impression"
+    OFFER_CLICK = "offer_click"
+    OFFER_ACCEPTED = "offer_accepted"
+    OFFER_DISMISSED = "offer_dismissed"
+
+
+class Channel(StrEnum):
+    """A delivery channel of an offer (and of a next-best-offer message)."""
+
+    EMAIL = "email"
+    PUSH = "push"
+    SMS = "sms"
+    IN_APP = "in_app"
+    WEB = "web"
+
+
+ITEM_EVENT_TYPES: frozenset[EventType] = frozenset(
+    {
+        EventType.VIEW,
+        EventType.CLICK,
+        EventType.ADD_TO_CART,
+        EventType.REMOVE_FROM_CART,
+        EventType.PURCHASE,
+        EventType.LIKE,
+        EventType.DISLIKE,
+        EventType.RATING,
+    }
+)
+"""Event types about an item: ``item_id`` is required."""
+
+OFFER_EVENT_TYPES: frozenset[EventType] = frozenset(
+    {
+        EventType.OFFER_IMPRESSION,
+        EventType.OFFER_CLICK,
+        EventType.OFFER_ACCEPTED,
+        EventType.OFFER_DISMISSED,
+    }
+)
+"""Event types about an offer: ``offer_id`` is required."""

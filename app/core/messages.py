@@ -1,0 +1,121 @@
+"""The ``NextBestOffer`` contract (output topic) and how to build one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.channels import choose_channel
+from app.core.enums import Channel, EventType
+from app.core.events import UserEvent
+from app.core.fields import SCHEMA_VERSION, SchemaVersion
+from app.core.scoring import ScoredOffer
+
+MESSAGE_ID_NAMESPACE = uuid.UUID("a1eb603a-69a5-5742-9f87-a99147c6ff12")
+"""Fixed namespace of message ids (= uuid5(NAMESPACE_URL, "urn:nbo-stream:next-best-offer:v1"))."""
+DEFAULT_TTL_MS = 86_400_000
+"""Default lifetime of a next-best-offer message, ms (24 h)."""
+
+
+def message_id(user_id: str, event_id: str) -> str:
+    """``uuid5(MESSAGE_ID_NAMESPACE, f"{user_id}\\x1f{event_id}")``: a replay gives the same id."""
+    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{user_id}\x1f{event_id}"))
+
+
+class RankedOffer(BaseModel):
+    """One offer of a message; ``score_parts`` are weighted contributions summing to ``score``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    offer_id: str
+    rank: int = Field(ge=1)
+    """1-based position."""
+    score: float
+    score_parts: dict[str, float]
+    """At least ``affinity``, ``value``, ``popularity``, ``priority``."""
+    reason: str
+
+
+class Trigger(BaseModel):
+    """The event that caused the message."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: str
+    type: EventType
+
+
+class ModelInfo(BaseModel):
+    """What produced the ranking."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    vector_dim: int
+    version: str
+
+
+class NextBestOffer(BaseModel):
+    """Ranked offers for one user on one channel, schema version 1. Times are epoch ms."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    message_id: str
+    user_id: str
+    channel: Channel
+    offers: tuple[RankedOffer, ...]
+    trigger: Trigger
+    generated_at: int
+    expires_at: int
+    model: ModelInfo
+
+    def to_json_bytes(self) -> bytes:
+        """Compact UTF-8 JSON."""
+        return self.model_dump_json().encode("utf-8")
+
+
+def build_next_best_offer(
+    user_id: str,
+    trigger_event: UserEvent,
+    ranked: Sequence[ScoredOffer],
+    now_ms: int,
+    *,
+    model_version: str,
+    dim: int,
+    ttl_ms: int = DEFAULT_TTL_MS,
+) -> NextBestOffer | None:
+    """Build the message for ``ranked`` (best first), or ``None`` when no offer has a channel.
+
+    The message channel is :func:`~app.core.channels.choose_channel` of the best offer that
+    has one; offers not allowed on that channel are dropped and ranks are 1..n in order.
+    ``expires_at = now_ms + ttl_ms`` (default 24 h).
+    """
+    channel: Channel | None = None
+    for scored in ranked:
+        channel = choose_channel(scored.offer)
+        if channel is not None:
+            break
+    if channel is None:
+        return None
+    kept = [s for s in ranked if channel in s.offer.channels]
+    return NextBestOffer(
+        message_id=message_id(user_id, trigger_event.event_id),
+        user_id=user_id,
+        channel=channel,
+        offers=tuple(
+            RankedOffer(
+                offer_id=s.offer_id,
+                rank=rank,
+                score=s.score,
+                score_parts=dict(s.parts),
+                reason=s.reason,
+            )
+            for rank, s in enumerate(kept, start=1)
+        ),
+        trigger=Trigger(event_id=trigger_event.event_id, type=trigger_event.type),
+        generated_at=now_ms,
+        expires_at=now_ms + ttl_ms,
+        model=ModelInfo(vector_dim=dim, version=model_version),
+    )

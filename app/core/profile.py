@@ -1,0 +1,201 @@
+"""A user's time-decayed preference vector and the idempotent update rule.
+
+Update rule (event time only, never the wall clock, so a replay rebuilds the same vector).
+With half-life ``h`` and ``t_ref`` the largest event time applied so far:
+
+* an event at ``ts >= t_ref``: ``v <- v * 2^(-(ts - t_ref)/h) + w*x``, then ``t_ref <- ts``;
+* a late event at ``ts < t_ref``: ``v <- v + w*x * 2^(-(t_ref - ts)/h)``, ``t_ref`` unchanged.
+
+So ``v = sum_i w_i x_i 2^(-(t_ref - t_i)/h)`` whatever the arrival order; a very late event
+simply contributes a tiny decayed amount (there is no lateness cut-off).
+
+Idempotency: an event is a duplicate when its offset is <= the highest applied offset of its
+partition ("replayed offset"), or its ``event_id`` is among the recent ids ("duplicate
+event_id"), including repeats within one call. Recent ids are kept for
+``recent_ids_retention_ms`` of event time before ``t_ref`` and at most ``recent_ids_max``
+of them (the newest by ``(ts_ms, event_id)``); older retries are not detected by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.vectors import DEFAULT_DIM, Vector, check_dim
+
+DAY_MS = 86_400_000
+
+
+class ProfileConfig(BaseModel):
+    """Parameters of the profile update."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dim: int = Field(default=DEFAULT_DIM, ge=2)
+    """Vector dimension D (default 64)."""
+    half_life_ms: int = Field(default=7 * DAY_MS, gt=0)
+    """Half-life of an event's contribution, event-time ms (default 7 days)."""
+    recent_ids_max: int = Field(default=256, ge=0)
+    """Most event ids remembered for duplicate detection (default 256)."""
+    recent_ids_retention_ms: int = Field(default=7 * DAY_MS, ge=0)
+    """How long (event time before ``t_ref``) an id is remembered, ms (default 7 days)."""
+
+
+def decay(dt_ms: float, half_life_ms: float) -> float:
+    """``2^(-dt/h)``: the factor an event contribution keeps after ``dt_ms`` of event time."""
+    return float(2.0 ** (-dt_ms / half_life_ms))
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """A user's profile state (immutable; ``vec`` is a read-only float32 copy).
+
+    ``t_ref_ms``: event time the vector is expressed at (largest applied event time; 0 for a
+    new profile). ``n_events``: events applied. ``updated_at_ms``: when it was last changed
+    (the ``now_ms`` given to :func:`apply_events`, else ``t_ref_ms``). ``offsets``: partition ->
+    highest applied Kafka offset (treat as read-only). ``recent_event_ids``: ``(event_id,
+    ts_ms)`` sorted by ``(ts_ms, event_id)``.
+    """
+
+    vec: Vector
+    t_ref_ms: int = 0
+    n_events: int = 0
+    updated_at_ms: int = 0
+    offsets: dict[int, int] = field(default_factory=dict)
+    recent_event_ids: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        vec = np.array(self.vec, dtype=np.float32, copy=True)
+        if vec.ndim != 1:
+            raise ValueError(f"profile vector must be 1-D, got shape {vec.shape}")
+        vec.flags.writeable = False
+        object.__setattr__(self, "vec", vec)
+        object.__setattr__(self, "offsets", dict(self.offsets))
+
+    @classmethod
+    def empty(cls, dim: int = DEFAULT_DIM) -> Profile:
+        """A profile with no history: zero vector of dimension ``dim``."""
+        return cls(vec=np.zeros(check_dim(dim), dtype=np.float32))
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return int(self.vec.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Profile):
+            return NotImplemented
+        return (
+            np.array_equal(self.vec, other.vec)
+            and self.t_ref_ms == other.t_ref_ms
+            and self.n_events == other.n_events
+            and self.updated_at_ms == other.updated_at_ms
+            and self.offsets == other.offsets
+            and self.recent_event_ids == other.recent_event_ids
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event ready to apply: identity, position, event time, weight and item vector.
+
+    ``vector`` is the unit item (or offer) vector, ``None`` when unknown ("no vector").
+    """
+
+    event_id: str
+    partition: int
+    offset: int
+    ts_ms: int
+    weight: float
+    vector: npt.NDArray[np.float32] | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Outcome of :func:`apply_events`.
+
+    ``applied`` counts events applied (including ``no_vector`` ones), ``duplicates`` events
+    skipped, ``no_vector`` applied events that had no vector (the vector only decayed).
+    ``changed`` is true iff something was applied; when false ``profile`` is the input
+    profile unchanged (or a new empty one).
+    """
+
+    profile: Profile
+    applied: int
+    duplicates: int
+    no_vector: int
+    changed: bool
+
+
+def _prune_recent(
+    recent: list[tuple[str, int]], t_ref_ms: int, cfg: ProfileConfig
+) -> tuple[tuple[str, int], ...]:
+    cutoff = t_ref_ms - cfg.recent_ids_retention_ms
+    kept = sorted({(eid, ts) for eid, ts in recent if ts >= cutoff}, key=lambda e: (e[1], e[0]))
+    if cfg.recent_ids_max == 0:
+        return ()
+    return tuple(kept[-cfg.recent_ids_max :])
+
+
+def apply_events(
+    profile: Profile | None,
+    events: Sequence[PendingEvent],
+    cfg: ProfileConfig,
+    *,
+    now_ms: int | None = None,
+) -> ApplyResult:
+    """Apply ``events`` in order to ``profile`` (``None`` = new user); pure and idempotent.
+
+    Applying the same events again is a no-op, and applying a batch in two consecutive parts
+    equals applying it at once (up to float32 rounding of the vector).
+    """
+    base = profile if profile is not None else Profile.empty(cfg.dim)
+    if base.dim != cfg.dim:
+        raise ValueError(f"profile has dimension {base.dim}, config says {cfg.dim}")
+    vec = base.vec.astype(np.float64)
+    t_ref = base.t_ref_ms
+    fresh = base.n_events == 0
+    offsets = dict(base.offsets)
+    recent = list(base.recent_event_ids)
+    seen = {eid for eid, _ in recent}
+    applied = duplicates = no_vector = 0
+    half_life = float(cfg.half_life_ms)
+
+    for ev in events:
+        if ev.offset <= offsets.get(ev.partition, -1) or ev.event_id in seen:
+            duplicates += 1
+            continue
+        offsets[ev.partition] = ev.offset
+        seen.add(ev.event_id)
+        recent.append((ev.event_id, ev.ts_ms))
+        applied += 1
+        if fresh:
+            t_ref, fresh = ev.ts_ms, False
+        elif ev.ts_ms > t_ref:
+            vec *= decay(ev.ts_ms - t_ref, half_life)
+            t_ref = ev.ts_ms
+        if ev.vector is None:
+            no_vector += 1
+            continue
+        x = np.asarray(ev.vector, dtype=np.float64)
+        if x.shape != vec.shape:
+            raise ValueError(f"event {ev.event_id!r} vector has shape {x.shape}, not {vec.shape}")
+        vec += (ev.weight * decay(t_ref - ev.ts_ms, half_life)) * x
+
+    if applied == 0:
+        return ApplyResult(base, 0, duplicates, 0, changed=False)
+    new = Profile(
+        vec=vec.astype(np.float32),
+        t_ref_ms=t_ref,
+        n_events=base.n_events + applied,
+        updated_at_ms=now_ms if now_ms is not None else t_ref,
+        offsets=offsets,
+        recent_event_ids=_prune_recent(recent, t_ref, cfg),
+    )
+    return ApplyResult(new, applied, duplicates, no_vector, changed=True)

@@ -1,0 +1,82 @@
+"""Human-readable reasons for a recommendation, built from the actual score parts.
+
+The user's interest in a tag is the projection (cosine) of the unit user vector on the tag's
+hash vector; tags come from the catalogue's vocabulary (item and offer tags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from app.core.catalog import Catalogue, CatalogueSnapshot
+from app.core.catalog_records import Offer
+from app.core.vectors import unit
+
+REASON_FALLBACK = "Recommended for you"
+"""Reason when no score part is positive (nothing to explain)."""
+REASON_POPULAR = "Popular right now"
+REASON_SIMILAR = "Similar to things you have shown interest in"
+
+
+def _unit_or_none(user_vec: npt.ArrayLike) -> npt.NDArray[np.float32] | None:
+    arr = np.asarray(user_vec, dtype=np.float64)
+    return unit(arr) if np.all(np.isfinite(arr)) else None
+
+
+def tag_scores(
+    user_unit: npt.NDArray[np.float32], tags: Sequence[str], snap: CatalogueSnapshot
+) -> list[tuple[str, float]]:
+    """Interest of a unit user vector in each of ``tags`` (known, normalised tags only),
+    positive ones only, strongest first (ties by tag name)."""
+    rows = [(t, snap.tag_index[t]) for t in dict.fromkeys(tags) if t in snap.tag_index]
+    if not rows:
+        return []
+    proj = snap.tag_matrix[[r for _, r in rows]] @ user_unit
+    scored = [(t, float(p)) for (t, _), p in zip(rows, proj, strict=True) if p > 0]
+    return sorted(scored, key=lambda tp: (-tp[1], tp[0]))
+
+
+def strongest_tags(
+    user_vec: npt.ArrayLike, catalogue: Catalogue, n: int = 3
+) -> list[tuple[str, float]]:
+    """The user's ``n`` (default 3) strongest tags among the catalogue's known tags, as
+    ``(tag, cosine)`` pairs with a positive cosine, strongest first. Zero vector -> ``[]``."""
+    snap = catalogue.snapshot()
+    u = _unit_or_none(user_vec)
+    if u is None or n <= 0 or not snap.tag_names:
+        return []
+    proj = snap.tag_matrix @ u
+    k = min(n, len(snap.tag_names))
+    top = np.argpartition(-proj, k - 1)[:k] if k < len(proj) else np.arange(len(proj))
+    scored = [(snap.tag_names[i], float(proj[i])) for i in top if proj[i] > 0]
+    return sorted(scored, key=lambda tp: (-tp[1], tp[0]))[:n]
+
+
+def build_reason(
+    parts: Mapping[str, float], offer: Offer, matched_tags: Sequence[str], max_tags: int = 2
+) -> str:
+    """A reason naming the dominant (largest positive) score part.
+
+    affinity -> "Matches your interest in <tags>" (the offer's tags the user likes most) or
+    :data:`REASON_SIMILAR` without such tags; value -> "Great value: <title>"; popularity ->
+    :data:`REASON_POPULAR`; priority -> "Featured: <title>"; nothing positive ->
+    :data:`REASON_FALLBACK`.
+    """
+    positive = {k: v for k, v in parts.items() if v > 0}
+    if not positive:
+        return REASON_FALLBACK
+    dominant = max(sorted(positive), key=lambda k: positive[k])
+    title = offer.title.strip() or offer.offer_id
+    if dominant == "affinity":
+        tags = list(matched_tags)[:max_tags]
+        return f"Matches your interest in {', '.join(tags)}" if tags else REASON_SIMILAR
+    if dominant == "value":
+        return f"Great value: {title}"
+    if dominant == "popularity":
+        return REASON_POPULAR
+    if dominant == "priority":
+        return f"Featured: {title}"
+    return REASON_FALLBACK

@@ -1,0 +1,32 @@
+"""Configuration of the batch pipeline (built from :class:`app.settings.Settings`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.core.decoding import DEFAULT_MAX_BYTES
+from app.core.messages import DEFAULT_TTL_MS
+from app.core.profile import ProfileConfig
+from app.core.scoring import ScoringConfig
+from app.core.weights import EventWeights
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything :class:`~app.pipeline.processor.BatchProcessor` needs besides its ports.
+
+    ``cache_users``: profiles kept in the worker's memory between batches (default 20,000),
+    so a warm batch costs one Redis round trip. ``max_conflict_rounds``: how often a batch
+    re-reads users whose compare-and-set failed before giving up (default 5).
+    """
+
+    offers_topic: str = "next-best-offers"
+    dead_letter_topic: str = "user-events.dlq"
+    model_version: str = "tags-v1"
+    offer_ttl_ms: int = DEFAULT_TTL_MS
+    max_event_bytes: int = DEFAULT_MAX_BYTES
+    cache_users: int = 20_000
+    max_conflict_rounds: int = 5
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    weights: EventWeights = field(default_factory=EventWeights)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)

@@ -1,0 +1,294 @@
+"""One batch of user events, end to end: decode, apply, rank, store, publish.
+
+The order of effects makes the pipeline effectively-once with at-least-once consumption:
+
+1. Undecodable records become dead letters (original key and bytes, reason in headers).
+2. Each user's events are applied to the stored profile by the pure core, which skips
+   events already applied (offset or event id), so a redelivered batch changes nothing.
+3. Changed users are ranked with one matrix product for the whole batch.
+4. All users' writes go to the store in one round trip, each atomic and compare-and-set on
+   the user's version; a user whose version moved (another worker wrote) is re-read and redone.
+5. Only then are offer messages and dead letters published; the caller acknowledges the
+   input after :meth:`BatchProcessor.process` returns. A crash before that redelivers the
+   batch: its events are duplicates, and an offer message whose trigger is among them is
+   published again from the stored copy with the same ``message_id``.
+
+:class:`~app.ports.StoreUnavailable` propagates: the caller retries the same batch later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.core.catalog import Catalogue
+from app.core.dead_letters import dead_letter_headers
+from app.core.enums import EventType
+from app.core.errors import EventRejected
+from app.core.events import UserEvent, decode_event
+from app.core.messages import build_next_best_offer
+from app.core.profile import ApplyResult, PendingEvent, apply_events
+from app.core.scoring import ranking_changed, score_batch
+from app.core.weights import event_weight
+from app.pipeline.cache import UserCache
+from app.pipeline.config import PipelineConfig
+from app.pipeline.records import InboundRecord
+from app.ports import OutboundRecord, ProfileStore, Publisher, StoredUser, UserWrite
+
+log = logging.getLogger(__name__)
+
+CHANNEL_HEADER = "nbo.channel"
+
+
+class ConflictsPersist(RuntimeError):
+    """Users kept failing compare-and-set; the batch is retried as a whole."""
+
+
+@dataclass
+class BatchStats:
+    """What one batch did (counts of events unless named otherwise)."""
+
+    received: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    no_vector: int = 0
+    dead_lettered: int = 0
+    published: int = 0
+    republished: int = 0
+    conflicts: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    user_id: str
+    state: StoredUser
+    events: list[tuple[InboundRecord, UserEvent]]
+    result: ApplyResult
+    old_offer_ids: list[str]
+    stored_trigger: str | None
+    exclude: set[str]
+    offers_json: bytes | None = None
+    message: OutboundRecord | None = None
+
+
+def _stored_offers(offers_json: bytes | None) -> tuple[list[str], str | None]:
+    """Offer ids and trigger event id of a stored NextBestOffer message."""
+    if not offers_json:
+        return [], None
+    doc = json.loads(offers_json)
+    return [o["offer_id"] for o in doc.get("offers", [])], doc.get("trigger", {}).get("event_id")
+
+
+class BatchProcessor:
+    """Processes batches of raw user-event records through the core (see module doc)."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        publisher: Publisher,
+        catalogue: Catalogue,
+        config: PipelineConfig,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._catalogue = catalogue
+        self._cfg = config
+        self._clock_ms = clock_ms
+        self._cache = UserCache(config.cache_users)
+
+    def forget_cached_users(self) -> None:
+        """Drop the in-memory user cache (call on every rebalance)."""
+        self._cache.clear()
+
+    async def process(self, records: Sequence[InboundRecord]) -> BatchStats:
+        """Process ``records`` (in partition order); returns when all effects are durable."""
+        now = self._clock_ms()
+        stats = BatchStats(received=len(records))
+        outbound: list[OutboundRecord] = []
+        by_user: dict[str, list[tuple[InboundRecord, UserEvent]]] = {}
+        for record in records:
+            try:
+                event = decode_event(record.value, self._cfg.max_event_bytes)
+            except EventRejected as exc:
+                outbound.append(self._dead_letter(record, exc.reason_class, exc.message, now))
+                stats.reasons[exc.reason_class] = stats.reasons.get(exc.reason_class, 0) + 1
+                continue
+            by_user.setdefault(event.user_id, []).append((record, event))
+
+        pending = list(by_user)
+        for _ in range(self._cfg.max_conflict_rounds):
+            if not pending:
+                break
+            pending = await self._round(pending, by_user, now, stats, outbound)
+        if pending:
+            raise ConflictsPersist(f"{len(pending)} users kept conflicting, e.g. {pending[0]!r}")
+
+        stats.dead_lettered = sum(1 for r in outbound if r.topic == self._cfg.dead_letter_topic)
+        if outbound:
+            await self._publisher.publish(outbound)
+        return stats
+
+    async def _round(
+        self,
+        user_ids: list[str],
+        by_user: dict[str, list[tuple[InboundRecord, UserEvent]]],
+        now: int,
+        stats: BatchStats,
+        outbound: list[OutboundRecord],
+    ) -> list[str]:
+        states = await self._states(user_ids)
+        plans: list[_Plan] = []
+        for user_id in user_ids:
+            try:
+                plans.append(self._plan(states[user_id], by_user[user_id], now))
+            except Exception as exc:  # bad data for one user must not stop the stream
+                log.exception("dead-lettering the events of user %r", user_id)
+                for record, _ in by_user[user_id]:
+                    outbound.append(self._dead_letter(record, type(exc).__name__, str(exc), now))
+        self._rank(plans, now)
+
+        writes = [
+            UserWrite(
+                user_id=p.user_id,
+                expected_version=p.state.version,
+                profile=p.result.profile,
+                offers_json=p.offers_json,
+                seen=self._seen(p.events),
+                purchased={
+                    e.item_id: e.ts_ms
+                    for _, e in p.events
+                    if e.type is EventType.PURCHASE and e.item_id is not None
+                },
+            )
+            for p in plans
+            if p.result.changed or p.offers_json is not None
+        ]
+        outcome = await self._store.commit(writes)
+        conflicts = set(outcome.conflicts)
+        for user_id in conflicts:
+            self._cache.evict(user_id)
+        stats.conflicts += len(conflicts)
+
+        for plan in plans:
+            if plan.user_id in conflicts:
+                continue
+            version = outcome.versions.get(plan.user_id, plan.state.version)
+            self._cache.put(
+                StoredUser(
+                    user_id=plan.user_id,
+                    profile=plan.result.profile,
+                    version=version,
+                    offers_json=plan.offers_json or plan.state.offers_json,
+                    purchased=frozenset(plan.exclude),
+                )
+            )
+            stats.applied += plan.result.applied
+            stats.duplicates += plan.result.duplicates
+            stats.no_vector += plan.result.no_vector
+            if plan.message is not None:
+                outbound.append(plan.message)
+                if plan.offers_json is None:
+                    stats.republished += 1
+                else:
+                    stats.published += 1
+        return [u for u in user_ids if u in conflicts]
+
+    async def _states(self, user_ids: list[str]) -> dict[str, StoredUser]:
+        states: dict[str, StoredUser] = {}
+        missing: list[str] = []
+        for user_id in user_ids:
+            cached = self._cache.get(user_id)
+            if cached is None:
+                missing.append(user_id)
+            else:
+                states[user_id] = cached
+        if missing:
+            states.update(await self._store.load(missing))
+        return states
+
+    def _plan(
+        self, state: StoredUser, events: list[tuple[InboundRecord, UserEvent]], now: int
+    ) -> _Plan:
+        catalogue = self._catalogue
+        pending = [
+            PendingEvent(
+                event_id=event.event_id,
+                partition=record.partition,
+                offset=record.offset,
+                ts_ms=event.ts_ms,
+                weight=event_weight(event, self._cfg.weights),
+                vector=catalogue.event_vector(event),
+            )
+            for record, event in events
+        ]
+        result = apply_events(state.profile, pending, self._cfg.profile, now_ms=now)
+        old_ids, stored_trigger = _stored_offers(state.offers_json)
+        exclude = set(state.purchased)
+        exclude.update(
+            e.item_id for _, e in events if e.type is EventType.PURCHASE and e.item_id is not None
+        )
+        plan = _Plan(state.user_id, state, events, result, old_ids, stored_trigger, exclude)
+        if not result.changed and state.offers_json is not None:
+            batch_ids = {e.event_id for _, e in events}
+            if stored_trigger in batch_ids:  # redelivered after a crash: publish again
+                plan.message = self._offer_record(state.user_id, state.offers_json)
+        return plan
+
+    def _rank(self, plans: list[_Plan], now: int) -> None:
+        to_rank = [p for p in plans if p.result.changed or p.state.offers_json is None]
+        if not to_rank:
+            return
+        vecs = np.stack([p.result.profile.vec for p in to_rank])
+        ranked = score_batch(
+            vecs, now, self._catalogue, self._cfg.scoring, [p.exclude for p in to_rank]
+        )
+        for plan, offers in zip(to_rank, ranked, strict=True):
+            new_ids = [s.offer_id for s in offers]
+            if not offers or not (
+                ranking_changed(plan.old_offer_ids, new_ids) or plan.state.offers_json is None
+            ):
+                continue
+            trigger = plan.events[-1][1]
+            message = build_next_best_offer(
+                plan.user_id,
+                trigger,
+                offers,
+                now,
+                model_version=self._cfg.model_version,
+                dim=self._catalogue.dim,
+                ttl_ms=self._cfg.offer_ttl_ms,
+            )
+            if message is None:
+                continue
+            plan.offers_json = message.to_json_bytes()
+            plan.message = self._offer_record(plan.user_id, plan.offers_json, message.channel)
+
+    def _offer_record(
+        self, user_id: str, offers_json: bytes, channel: str | None = None
+    ) -> OutboundRecord:
+        if channel is None:
+            channel = str(json.loads(offers_json).get("channel", ""))
+        return OutboundRecord(
+            topic=self._cfg.offers_topic,
+            key=user_id.encode(),
+            value=offers_json,
+            headers=((CHANNEL_HEADER, channel.encode()),),
+        )
+
+    @staticmethod
+    def _seen(events: list[tuple[InboundRecord, UserEvent]]) -> dict[str, int]:
+        return {e.item_id: e.ts_ms for _, e in events if e.is_item_event and e.item_id is not None}
+
+    def _dead_letter(
+        self, record: InboundRecord, reason_class: str, message: str, now: int
+    ) -> OutboundRecord:
+        headers = dead_letter_headers(
+            reason_class, message, record.topic, record.partition, record.offset, now
+        )
+        return OutboundRecord(self._cfg.dead_letter_topic, record.key, record.value, headers)

@@ -1,0 +1,118 @@
+"""The one settings object of nbo-stream.
+
+Every knob is read from the environment with the ``NBO_`` prefix (``NBO_KAFKA_BOOTSTRAP``,
+``NBO_REDIS_URL`` ...), or from a ``.env`` file in the working directory. Build it once with
+:func:`load_settings` and pass it down; nothing reads the environment anywhere else.
+Secrets are ``SecretStr`` so they never show in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Units are in the field names (``_s`` seconds, ``_ms`` ms)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NBO_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- services -------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers, comma separated (host:port). "
+        "Unset: commands that need a broker use the local stack.",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL (redis:// or rediss://, may carry ACL user and password). "
+        "Unset: commands that need Redis use the local stack.",
+    )
+
+    # --- worker and topics ------------------------------------------------------------------
+    app_id: str = Field(default="nbo-stream", description="faust app id = Kafka consumer group.")
+    topic_user_events: str = Field(default="user-events", description="Input events topic.")
+    topic_item_catalog: str = Field(default="item-catalog", description="Items (compacted).")
+    topic_offer_catalog: str = Field(default="offer-catalog", description="Offers (compacted).")
+    topic_offers: str = Field(default="next-best-offers", description="Outbound offer messages.")
+    topic_dead_letters: str = Field(default="user-events.dlq", description="Rejected events.")
+    declare_topics: bool = Field(
+        default=True, description="Create missing topics; false when an operator manages them."
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor of topics the app creates."
+    )
+    user_events_partitions: int = Field(
+        default=12, ge=1, description="Partitions of user-events when the app creates it."
+    )
+    batch_size: int = Field(default=500, ge=1, description="Events per batch (stream.take n).")
+    batch_within_s: float = Field(
+        default=0.05, gt=0, description="Longest wait to fill a batch, seconds."
+    )
+    session_timeout_s: float = Field(
+        default=30.0, gt=0, description="Kafka consumer session timeout, seconds."
+    )
+    heartbeat_interval_s: float = Field(
+        default=3.0, gt=0, description="Kafka consumer heartbeat interval, seconds."
+    )
+    commit_interval_s: float = Field(
+        default=2.8, gt=0, description="How often consumed offsets are committed, seconds."
+    )
+    web_port: int = Field(default=6066, description="HTTP port of lookups, health and metrics.")
+    web_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+
+    # --- model -------------------------------------------------------------------------------
+    vector_dim: int = Field(default=64, ge=2, description="Preference vector dimension D.")
+    half_life_s: float = Field(
+        default=7 * 86_400.0, gt=0, description="Half-life of an event's weight, seconds."
+    )
+    top_k: int = Field(default=5, ge=1, le=100, description="Offers per message.")
+    offer_ttl_s: int = Field(default=86_400, ge=1, description="Offer message lifetime, seconds.")
+    user_ttl_s: int = Field(
+        default=30 * 86_400, ge=60, description="TTL of every per-user Redis key, seconds."
+    )
+    recent_event_ids: int = Field(
+        default=32, ge=0, description="Event ids remembered per user to drop duplicates."
+    )
+    cache_users: int = Field(
+        default=20_000, ge=0, description="User states cached in worker memory."
+    )
+    model_version: str = Field(default="tags-v1", description="Model version in messages.")
+
+    # --- local stack (``nbo stack``) ------------------------------------------------------
+    stack_dir: Path = Field(
+        default=Path(".stack"),
+        description="Where the local stack keeps data, logs, pid files and its env file.",
+    )
+    stack_cache_dir: Path = Field(
+        default=Path(".cache/stack"),
+        description="Where the Kafka jars resolved from Maven Central are cached.",
+    )
+    stack_kafka_port: int = Field(default=19092, description="Local broker's client port.")
+    stack_controller_port: int = Field(default=19093, description="Local KRaft controller port.")
+    stack_redis_port: int = Field(default=16379, description="Local Redis port.")
+    stack_start_timeout_s: float = Field(
+        default=90.0, description="How long `nbo stack up` waits for readiness, seconds."
+    )
+    stack_kafka_heap: str = Field(default="512m", description="JVM -Xmx of the local broker.")
+
+
+def load_settings() -> Settings:
+    """Build the settings from the environment (the only place that does)."""
+    return Settings()
+
+
+def kafka_bootstrap_or_local(settings: Settings) -> str:
+    """The configured bootstrap servers, else the local stack's broker address."""
+    return settings.kafka_bootstrap or f"127.0.0.1:{settings.stack_kafka_port}"
+
+
+def redis_url_or_local(settings: Settings) -> str:
+    """The configured Redis URL (a secret), else the local stack's Redis."""
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value()
+    return f"redis://127.0.0.1:{settings.stack_redis_port}/0"

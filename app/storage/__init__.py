@@ -1,0 +1,1 @@
+"""Adapters of :class:`app.ports.ProfileStore`: Redis (production) and in-memory (tests)."""

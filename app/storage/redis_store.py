@@ -1,0 +1,127 @@
+"""Redis adapter of :class:`app.ports.ProfileStore`: one pipelined round trip per call.
+
+``load`` reads every user's profile hash, offers and purchased set in one pipeline; ``commit``
+runs one Lua script per user (``commit.lua``: compare-and-set on the profile's ``ver`` field,
+then profile, offers and recent-item sets written atomically, every key's TTL refreshed) in one
+pipeline. Keys: :mod:`app.storage.keys`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome
+from app.storage.keys import user_keys
+from app.storage.profile_codec import decode_profile, profile_fields
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class RedisStoreConfig:
+    """Parameters of the Redis store.
+
+    ``ttl_s``: TTL of every per-user key, refreshed on each write (default 30 days).
+    ``seen_cap`` / ``purchased_cap``: most recent items kept per user (defaults 200 / 500).
+    """
+
+    dim: int = 64
+    ttl_s: int = 30 * 86_400
+    seen_cap: int = 200
+    purchased_cap: int = 500
+    prefix: str = "nbo"
+
+
+def _commit_script() -> str:
+    return resources.files("app.storage").joinpath("commit.lua").read_text(encoding="utf-8")
+
+
+class RedisProfileStore:
+    """Per-user state in Redis (see module doc)."""
+
+    def __init__(self, client: aioredis.Redis, config: RedisStoreConfig) -> None:
+        self._client = client
+        self._config = config
+        self._commit = client.register_script(_commit_script())
+
+    async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
+        """One pipeline: HGETALL profile, GET offers, ZRANGE purchased for each user."""
+        if not user_ids:
+            return {}
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    keys = user_keys(user_id, self._config.prefix)
+                    pipe.hgetall(keys.profile)
+                    pipe.get(keys.offers)
+                    pipe.zrange(keys.purchased, 0, -1)
+                replies: list[Any] = await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis unreachable while loading: {exc}") from exc
+        result: dict[str, StoredUser] = {}
+        for i, user_id in enumerate(user_ids):
+            raw_profile, offers, purchased = replies[3 * i : 3 * i + 3]
+            profile, version = decode_profile(raw_profile, self._config.dim)
+            result[user_id] = StoredUser(
+                user_id=user_id,
+                profile=profile,
+                version=version,
+                offers_json=offers,
+                purchased=frozenset(p.decode() for p in purchased),
+            )
+        return result
+
+    async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
+        """One pipeline of commit-script calls; users whose version moved are conflicts."""
+        if not writes:
+            return WriteOutcome({}, [])
+        cfg = self._config
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for write in writes:
+                    keys = user_keys(write.user_id, cfg.prefix)
+                    await self._commit(keys=list(keys.all()), args=self._args(write), client=pipe)
+                replies: list[Any] = await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis unreachable while committing: {exc}") from exc
+        versions: dict[str, int] = {}
+        conflicts: list[str] = []
+        for write, (ok, version) in zip(writes, replies, strict=True):
+            if int(ok) == 1:
+                versions[write.user_id] = int(version)
+            else:
+                conflicts.append(write.user_id)
+        return WriteOutcome(versions, conflicts)
+
+    def _args(self, write: UserWrite) -> list[bytes | str | int]:
+        cfg = self._config
+        fields = profile_fields(write.profile)
+        args: list[bytes | str | int] = [
+            write.expected_version,
+            cfg.ttl_s,
+            write.offers_json if write.offers_json is not None else b"",
+            cfg.seen_cap,
+            cfg.purchased_cap,
+            len(fields),
+        ]
+        for name, value in fields:
+            args += [name, value]
+        for items in (write.seen, write.purchased):
+            args.append(len(items))
+            for item_id, ts_ms in items.items():
+                args += [ts_ms, item_id]
+        return args
+
+    async def ping(self) -> bool:
+        """Whether Redis answers PING now."""
+        try:
+            return bool(await self._client.ping())
+        except _UNAVAILABLE:
+            return False

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.core.catalog import NO_END, NO_START, Catalogue
+from app.core.catalog_records import Item, Offer
+from app.core.errors import EventRejected
+from app.core.events import UserEvent
+from app.core.vectors import hash_tags
+
+pytestmark = pytest.mark.unit
+
+DIM = 8
+
+
+def onehot(i: int, scale: float = 1.0) -> tuple[float, ...]:
+    return tuple(scale if j == i else 0.0 for j in range(DIM))
+
+
+def test_upserts_are_rebuilt_once_on_the_next_snapshot() -> None:
+    cat = Catalogue(dim=DIM)
+    for i in range(50):
+        cat.upsert_offer(Offer(offer_id=f"o{i}", title="t", tags=(f"t{i}",)))
+    assert cat.rebuilds == 0
+    snap = cat.snapshot()
+    assert cat.rebuilds == 1
+    assert cat.snapshot() is snap
+    assert cat.rebuilds == 1
+    cat.upsert_offer(Offer(offer_id="o0", title="changed"))
+    assert cat.snapshot().offers[cat.snapshot().offer_index["o0"]].title == "changed"
+    assert cat.rebuilds == 2
+
+
+def test_delete_is_a_tombstone() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_offer(Offer(offer_id="o", title="t"))
+    cat.upsert_item(Item(item_id="i"))
+    assert cat.delete_offer("o") is True
+    assert cat.delete_offer("o") is False
+    assert cat.delete_item("i") is True
+    assert cat.delete_item("missing") is False
+    assert cat.snapshot().size == 0
+    assert cat.item("i") is None and cat.offer("o") is None
+
+
+def test_deleting_an_unknown_id_does_not_force_a_rebuild() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.snapshot()
+    cat.delete_offer("nope")
+    cat.delete_item("nope")
+    cat.snapshot()
+    assert cat.rebuilds == 1
+
+
+def test_offer_vector_prefers_explicit_then_items_then_tags() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_item(Item(item_id="a", vector=onehot(0)))
+    cat.upsert_item(Item(item_id="b", vector=onehot(1, 3.0)))
+    cat.upsert_offer(Offer(offer_id="explicit", title="t", vector=onehot(5, 2.0), item_ids=("a",)))
+    cat.upsert_offer(Offer(offer_id="items", title="t", item_ids=("a", "b", "unknown")))
+    cat.upsert_offer(Offer(offer_id="tags", title="t", item_ids=("unknown",), tags=("x", "y")))
+    cat.upsert_offer(Offer(offer_id="nothing", title="t"))
+    snap = cat.snapshot()
+    row = snap.offer_index
+    assert np.allclose(snap.matrix[row["explicit"]], onehot(5))
+    half = 1 / np.sqrt(2)
+    assert np.allclose(snap.matrix[row["items"]], (half, half, 0, 0, 0, 0, 0, 0))
+    tagged = hash_tags(["x", "y"], DIM)
+    assert tagged is not None
+    assert np.array_equal(snap.matrix[row["tags"]], tagged)
+    assert not snap.matrix[row["nothing"]].any()
+    assert cat.offer_vector("nothing") is None
+    assert cat.offer_vector("missing") is None
+    assert np.allclose(cat.offer_vector("explicit"), onehot(5))  # type: ignore[arg-type]
+    norms = np.linalg.norm(snap.matrix[[row["explicit"], row["items"], row["tags"]]], axis=1)
+    assert np.allclose(norms, 1.0)
+
+
+def test_item_changes_reach_the_offers_built_from_them() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_item(Item(item_id="a", vector=onehot(0)))
+    cat.upsert_offer(Offer(offer_id="o", title="t", item_ids=("a",)))
+    assert np.allclose(cat.offer_vector("o"), onehot(0))  # type: ignore[arg-type]
+    cat.upsert_item(Item(item_id="a", vector=onehot(2)))
+    assert np.allclose(cat.offer_vector("o"), onehot(2))  # type: ignore[arg-type]
+
+
+def test_arrays_and_sentinels() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_offer(
+        Offer(offer_id="a", title="t", value=10, priority=-4, valid_from=5, channels=("sms",))
+    )
+    cat.upsert_offer(Offer(offer_id="b", title="t", value=5, priority=2, valid_until=9))
+    snap = cat.snapshot()
+    assert snap.offer_ids == ("a", "b")
+    assert np.allclose(snap.value_norm, [1.0, 0.5])
+    assert np.allclose(snap.priority_norm, [-1.0, 0.5])
+    assert list(snap.valid_from) == [5, NO_START]
+    assert list(snap.valid_until) == [NO_END, 9]
+    assert snap.channel_mask[0].sum() == 1 and not snap.channel_mask[1].any()
+    with pytest.raises(ValueError):
+        snap.value_norm[0] = 3.0
+
+
+def test_all_zero_values_and_priorities_normalise_to_zero() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_offer(Offer(offer_id="a", title="t"))
+    snap = cat.snapshot()
+    assert snap.value_norm[0] == 0.0 and snap.priority_norm[0] == 0.0
+
+
+def test_popularity_updates_without_a_full_rebuild() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.set_popularity("b", 0.25)  # before the offer exists
+    cat.upsert_offer(Offer(offer_id="a", title="t"))
+    cat.upsert_offer(Offer(offer_id="b", title="t"))
+    assert list(cat.snapshot().popularity) == [0.0, 0.25]
+    cat.set_popularity("a", 0.75)
+    assert list(cat.snapshot().popularity) == [0.75, 0.25]
+    assert cat.rebuilds == 1
+    with pytest.raises(ValueError):
+        cat.set_popularity("a", float("nan"))
+
+
+@pytest.mark.parametrize("vector", [(1.0, 2.0), tuple([1.0] * (DIM + 1))])
+def test_vectors_of_the_wrong_dimension_are_rejected(vector: tuple[float, ...]) -> None:
+    cat = Catalogue(dim=DIM)
+    with pytest.raises(EventRejected) as info:
+        cat.upsert_item(Item(item_id="i", vector=vector))
+    assert info.value.reason_class == "SchemaViolation"
+    assert "expected 8" in info.value.message
+    with pytest.raises(EventRejected):
+        cat.upsert_offer(Offer(offer_id="o", title="t", vector=vector))
+    assert cat.n_items == 0 and cat.n_offers == 0
+
+
+def test_item_lookups() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_item(Item(item_id="i", tags=(" Sci-Fi", "space", "SPACE")))
+    cat.upsert_item(Item(item_id="bare"))
+    assert cat.item_tags("i") == ("sci-fi", "space")
+    assert cat.item_tags("missing") == ()
+    assert np.array_equal(cat.item_vector("i"), hash_tags(["sci-fi", "space"], DIM))  # type: ignore[arg-type]
+    assert cat.item_vector("bare") is None
+    assert cat.item_vector("missing") is None
+
+
+def event(**fields: object) -> UserEvent:
+    return UserEvent.model_validate({"event_id": "e", "user_id": "u", "ts": 0, **fields})
+
+
+def test_event_vector_resolution() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_item(Item(item_id="known", vector=onehot(1)))
+    cat.upsert_item(Item(item_id="bare"))
+    cat.upsert_offer(Offer(offer_id="o", title="t", item_ids=("known",)))
+    tagged = hash_tags(["x"], DIM)
+    known = cat.event_vector(event(type="view", item_id="known", tags=["x"]))
+    assert np.allclose(known, onehot(1))  # type: ignore[arg-type]
+    unknown = cat.event_vector(event(type="view", item_id="nope", tags=["x"]))
+    assert np.array_equal(unknown, tagged)  # type: ignore[arg-type]
+    bare = cat.event_vector(event(type="like", item_id="bare", tags=["x"]))
+    assert np.array_equal(bare, tagged)  # type: ignore[arg-type]
+    offer = cat.event_vector(event(type="offer_accepted", offer_id="o"))
+    assert np.allclose(offer, onehot(1))  # type: ignore[arg-type]
+    assert cat.event_vector(event(type="view", item_id="nope")) is None
+
+
+def test_vocabulary_holds_item_and_offer_tags() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_item(Item(item_id="i", tags=("B",)))
+    cat.upsert_offer(Offer(offer_id="o", title="t", tags=("a",), item_ids=("i",)))
+    snap = cat.snapshot()
+    assert snap.tag_names == ("a", "b")
+    assert snap.offer_tags == (("a", "b"),)
+    assert snap.tag_matrix.shape == (2, DIM)
+    assert list(snap.offers_with_items(["i", "other"])) == [0]
+    assert snap.offers_with_items(["other"]).size == 0

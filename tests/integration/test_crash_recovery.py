@@ -1,0 +1,184 @@
+"""Nothing lost, nothing counted twice: crashes between the Redis write and the offset commit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from agents.app import pipeline_config
+from agents.topics import ensure_topics, topic_specs
+from app.core.catalog import Catalogue
+from app.core.catalog_records import Offer
+from app.pipeline.processor import BatchProcessor
+from app.pipeline.records import InboundRecord
+from app.ports import OutboundRecord
+from app.storage.keys import user_keys
+from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
+from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.worker import WorkerEnv, WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+
+class KafkaPublisher:
+    """A plain aiokafka publisher (the worker uses faust's producer instead)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, records: Sequence[OutboundRecord]) -> None:
+        futures = [
+            await self._producer.send(r.topic, r.value, r.key, headers=list(r.headers))
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+
+
+def like(event_id: str, user: str, offset_ts: int) -> bytes:
+    return as_json(
+        {
+            "event_id": event_id,
+            "user_id": user,
+            "type": "like",
+            "item_id": "i0",
+            "tags": ["sci-fi"],
+            "ts": 1_700_000_000_000 + offset_ts,
+        }
+    )
+
+
+async def total_n_events(client: aioredis.Redis, users: list[str]) -> dict[str, int]:
+    async with client.pipeline(transaction=False) as pipe:
+        for user in users:
+            pipe.hget(user_keys(user).profile, "n_events")
+        values = await pipe.execute()
+    return {u: int(v or 0) for u, v in zip(users, values, strict=True)}
+
+
+async def test_a_batch_redelivered_after_a_crash_before_commit_is_applied_once(
+    kafka_bootstrap: str,
+    redis_client: aioredis.Redis,
+    unique: Callable[[str], str],
+) -> None:
+    env = WorkerEnv(kafka_bootstrap, "unused", unique("crash"))
+    s = env.settings()
+    await ensure_topics(kafka_bootstrap, topic_specs(s))
+    user = f"dave-{env.token}"
+    await produce(
+        kafka_bootstrap,
+        s.topic_user_events,
+        [(user.encode(), like(f"e{i}", user, i)) for i in range(5)],
+    )
+    catalogue = Catalogue()
+    catalogue.upsert_offer(
+        Offer(offer_id="o1", title="Space", tags=("sci-fi",), value=1.0, channels=("web",))
+    )
+    store = RedisProfileStore(redis_client, RedisStoreConfig())
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    group = f"group-{env.token}"
+
+    async def consume_and_process_without_commit() -> None:
+        consumer = AIOKafkaConsumer(
+            s.topic_user_events,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            records: list[InboundRecord] = []
+            deadline = time.monotonic() + 20
+            while len(records) < 5 and time.monotonic() < deadline:
+                for tp, msgs in (await consumer.getmany(timeout_ms=300)).items():
+                    records += [
+                        InboundRecord(tp.topic, tp.partition, m.offset, m.key, m.value)
+                        for m in msgs
+                    ]
+            assert len(records) == 5
+            processor = BatchProcessor(
+                store, KafkaPublisher(producer), catalogue, pipeline_config(s), lambda: 1
+            )
+            await processor.process(records)
+        finally:
+            await consumer.stop()  # "crash": the offsets were never committed
+
+    try:
+        await consume_and_process_without_commit()
+        await consume_and_process_without_commit()  # redelivered from the same offsets
+    finally:
+        await producer.stop()
+
+    assert (await total_n_events(redis_client, [user]))[user] == 5
+    messages = await read_topic(kafka_bootstrap, s.topic_offers, expect=2, timeout_s=10)
+    assert len(messages) == 2  # published, then published again from the stored copy
+    ids = {json.loads(m.value)["message_id"] for m in messages}
+    assert len(ids) == 1  # the same message id: channel services can drop the repeat
+
+
+async def test_a_worker_killed_mid_stream_loses_and_double_counts_nothing(
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    unique: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    env = WorkerEnv(kafka_bootstrap, redis_url, unique("kill"), extra={"NBO_BATCH_SIZE": "20"})
+    s = env.settings()
+    await ensure_topics(kafka_bootstrap, topic_specs(s))
+    rng = random.Random(7)
+    users = [f"u{i}-{env.token}" for i in range(100)]
+    records: list[tuple[bytes, bytes]] = []
+    expected: Counter[str] = Counter()
+    for n in range(6_000):
+        user = rng.choice(users)
+        records.append((user.encode(), like(f"ev{n}", user, n)))
+        expected[user] += 1
+        if n % 50 == 0:  # a producer retry: same event id again, must count once
+            records.append((user.encode(), like(f"ev{n}", user, n)))
+    await produce(kafka_bootstrap, s.topic_user_events, records)
+
+    first = WorkerProcess(env, tmp_path / "worker-1.log").start()
+    try:
+        deadline = time.monotonic() + 60
+        progress = 0
+        while time.monotonic() < deadline:
+            progress = sum((await total_n_events(redis_client, users)).values())
+            if progress >= 500:
+                break
+            await asyncio.sleep(0.05)
+        first.kill()
+    finally:
+        first.kill()
+    at_kill = sum((await total_n_events(redis_client, users)).values())
+    assert 0 < at_kill < 6_000, (
+        f"the kill must land mid-stream (applied {at_kill}):\n{first.tail()}"
+    )
+
+    second = WorkerProcess(env, tmp_path / "worker-2.log").start()
+    try:
+        deadline = time.monotonic() + 90
+        counts: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            counts = await total_n_events(redis_client, users)
+            if sum(counts.values()) >= 6_000:
+                break
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(1.0)  # anything applied twice would show up now
+        counts = await total_n_events(redis_client, users)
+    finally:
+        second.stop()
+
+    lost = {u: expected[u] - counts[u] for u in users if counts[u] < expected[u]}
+    doubled = {u: counts[u] - expected[u] for u in users if counts[u] > expected[u]}
+    assert lost == {} and doubled == {}, second.tail()

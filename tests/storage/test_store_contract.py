@@ -1,0 +1,114 @@
+"""One contract, two stores: the Redis store and its in-memory twin behave the same."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from app.core.profile import Profile
+from app.core.vectors import vec_from_bytes
+from app.ports import ProfileStore, UserWrite
+from app.storage.keys import user_keys
+from app.storage.memory_store import MemoryProfileStore
+from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
+
+DIM = 8
+
+
+def profile(n: int) -> Profile:
+    return Profile(
+        vec=np.arange(DIM, dtype=np.float32) * n,
+        t_ref_ms=1_000 + n,
+        n_events=n,
+        updated_at_ms=2_000 + n,
+        offsets={0: 10 + n, 3: 7},
+        recent_event_ids=(("a", 1_000), ("b", 1_000 + n)),
+    )
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory", marks=pytest.mark.unit),
+        pytest.param("redis", marks=pytest.mark.integration),
+    ]
+)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[ProfileStore]:
+    if request.param == "memory":
+        yield MemoryProfileStore(seen_cap=3)
+        return
+    url: str = request.getfixturevalue("redis_url")
+    client = aioredis.Redis.from_url(url)
+    prefix = f"nbotest{uuid.uuid4().hex[:8]}"
+    try:
+        yield RedisProfileStore(client, RedisStoreConfig(dim=DIM, seen_cap=3, prefix=prefix))
+    finally:
+        async for key in client.scan_iter(match=f"{prefix}:*"):
+            await client.delete(key)
+        await client.aclose()
+
+
+async def test_an_unknown_user_has_no_profile_and_version_zero(store: ProfileStore) -> None:
+    loaded = await store.load(["nobody"])
+    assert loaded["nobody"].profile is None and loaded["nobody"].version == 0
+    assert loaded["nobody"].offers_json is None
+
+
+async def test_a_committed_user_loads_back_unchanged(store: ProfileStore) -> None:
+    outcome = await store.commit(
+        [UserWrite("u1", 0, profile(2), b'{"offers":[]}', {"i1": 5}, {"i9": 6})]
+    )
+    assert outcome.versions == {"u1": 1} and list(outcome.conflicts) == []
+
+    loaded = (await store.load(["u1"]))["u1"]
+    assert loaded.profile == profile(2)
+    assert loaded.version == 1
+    assert loaded.offers_json == b'{"offers":[]}'
+    assert loaded.purchased == frozenset({"i9"})
+
+
+async def test_a_write_on_a_stale_version_is_a_conflict_and_changes_nothing(
+    store: ProfileStore,
+) -> None:
+    await store.commit([UserWrite("u1", 0, profile(1))])
+    outcome = await store.commit([UserWrite("u1", 0, profile(5)), UserWrite("u2", 0, profile(3))])
+
+    assert list(outcome.conflicts) == ["u1"] and outcome.versions == {"u2": 1}
+    loaded = await store.load(["u1", "u2"])
+    assert loaded["u1"].profile == profile(1)
+    assert loaded["u2"].profile == profile(3)
+
+
+async def test_offers_are_kept_when_a_write_carries_none(store: ProfileStore) -> None:
+    await store.commit([UserWrite("u1", 0, profile(1), b"first")])
+    await store.commit([UserWrite("u1", 1, profile(2), None)])
+    assert (await store.load(["u1"]))["u1"].offers_json == b"first"
+
+
+@pytest.mark.integration
+async def test_redis_layout_is_the_public_contract(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    prefix = f"nbotest{uuid.uuid4().hex[:8]}"
+    store = RedisProfileStore(
+        client, RedisStoreConfig(dim=DIM, ttl_s=3_600, seen_cap=2, prefix=prefix)
+    )
+    try:
+        await store.commit(
+            [UserWrite("u:1@x", 0, profile(4), b"{}", {"a": 1, "b": 2, "c": 3}, {"p": 9})]
+        )
+        keys = user_keys("u:1@x", prefix)
+        assert keys.profile == f"{prefix}:{{u:u:1@x}}:profile"
+        raw = await client.hgetall(keys.profile)
+        assert len(raw[b"vec"]) == DIM * 4
+        assert np.array_equal(vec_from_bytes(raw[b"vec"], DIM), profile(4).vec)
+        assert raw[b"n_events"] == b"4" and raw[b"updated_at"] == b"2004"
+        assert await client.zrange(keys.seen, 0, -1) == [b"b", b"c"]  # capped to the newest 2
+        for key in keys.all():
+            assert 3_500 < await client.ttl(key) <= 3_600
+    finally:
+        async for key in client.scan_iter(match=f"{prefix}:*"):
+            await client.delete(key)
+        await client.aclose()
