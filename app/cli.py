@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from app.settings import Settings, load_settings
 
@@ -52,6 +53,64 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from app.commands.files import event_lines
+    from app.commands.kafka_io import send_all
+    from app.settings import kafka_bootstrap_or_local
+
+    topic = args.topic or settings.topic_user_events
+    lines = list(event_lines(args.file))
+    sent = asyncio.run(send_all(kafka_bootstrap_or_local(settings), topic, lines, total=len(lines)))
+    print(f"produced {sent} events to {topic}")
+    return 0
+
+
+def _catalog_load(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from app.commands.files import catalogue_lines
+    from app.commands.kafka_io import send_all
+    from app.settings import kafka_bootstrap_or_local
+
+    bootstrap = kafka_bootstrap_or_local(settings)
+    items, offers = catalogue_lines(args.file)
+    asyncio.run(send_all(bootstrap, settings.topic_item_catalog, items, total=len(items)))
+    asyncio.run(send_all(bootstrap, settings.topic_offer_catalog, offers, total=len(offers)))
+    print(
+        f"loaded {len(items)} items onto {settings.topic_item_catalog}, "
+        f"{len(offers)} offers onto {settings.topic_offer_catalog}"
+    )
+    return 0
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from app.commands.kafka_io import tail
+    from app.settings import kafka_bootstrap_or_local
+
+    asyncio.run(
+        tail(
+            kafka_bootstrap_or_local(settings),
+            args.topic or settings.topic_offers,
+            from_beginning=args.from_beginning,
+            limit=args.max,
+            timeout_s=args.idle_timeout,
+        )
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.commands.demo import DemoOptions, run_demo
+
+    keep = sys.stdin.isatty() if args.keep_running is None else args.keep_running
+    options = DemoOptions(events=args.events, movielens=args.movielens, keep_running=keep)
+    return run_demo(settings, options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nbo`` (exposed for tests and ``--help`` docs)."""
     parser = argparse.ArgumentParser(prog="nbo", description=__doc__)
@@ -77,6 +136,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"]
     )
     worker.set_defaults(handler=_worker)
+
+    produce = sub.add_parser("produce", help="JSON lines of events onto user-events")
+    produce.add_argument("file", type=Path)
+    produce.add_argument("--topic", help="default: NBO_TOPIC_USER_EVENTS")
+    produce.set_defaults(handler=_produce)
+
+    catalog = sub.add_parser("catalog", help="the item and offer catalogues")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    load = catalog_sub.add_parser(
+        "load", help="JSON lines of items and offers onto the catalogue topics"
+    )
+    load.add_argument("file", type=Path)
+    load.set_defaults(handler=_catalog_load)
+
+    tail = sub.add_parser("tail", help="print next-best-offer messages as they arrive")
+    tail.add_argument("--topic", help="default: NBO_TOPIC_OFFERS")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, default=None, help="stop after this many")
+    tail.add_argument("--idle-timeout", type=float, default=None, help="stop after idle seconds")
+    tail.set_defaults(handler=_tail)
+
+    demo = sub.add_parser("demo", help="the whole pipeline on generated (or MovieLens) data")
+    demo.add_argument("--events", type=int, default=50_000, help="generated events (50,000)")
+    demo.add_argument("--movielens", type=Path, help="replay a MovieLens directory instead")
+    demo.add_argument(
+        "--keep-running",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the worker up after the summary (default: when a terminal is attached)",
+    )
+    demo.set_defaults(handler=_demo)
     return parser
 
 

@@ -85,6 +85,7 @@ def build_next_best_offer(
     model_version: str,
     dim: int,
     ttl_ms: int = DEFAULT_TTL_MS,
+    max_offers: int | None = None,
 ) -> NextBestOffer | None:
     """Build the message for ``ranked`` (best first), or ``None`` when no offer has a channel.
 
@@ -99,7 +100,7 @@ def build_next_best_offer(
             break
     if channel is None:
         return None
-    kept = [s for s in ranked if channel in s.offer.channels]
+    kept = [s for s in ranked if channel in s.offer.channels][:max_offers]
     return NextBestOffer(
         message_id=message_id(user_id, trigger_event.event_id),
         user_id=user_id,

@@ -18,6 +18,8 @@ class PipelineConfig:
     ``cache_users``: profiles kept in the worker's memory between batches (default 20,000),
     so a warm batch costs one Redis round trip. ``max_conflict_rounds``: how often a batch
     re-reads users whose compare-and-set failed before giving up (default 5).
+    ``candidate_factor``: offers ranked per user are ``k`` times this (default 4), so a message
+    still has ``k`` offers after keeping only those allowed on its channel.
     """
 
     offers_topic: str = "next-best-offers"
@@ -27,6 +29,7 @@ class PipelineConfig:
     max_event_bytes: int = DEFAULT_MAX_BYTES
     cache_users: int = 20_000
     max_conflict_rounds: int = 5
+    candidate_factor: int = 4
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     weights: EventWeights = field(default_factory=EventWeights)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)

@@ -101,6 +101,9 @@ class BatchProcessor:
         self._cfg = config
         self._clock_ms = clock_ms
         self._cache = UserCache(config.cache_users)
+        # rank more than K so that K remain after keeping only the chosen channel's offers
+        k = config.scoring.k * config.candidate_factor
+        self._candidates = config.scoring.model_copy(update={"k": min(k, 1000)})
 
     def forget_cached_users(self) -> None:
         """Drop the in-memory user cache (call on every rebalance)."""
@@ -246,13 +249,10 @@ class BatchProcessor:
             return
         vecs = np.stack([p.result.profile.vec for p in to_rank])
         ranked = score_batch(
-            vecs, now, self._catalogue, self._cfg.scoring, [p.exclude for p in to_rank]
+            vecs, now, self._catalogue, self._candidates, [p.exclude for p in to_rank]
         )
         for plan, offers in zip(to_rank, ranked, strict=True):
-            new_ids = [s.offer_id for s in offers]
-            if not offers or not (
-                ranking_changed(plan.old_offer_ids, new_ids) or plan.state.offers_json is None
-            ):
+            if not offers:
                 continue
             trigger = plan.events[-1][1]
             message = build_next_best_offer(
@@ -263,8 +263,12 @@ class BatchProcessor:
                 model_version=self._cfg.model_version,
                 dim=self._catalogue.dim,
                 ttl_ms=self._cfg.offer_ttl_ms,
+                max_offers=self._cfg.scoring.k,
             )
             if message is None:
+                continue
+            new_ids = [o.offer_id for o in message.offers]
+            if not ranking_changed(plan.old_offer_ids, new_ids) and plan.state.offers_json:
                 continue
             plan.offers_json = message.to_json_bytes()
             plan.message = self._offer_record(plan.user_id, plan.offers_json, message.channel)

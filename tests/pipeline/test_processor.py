@@ -226,3 +226,27 @@ async def test_the_memory_store_rejects_a_write_on_a_stale_version() -> None:
     assert stored.profile is not None
     outcome = await store.commit([UserWrite("u1", stored.version - 1, stored.profile)])
     assert outcome.conflicts == ["u1"]
+
+
+async def test_a_message_keeps_k_offers_of_its_channel_when_top_offers_mix_channels() -> None:
+    cat = Catalogue(dim=64)
+    for i in range(12):
+        cat.upsert_offer(
+            Offer(
+                offer_id=f"m{i:02d}",
+                title=f"Mixed {i}",
+                tags=("sci-fi",),
+                value=float(20 - i),
+                channels=("email",) if i % 2 else ("push",),
+            )
+        )
+    cfg = PipelineConfig(offers_topic="nbo", dead_letter_topic="dlq")
+    publisher = RecordingPublisher()
+    processor = BatchProcessor(MemoryProfileStore(), publisher, cat, cfg, lambda: NOW)
+
+    await processor.process([event(0)])
+
+    message = json.loads(publisher.on("nbo")[0].value or b"")
+    assert message["channel"] == "push"  # the best offer (m00) allows push only
+    assert [o["offer_id"] for o in message["offers"]] == ["m00", "m02", "m04", "m06", "m08"]
+    assert [o["rank"] for o in message["offers"]] == [1, 2, 3, 4, 5]

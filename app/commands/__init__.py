@@ -1,0 +1,1 @@
+"""The I/O commands behind ``nbo``: produce, catalogue load, tail, demo."""

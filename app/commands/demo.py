@@ -1,0 +1,238 @@
+"""``nbo demo``: the whole pipeline on a local stack, with a summary a person can read.
+
+Brings the local stack up unless Kafka and Redis are configured, creates the topics, loads a
+generated shop catalogue (or MovieLens movies), starts ``nbo worker`` as a child process, produces
+a realistic event stream with a progress bar, waits until the worker has consumed all of it, and
+prints throughput, offers published, a few users with their strongest tags and offers, and where
+to look further. With a terminal attached it keeps the worker running until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.topics import ensure_topics, topic_specs
+from app.commands.kafka_io import keyed_json, send_all
+from app.datasets.movielens import load_movielens, rating_events
+from app.datasets.synthetic import ShopSpec, build_shop, generate_events
+from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
+
+_METRIC = re.compile(r"^(nbo_[a-z_]+?)(?:_total)? ([0-9.e+-]+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What to run: the synthetic shop (``events`` events) or a MovieLens directory."""
+
+    events: int = 50_000
+    movielens: Path | None = None
+    keep_running: bool = False
+    seed: int = 42
+
+
+class DemoWorker:
+    """The worker child process and its HTTP endpoints."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--loglevel", "warn"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return int(resp.status), bytes(resp.read())
+        except urllib.error.HTTPError as err:
+            return int(err.code), bytes(err.read())
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"the worker exited ({self.proc.returncode}); see {self.log_path}"
+                )
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(
+            f"the worker was not ready within {timeout_s:.0f} s; see {self.log_path}"
+        )
+
+    def metrics(self) -> dict[str, float]:
+        _, body = self.get("/metrics")
+        return {name: float(value) for name, value in _METRIC.findall(body.decode())}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+def _services(settings: Settings) -> tuple[str, str]:
+    if settings.kafka_bootstrap and settings.redis_url:
+        return kafka_bootstrap_or_local(settings), redis_url_or_local(settings)
+    from app.stack import stack_up
+
+    print("== starting the local stack (Kafka + Redis)")
+    info = stack_up(settings)
+    return info.kafka_bootstrap, info.redis_url
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    """Run the demo (see module doc); returns the exit code."""
+    bootstrap, redis_url = _services(settings)
+    run = uuid.uuid4().hex[:6]
+    if options.movielens is not None:
+        movielens = load_movielens(options.movielens)
+        items, offers = movielens.items, movielens.offers
+        events = list(rating_events(movielens.ratings_path))
+        source = f"MovieLens at {options.movielens}"
+    else:
+        shop = build_shop(ShopSpec(seed=options.seed))
+        items, offers = shop.items, shop.offers
+        start = int(time.time() * 1000) - 7 * 86_400_000
+        events = list(generate_events(shop, options.events, start, seed=options.seed))
+        source = "a generated shop"
+    for event in events:
+        event["event_id"] = f"{event['event_id']}-{run}"
+
+    asyncio.run(ensure_topics(bootstrap, topic_specs(settings), settings.topic_replication_factor))
+    print(f"== catalogue from {source}: {len(items)} items, {len(offers)} offers")
+    asyncio.run(
+        send_all(
+            bootstrap,
+            settings.topic_item_catalog,
+            keyed_json(items, "item_id"),
+            total=len(items),
+            description="items",
+        )
+    )
+    asyncio.run(
+        send_all(
+            bootstrap,
+            settings.topic_offer_catalog,
+            keyed_json(offers, "offer_id"),
+            total=len(offers),
+            description="offers",
+        )
+    )
+
+    env = {**os.environ, "NBO_KAFKA_BOOTSTRAP": bootstrap, "NBO_REDIS_URL": redis_url}
+    worker = DemoWorker(env, settings.web_port, settings.stack_dir / "demo-worker.log")
+    try:
+        print(f"== starting the worker (log: {worker.log_path})")
+        worker.wait_ready()
+        before = worker.metrics()
+        print(f"== producing {len(events)} events to {settings.topic_user_events}")
+        started = time.monotonic()
+        asyncio.run(
+            send_all(
+                bootstrap,
+                settings.topic_user_events,
+                keyed_json(events, "user_id"),
+                total=len(events),
+                description="events",
+            )
+        )
+        produced_s = time.monotonic() - started
+        received = 0.0
+        while received < len(events):
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited; see {worker.log_path}")
+            now = worker.metrics()
+            received = now.get("nbo_events_received", 0) - before.get("nbo_events_received", 0)
+            time.sleep(0.2)
+        elapsed = time.monotonic() - started
+        after = worker.metrics()
+        _summary(worker, events, before, after, elapsed, produced_s, settings)
+        if options.keep_running:
+            print("\nThe worker keeps running; press Ctrl-C to stop it.")
+            try:
+                while worker.proc.poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        worker.stop()
+    return 0
+
+
+def _summary(
+    worker: DemoWorker,
+    events: list[dict[str, Any]],
+    before: dict[str, float],
+    after: dict[str, float],
+    elapsed: float,
+    produced_s: float,
+    settings: Settings,
+) -> None:
+    def delta(name: str) -> int:
+        return int(after.get(name, 0) - before.get(name, 0))
+
+    n = len(events)
+    print("\n== summary")
+    print(
+        f"events consumed     {delta('nbo_events_received'):>10,}  in {elapsed:.1f} s "
+        f"({n / elapsed:,.0f} events/s end to end; producing took {produced_s:.1f} s)"
+    )
+    print(f"events applied      {delta('nbo_events_applied'):>10,}")
+    print(f"duplicates skipped  {delta('nbo_events_deduplicated'):>10,}")
+    print(f"dead-lettered       {delta('nbo_events_dead_lettered'):>10,}")
+    print(f"offers published    {delta('nbo_offers_published'):>10,}")
+
+    busiest = [u for u, _ in Counter(e["user_id"] for e in events).most_common(3)]
+    for user in busiest:
+        status, body = worker.get(f"/users/{user}/profile")
+        if status != 200:
+            continue
+        profile = json.loads(body)
+        tags = ", ".join(f"{t['tag']} ({t['score']:.2f})" for t in profile["strongest_tags"][:4])
+        print(f"\n{user}: {profile['n_events']} events; strongest tags: {tags}")
+        status, body = worker.get(f"/users/{user}/offers")
+        if status == 200:
+            message = json.loads(body)
+            print(f"  offers via {message['channel']} (trigger {message['trigger']['type']}):")
+            for offer in message["offers"]:
+                print(
+                    f"  {offer['rank']}. {offer['offer_id']:<12} {offer['score']:.3f}  "
+                    f"{offer['reason']}"
+                )
+
+    port, user = settings.web_port, busiest[0] if busiest else "user-00000"
+    print("\n== look further")
+    print(f"  curl http://127.0.0.1:{port}/users/{user}/offers")
+    print(f"  curl http://127.0.0.1:{port}/users/{user}/profile")
+    print(f"  curl http://127.0.0.1:{port}/metrics")
+    print(f"  redis-cli -p {settings.stack_redis_port} HGETALL 'nbo:{{u:{user}}}:profile'")
+    print(f"  redis-cli -p {settings.stack_redis_port} GET 'nbo:{{u:{user}}}:offers'")
+    print("  .venv/bin/nbo tail --from-beginning --max 3   # next-best-offer messages")
