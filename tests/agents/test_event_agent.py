@@ -1,0 +1,96 @@
+"""The user-events agent through faust's test_context: no broker, the in-memory store twin."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from agents.app import Worker, build_worker, pipeline_config
+from app.core.catalog_records import Offer
+from app.pipeline.processor import BatchProcessor
+from app.settings import Settings
+from app.storage.memory_store import MemoryProfileStore
+from tests.pipeline.test_processor import NOW, RecordingPublisher
+
+pytestmark = pytest.mark.agents
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[tuple[Worker, MemoryProfileStore, RecordingPublisher]]:
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:1", batch_size=10, batch_within_s=0.02, web_port=16999
+    )
+    built = build_worker(settings)
+    built.catalogue.upsert_offer(
+        Offer(offer_id="o1", title="Space", tags=("sci-fi",), value=2.0, channels=("web",))
+    )
+    store, publisher = MemoryProfileStore(), RecordingPublisher()
+    built.processor = BatchProcessor(
+        store, publisher, built.catalogue, pipeline_config(settings), lambda: NOW
+    )
+    built.feed.ready.set()
+    built.app.finalize()
+    built.app.flow_control.resume()
+    yield built, store, publisher
+    await built.redis.aclose()
+
+
+def like(n: int, user: str = "u1") -> bytes:
+    body = {
+        "event_id": f"e{n}",
+        "user_id": user,
+        "type": "like",
+        "item_id": "unknown",
+        "tags": ["sci-fi"],
+        "ts": NOW + n,
+    }
+    return json.dumps(body).encode()
+
+
+async def eventually(check: Callable[[], Any], timeout_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_agent_processes_batches_and_dead_letters_bad_values(
+    worker: tuple[Worker, MemoryProfileStore, RecordingPublisher],
+) -> None:
+    built, store, publisher = worker
+    agent = built.app.agents["nbo.process-events"]
+    async with agent.test_context() as ctx:
+        for n in range(3):
+            await ctx.put(like(n), key=b"u1")
+        await ctx.put(b"not json", key=b"bad")
+        await eventually(lambda: len(publisher.records) >= 2)
+
+    dead = publisher.on(built.settings.topic_dead_letters)
+    assert [r.key for r in dead] == [b"bad"]
+    offers = publisher.on(built.settings.topic_offers)
+    assert [r.key for r in offers] == [b"u1"]
+    stored = (await store.load(["u1"]))["u1"]
+    assert stored.profile is not None and stored.profile.n_events == 3
+
+
+async def test_the_agent_waits_for_an_unavailable_store_and_loses_nothing(
+    worker: tuple[Worker, MemoryProfileStore, RecordingPublisher],
+) -> None:
+    built, store, publisher = worker
+    store.available = False
+    agent = built.app.agents["nbo.process-events"]
+    async with agent.test_context() as ctx:
+        for n in range(4):
+            await ctx.put(like(n), key=b"u1")
+        await eventually(lambda: built.metrics.batch_retries._value.get() >= 2)
+        assert publisher.records == []
+        store.available = True
+        await eventually(lambda: len(publisher.records) >= 1)
+
+    stored = (await store.load(["u1"]))["u1"]
+    assert stored.profile is not None and stored.profile.n_events == 4
