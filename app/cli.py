@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the worker up after the summary (default: when a terminal is attached)",
     )
     demo.set_defaults(handler=_demo)
+
+    from app.commands.learning_cli import register_learning_commands
+
+    register_learning_commands(sub)
     return parser
 
 
