@@ -7,6 +7,7 @@ TOOLS := .cache/tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 NBO := $(VENV)/bin/nbo
+DEMO_ARGS ?=
 
 .PHONY: venv lint typecheck test test-unit demo stack-up stack-down stack-status clean
 
@@ -34,7 +35,7 @@ test-unit: venv
 	$(VENV)/bin/pytest -m unit
 
 demo: venv
-	$(NBO) demo
+	$(NBO) demo $(DEMO_ARGS)
 
 stack-up: venv
 	$(NBO) stack up

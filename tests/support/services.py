@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -117,6 +118,11 @@ async def check_kafka(bootstrap: str, timeout_s: float = KAFKA_CHECK_TIMEOUT_S) 
             await admin.close()
 
 
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 async def check_redis(url: str, timeout_s: float = REDIS_CHECK_TIMEOUT_S) -> None:
     """Raise ServicesUnavailable unless Redis answers PING within ``timeout_s``."""
     import redis.asyncio as aioredis
@@ -128,7 +134,7 @@ async def check_redis(url: str, timeout_s: float = REDIS_CHECK_TIMEOUT_S) -> Non
         await asyncio.wait_for(client.ping(), timeout_s)
     except Exception as exc:
         raise ServicesUnavailable(
-            f"Redis at {url} did not answer PING within {timeout_s:.0f} s "
+            f"Redis at {redact(url)} did not answer PING within {timeout_s:.0f} s "
             f"({type(exc).__name__}: {exc}). Is it running? (`nbo stack status`)"
         ) from exc
     finally:
