@@ -76,6 +76,21 @@ class NextBestOffer(BaseModel):
         return self.model_dump_json().encode("utf-8")
 
 
+def select_for_channel(
+    ranked: Sequence[ScoredOffer], max_offers: int | None = None
+) -> tuple[Channel, list[ScoredOffer]] | None:
+    """The message channel and the offers sent on it, best first; ``None`` if no channel.
+
+    The channel is :func:`~app.core.channels.choose_channel` of the best offer that has one;
+    offers not allowed on it are dropped and at most ``max_offers`` kept (default: all).
+    """
+    for scored in ranked:
+        channel = choose_channel(scored.offer)
+        if channel is not None:
+            return channel, [s for s in ranked if channel in s.offer.channels][:max_offers]
+    return None
+
+
 def build_next_best_offer(
     user_id: str,
     trigger_event: UserEvent,
@@ -93,14 +108,10 @@ def build_next_best_offer(
     has one; offers not allowed on that channel are dropped and ranks are 1..n in order.
     ``expires_at = now_ms + ttl_ms`` (default 24 h).
     """
-    channel: Channel | None = None
-    for scored in ranked:
-        channel = choose_channel(scored.offer)
-        if channel is not None:
-            break
-    if channel is None:
+    selected = select_for_channel(ranked, max_offers)
+    if selected is None:
         return None
-    kept = [s for s in ranked if channel in s.offer.channels][:max_offers]
+    channel, kept = selected
     return NextBestOffer(
         message_id=message_id(user_id, trigger_event.event_id),
         user_id=user_id,

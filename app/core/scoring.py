@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.catalog import Catalogue
+from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Offer
 from app.core.reasons import build_reason, tag_scores
 
@@ -73,11 +73,14 @@ def score_batch(
     catalogue: Catalogue,
     cfg: ScoringConfig,
     exclude: Sequence[Collection[str]] | None = None,
+    *,
+    reasons: bool = True,
 ) -> list[list[ScoredOffer]]:
     """Top-K eligible offers for each of U users, best first.
 
     ``user_vecs``: U x D. ``exclude``: per user, purchased item ids (offers containing one
     are ineligible). Ties are broken by offer id order. Users may get fewer than K offers.
+    ``reasons=False`` leaves every ``reason`` empty (fill them later with :func:`with_reasons`).
     """
     users = np.asarray(user_vecs, dtype=np.float32)
     if users.ndim != 2 or users.shape[1] != catalogue.dim:
@@ -122,15 +125,38 @@ def score_batch(
                 "popularity": float(pop_part[i]),
                 "priority": float(prio_part[i]),
             }
-            matched = (
-                [t for t, _ in tag_scores(unit_users[u], snap.offer_tags[i], snap)]
-                if parts["affinity"] > 0
-                else []
-            )
-            reason = build_reason(parts, snap.offers[i], matched, cfg.reason_tags)
-            row.append(ScoredOffer(snap.offers[i], score, parts, reason))
-        results.append(row)
+            row.append(ScoredOffer(snap.offers[i], score, parts, ""))
+        results.append(with_reasons(unit_users[u], row, snap, cfg) if reasons else row)
     return results
+
+
+def with_reasons(
+    user_unit: npt.NDArray[np.float32],
+    ranked: Sequence[ScoredOffer],
+    snap: CatalogueSnapshot,
+    cfg: ScoringConfig,
+) -> list[ScoredOffer]:
+    """``ranked`` with each ``reason`` built from its score parts (see :mod:`app.core.reasons`).
+
+    Reasons cost a tag projection per offer: build them only for the offers that are sent.
+    """
+    out: list[ScoredOffer] = []
+    for scored in ranked:
+        row = snap.offer_index[scored.offer_id]
+        matched = (
+            [t for t, _ in tag_scores(user_unit, snap.offer_tags[row], snap)]
+            if scored.parts["affinity"] > 0
+            else []
+        )
+        reason = build_reason(scored.parts, scored.offer, matched, cfg.reason_tags)
+        out.append(ScoredOffer(scored.offer, scored.score, scored.parts, reason))
+    return out
+
+
+def unit_user(user_vec: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """The unit vector of one user as scoring sees it (non-finite or zero -> zeros)."""
+    rows = _unit_rows(np.asarray(user_vec, dtype=np.float32).reshape(1, -1))
+    return np.asarray(rows[0], dtype=np.float32)
 
 
 def ranking_changed(old: Sequence[str], new: Sequence[str]) -> bool:

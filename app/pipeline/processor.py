@@ -30,9 +30,9 @@ from app.core.dead_letters import dead_letter_headers
 from app.core.enums import EventType
 from app.core.errors import EventRejected
 from app.core.events import UserEvent, decode_event
-from app.core.messages import build_next_best_offer
+from app.core.messages import build_next_best_offer, select_for_channel
 from app.core.profile import ApplyResult, PendingEvent, apply_events
-from app.core.scoring import ranking_changed, score_batch
+from app.core.scoring import ranking_changed, score_batch, unit_user, with_reasons
 from app.core.weights import event_weight
 from app.pipeline.cache import UserCache
 from app.pipeline.config import PipelineConfig
@@ -248,27 +248,35 @@ class BatchProcessor:
         if not to_rank:
             return
         vecs = np.stack([p.result.profile.vec for p in to_rank])
-        ranked = score_batch(
-            vecs, now, self._catalogue, self._candidates, [p.exclude for p in to_rank]
+        exclude = [p.exclude for p in to_rank]
+        candidates = score_batch(
+            vecs, now, self._catalogue, self._candidates, exclude, reasons=False
         )
-        for plan, offers in zip(to_rank, ranked, strict=True):
-            if not offers:
+        k = self._cfg.scoring.k
+        for plan, ranked in zip(to_rank, candidates, strict=True):
+            selected = select_for_channel(ranked, k)
+            if selected is None:
                 continue
-            trigger = plan.events[-1][1]
+            new_ids = [s.offer_id for s in selected[1]]
+            if not ranking_changed(plan.old_offer_ids, new_ids) and plan.state.offers_json:
+                continue
+            explained = with_reasons(
+                unit_user(plan.result.profile.vec),
+                selected[1],
+                self._catalogue.snapshot(),
+                self._cfg.scoring,
+            )
             message = build_next_best_offer(
                 plan.user_id,
-                trigger,
-                offers,
+                plan.events[-1][1],
+                explained,
                 now,
                 model_version=self._cfg.model_version,
                 dim=self._catalogue.dim,
                 ttl_ms=self._cfg.offer_ttl_ms,
-                max_offers=self._cfg.scoring.k,
+                max_offers=k,
             )
             if message is None:
-                continue
-            new_ids = [o.offer_id for o in message.offers]
-            if not ranking_changed(plan.old_offer_ids, new_ids) and plan.state.offers_json:
                 continue
             plan.offers_json = message.to_json_bytes()
             plan.message = self._offer_record(plan.user_id, plan.offers_json, message.channel)

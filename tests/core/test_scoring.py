@@ -237,3 +237,25 @@ def test_affinity_reason_names_the_shared_tags() -> None:
     named = row[0].reason.removeprefix("Matches your interest in ").split(", ")
     assert len(named) == 2 and set(named) <= {"sci-fi", "space", "desert"}
     assert row[0].reason != row[1].reason
+
+
+def test_reasons_built_later_equal_reasons_built_while_scoring() -> None:
+    from app.core.catalog import Catalogue
+    from app.core.catalog_records import Offer
+    from app.core.scoring import ScoringConfig, score_batch, unit_user, with_reasons
+    from app.core.vectors import hash_tags
+
+    cat = Catalogue(dim=32)
+    for i, tags in enumerate([("a", "b"), ("b", "c"), ("c", "d")]):
+        cat.upsert_offer(
+            Offer(offer_id=f"o{i}", title=f"T{i}", tags=tags, value=float(i), channels=("web",))
+        )
+    user = hash_tags(["b", "c"], 32)
+    assert user is not None
+    cfg = ScoringConfig(k=3)
+    eager = score_batch(user.reshape(1, -1), 0, cat, cfg)[0]
+    lazy = score_batch(user.reshape(1, -1), 0, cat, cfg, reasons=False)[0]
+    assert all(s.reason == "" for s in lazy)
+    later = with_reasons(unit_user(user), lazy, cat.snapshot(), cfg)
+    assert [(s.offer_id, s.reason) for s in later] == [(s.offer_id, s.reason) for s in eager]
+    assert all(s.reason for s in later)
