@@ -48,10 +48,15 @@ class UserWrite:
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """Result of :meth:`ProfileStore.commit`: new versions, and the users whose CAS failed."""
+    """Result of :meth:`ProfileStore.commit`.
+
+    ``versions``: new version of each user written. ``conflicts``: the users whose stored
+    version was not the expected one, each with its stored state as read atomically by the
+    failed write, so the caller can redo it without another read.
+    """
 
     versions: Mapping[str, int]
-    conflicts: Sequence[str]
+    conflicts: Mapping[str, StoredUser]
 
 
 class StoreUnavailable(RuntimeError):
@@ -66,7 +71,7 @@ class ProfileStore(Protocol):
         ...
 
     async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
-        """Apply every write whose version matches, each atomically; report the others."""
+        """Apply every write whose version matches, each atomically; return the others' state."""
         ...
 
     async def ping(self) -> bool:

@@ -20,6 +20,10 @@ class PipelineConfig:
     re-reads users whose compare-and-set failed before giving up (default 5).
     ``candidate_factor``: offers ranked per user are ``k`` times this (default 4), so a message
     still has ``k`` offers after keeping only those allowed on its channel.
+    ``assume_unknown_users_new``: a user not in the cache is first written as a new user (no
+    read); if one exists, the compare-and-set fails and returns the stored state, and the user
+    is redone with it. New users then cost no read at all, known ones one extra round trip,
+    the same as reading first (default true; false reads misses first).
     """
 
     offers_topic: str = "next-best-offers"
@@ -30,6 +34,7 @@ class PipelineConfig:
     cache_users: int = 20_000
     max_conflict_rounds: int = 5
     candidate_factor: int = 4
+    assume_unknown_users_new: bool = True
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     weights: EventWeights = field(default_factory=EventWeights)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)

@@ -7,7 +7,8 @@ The order of effects makes the pipeline effectively-once with at-least-once cons
    events already applied (offset or event id), so a redelivered batch changes nothing.
 3. Changed users are ranked with one matrix product for the whole batch.
 4. All users' writes go to the store in one round trip, each atomic and compare-and-set on
-   the user's version; a user whose version moved (another worker wrote) is re-read and redone.
+   the user's version; a user whose version moved (another worker wrote, or a user not in the
+   cache that was assumed new) is redone with the state the failed write returned.
 5. Only then are offer messages and dead letters published; the caller acknowledges the
    input after :meth:`BatchProcessor.process` returns. A crash before that redelivers the
    batch: its events are duplicates, and an offer message whose trigger is among them is
@@ -125,10 +126,11 @@ class BatchProcessor:
             by_user.setdefault(event.user_id, []).append((record, event))
 
         pending = list(by_user)
+        known: dict[str, StoredUser] = {}
         for _ in range(self._cfg.max_conflict_rounds):
             if not pending:
                 break
-            pending = await self._round(pending, by_user, now, stats, outbound)
+            pending, known = await self._round(pending, known, by_user, now, stats, outbound)
         if pending:
             raise ConflictsPersist(f"{len(pending)} users kept conflicting, e.g. {pending[0]!r}")
 
@@ -140,12 +142,14 @@ class BatchProcessor:
     async def _round(
         self,
         user_ids: list[str],
+        known: dict[str, StoredUser],
         by_user: dict[str, list[tuple[InboundRecord, UserEvent]]],
         now: int,
         stats: BatchStats,
         outbound: list[OutboundRecord],
-    ) -> list[str]:
-        states = await self._states(user_ids)
+    ) -> tuple[list[str], dict[str, StoredUser]]:
+        """One attempt for ``user_ids``; returns the users to redo with their stored state."""
+        states = await self._states(user_ids, known)
         plans: list[_Plan] = []
         for user_id in user_ids:
             try:
@@ -173,7 +177,7 @@ class BatchProcessor:
             if p.result.changed or p.offers_json is not None
         ]
         outcome = await self._store.commit(writes)
-        conflicts = set(outcome.conflicts)
+        conflicts = outcome.conflicts
         for user_id in conflicts:
             self._cache.evict(user_id)
         stats.conflicts += len(conflicts)
@@ -200,17 +204,23 @@ class BatchProcessor:
                     stats.republished += 1
                 else:
                     stats.published += 1
-        return [u for u in user_ids if u in conflicts]
+        return [u for u in user_ids if u in conflicts], dict(conflicts)
 
-    async def _states(self, user_ids: list[str]) -> dict[str, StoredUser]:
+    async def _states(
+        self, user_ids: list[str], known: dict[str, StoredUser]
+    ) -> dict[str, StoredUser]:
+        """State per user: as returned by a failed write, else cached, else (by default)
+        assumed new — a wrong guess costs one failed write that returns the real state."""
         states: dict[str, StoredUser] = {}
         missing: list[str] = []
         for user_id in user_ids:
-            cached = self._cache.get(user_id)
-            if cached is None:
-                missing.append(user_id)
+            state = known.get(user_id) or self._cache.get(user_id)
+            if state is not None:
+                states[user_id] = state
+            elif self._cfg.assume_unknown_users_new:
+                states[user_id] = StoredUser(user_id, None)
             else:
-                states[user_id] = cached
+                missing.append(user_id)
         if missing:
             states.update(await self._store.load(missing))
         return states

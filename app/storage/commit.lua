@@ -5,7 +5,9 @@
 --       6 n profile field/value pairs, then 2n values,
 --       then m seen (score, member) pairs, then 2m values,
 --       then k purchased (score, member) pairs, then 2k values.
--- Returns {1, new_version} on success, {0, stored_version} when the version did not match.
+-- Returns {1, new_version} on success; when the version did not match, nothing is written and
+-- it returns {0, stored_version, HGETALL profile, GET offers or false, ZRANGE purchased}, the
+-- user's state as of this atomic call, so the caller can redo the write without a read.
 -- Every argument is validated before the first write (Lua scripts do not roll back).
 local expected = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -44,7 +46,8 @@ end
 
 local stored = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
 if stored ~= expected then
-  return {0, stored}
+  return {0, stored, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]),
+          redis.call('ZRANGE', KEYS[4], 0, -1)}
 end
 local version = stored + 1
 fields[#fields + 1] = 'ver'

@@ -52,15 +52,17 @@ class MemoryProfileStore:
 
     async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
         if not writes:
-            return WriteOutcome({}, [])
+            return WriteOutcome({}, {})
         self._check()
         versions: dict[str, int] = {}
-        conflicts: list[str] = []
+        conflicts: dict[str, StoredUser] = {}
         for write in writes:
             entry = self._users.get(write.user_id)
             stored_version = entry.stored.version if entry else 0
             if stored_version != write.expected_version:
-                conflicts.append(write.user_id)
+                conflicts[write.user_id] = (
+                    entry.stored if entry else StoredUser(write.user_id, None)
+                )
                 continue
             seen = _capped(entry.seen if entry else {}, write.seen, self._seen_cap)
             bought = _capped(entry.purchased if entry else {}, write.purchased, self._purchased_cap)

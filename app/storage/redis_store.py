@@ -3,7 +3,8 @@
 ``load`` reads every user's profile hash, offers and purchased set in one pipeline; ``commit``
 runs one Lua script per user (``commit.lua``: compare-and-set on the profile's ``ver`` field,
 then profile, offers and recent-item sets written atomically, every key's TTL refreshed) in one
-pipeline. Keys: :mod:`app.storage.keys`.
+pipeline; a failed compare-and-set returns the stored state. ``round_trips`` counts pipelines
+sent (for metrics and the benchmark). Keys: :mod:`app.storage.keys`.
 """
 
 from __future__ import annotations
@@ -50,11 +51,13 @@ class RedisProfileStore:
         self._client = client
         self._config = config
         self._commit = client.register_script(_commit_script())
+        self.round_trips = 0
 
     async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
         """One pipeline: HGETALL profile, GET offers, ZRANGE purchased for each user."""
         if not user_ids:
             return {}
+        self.round_trips += 1
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for user_id in user_ids:
@@ -68,21 +71,29 @@ class RedisProfileStore:
         result: dict[str, StoredUser] = {}
         for i, user_id in enumerate(user_ids):
             raw_profile, offers, purchased = replies[3 * i : 3 * i + 3]
-            profile, version = decode_profile(raw_profile, self._config.dim)
-            result[user_id] = StoredUser(
-                user_id=user_id,
-                profile=profile,
-                version=version,
-                offers_json=offers,
-                purchased=frozenset(p.decode() for p in purchased),
-            )
+            result[user_id] = self._stored(user_id, raw_profile, offers, purchased)
         return result
+
+    def _stored(
+        self, user_id: str, raw_profile: Any, offers: Any, purchased: Sequence[bytes]
+    ) -> StoredUser:
+        if isinstance(raw_profile, list):  # a flat HGETALL reply from inside Lua
+            raw_profile = dict(zip(raw_profile[::2], raw_profile[1::2], strict=True))
+        profile, version = decode_profile(raw_profile, self._config.dim)
+        return StoredUser(
+            user_id=user_id,
+            profile=profile,
+            version=version,
+            offers_json=offers or None,
+            purchased=frozenset(p.decode() for p in purchased),
+        )
 
     async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
         """One pipeline of commit-script calls; users whose version moved are conflicts."""
         if not writes:
-            return WriteOutcome({}, [])
+            return WriteOutcome({}, {})
         cfg = self._config
+        self.round_trips += 1
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for write in writes:
@@ -92,12 +103,12 @@ class RedisProfileStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis unreachable while committing: {exc}") from exc
         versions: dict[str, int] = {}
-        conflicts: list[str] = []
-        for write, (ok, version) in zip(writes, replies, strict=True):
-            if int(ok) == 1:
-                versions[write.user_id] = int(version)
+        conflicts: dict[str, StoredUser] = {}
+        for write, reply in zip(writes, replies, strict=True):
+            if int(reply[0]) == 1:
+                versions[write.user_id] = int(reply[1])
             else:
-                conflicts.append(write.user_id)
+                conflicts[write.user_id] = self._stored(write.user_id, *reply[2:5])
         return WriteOutcome(versions, conflicts)
 
     def _args(self, write: UserWrite) -> list[bytes | str | int]:

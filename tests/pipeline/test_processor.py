@@ -203,13 +203,27 @@ async def test_purchased_items_are_never_offered_again() -> None:
     assert "o0" not in offered and offered
 
 
-async def test_a_warm_batch_costs_one_store_round_trip() -> None:
+async def test_new_and_cached_users_cost_one_store_round_trip_per_batch() -> None:
     processor, store, _ = make()
     await processor.process([event(0), event(1, user="u2")])
-    assert store.round_trips == 2  # cold: one load, one commit
+    assert store.round_trips == 1  # new users: written optimistically, no read
 
     await processor.process([event(2), event(3, user="u2")])
-    assert store.round_trips == 3  # warm: the commit only
+    assert store.round_trips == 2  # cached users: the commit only
+
+
+async def test_a_stored_user_missing_from_the_cache_is_redone_with_the_returned_state() -> None:
+    processor, store, _ = make()
+    await processor.process([event(0), event(1)])
+    processor.forget_cached_users()  # e.g. after a rebalance or a restart
+    trips = store.round_trips
+
+    stats = await processor.process([event(1), event(2)])
+
+    assert store.round_trips == trips + 2  # a failed write returning the state, then the write
+    assert (stats.conflicts, stats.applied, stats.duplicates) == (1, 1, 1)
+    stored = (await store.load(["u1"]))["u1"]
+    assert stored.profile is not None and stored.profile.n_events == 3
 
 
 async def test_unchanged_ranking_publishes_nothing() -> None:
@@ -225,7 +239,8 @@ async def test_the_memory_store_rejects_a_write_on_a_stale_version() -> None:
     stored = (await store.load(["u1"]))["u1"]
     assert stored.profile is not None
     outcome = await store.commit([UserWrite("u1", stored.version - 1, stored.profile)])
-    assert outcome.conflicts == ["u1"]
+    assert list(outcome.conflicts) == ["u1"]
+    assert outcome.conflicts["u1"].version == stored.version
 
 
 async def test_a_message_keeps_k_offers_of_its_channel_when_top_offers_mix_channels() -> None:

@@ -61,7 +61,7 @@ async def test_a_committed_user_loads_back_unchanged(store: ProfileStore) -> Non
     outcome = await store.commit(
         [UserWrite("u1", 0, profile(2), b'{"offers":[]}', {"i1": 5}, {"i9": 6})]
     )
-    assert outcome.versions == {"u1": 1} and list(outcome.conflicts) == []
+    assert outcome.versions == {"u1": 1} and dict(outcome.conflicts) == {}
 
     loaded = (await store.load(["u1"]))["u1"]
     assert loaded.profile == profile(2)
@@ -77,6 +77,8 @@ async def test_a_write_on_a_stale_version_is_a_conflict_and_changes_nothing(
     outcome = await store.commit([UserWrite("u1", 0, profile(5)), UserWrite("u2", 0, profile(3))])
 
     assert list(outcome.conflicts) == ["u1"] and outcome.versions == {"u2": 1}
+    returned = outcome.conflicts["u1"]  # the stored state, read by the failed write itself
+    assert returned.profile == profile(1) and returned.version == 1
     loaded = await store.load(["u1", "u2"])
     assert loaded["u1"].profile == profile(1)
     assert loaded["u2"].profile == profile(3)
