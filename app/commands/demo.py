@@ -12,13 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -26,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.topics import ensure_topics, topic_specs
+from app.commands.child_worker import ChildWorker
 from app.commands.kafka_io import keyed_json, send_all
 from app.datasets.movielens import load_movielens, rating_events
 from app.datasets.synthetic import ShopSpec, build_shop, generate_events
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
-
-_METRIC = re.compile(r"^(nbo_[a-z_]+?)(?:_total)? ([0-9.e+-]+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -42,60 +35,6 @@ class DemoOptions:
     movielens: Path | None = None
     keep_running: bool = False
     seed: int = 42
-
-
-class DemoWorker:
-    """The worker child process and its HTTP endpoints."""
-
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.port = port
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker", "--loglevel", "warn"],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        url = f"http://127.0.0.1:{self.port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                return int(resp.status), bytes(resp.read())
-        except urllib.error.HTTPError as err:
-            return int(err.code), bytes(err.read())
-
-    def wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the worker exited ({self.proc.returncode}); see {self.log_path}"
-                )
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(
-            f"the worker was not ready within {timeout_s:.0f} s; see {self.log_path}"
-        )
-
-    def metrics(self) -> dict[str, float]:
-        _, body = self.get("/metrics")
-        return {name: float(value) for name, value in _METRIC.findall(body.decode())}
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._log.close()
 
 
 def _services(settings: Settings) -> tuple[str, str]:
@@ -148,7 +87,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     )
 
     env = {**os.environ, "NBO_KAFKA_BOOTSTRAP": bootstrap, "NBO_REDIS_URL": redis_url}
-    worker = DemoWorker(env, settings.web_port, settings.stack_dir / "demo-worker.log")
+    worker = ChildWorker(env, settings.web_port, settings.stack_dir / "demo-worker.log")
     try:
         print(f"== starting the worker (log: {worker.log_path})")
         worker.wait_ready()
@@ -188,7 +127,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
 
 
 def _summary(
-    worker: DemoWorker,
+    worker: ChildWorker,
     events: list[dict[str, Any]],
     before: dict[str, float],
     after: dict[str, float],

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from app.core.decoding import DEFAULT_MAX_BYTES, decode_model
 from app.core.enums import Channel
@@ -63,6 +71,9 @@ class Offer(BaseModel):
     valid_from: Timestamp | None = None
     valid_until: Timestamp | None = None
     priority: Priority = 0
+    transactional: StrictBool = False
+    """A service message (e.g. order status), not marketing: bypasses the contact policy's
+    caps and cooldowns (and, by default, quiet hours), never consent or an objection."""
 
     @field_validator("channels")
     @classmethod

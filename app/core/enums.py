@@ -20,6 +20,9 @@ class EventType(StrEnum):
     OFFER_CLICK = "offer_click"
     OFFER_ACCEPTED = "offer_accepted"
     OFFER_DISMISSED = "offer_dismissed"
+    DECISION_REQUEST = "decision_request"
+    """A channel service asks for offers now (neither an item nor an offer event;
+    ``channel`` is required)."""
 
 
 class Channel(StrEnum):

@@ -78,6 +78,8 @@ class UserEvent(BaseModel):
             raise ValueError(f"offer_id is required for type '{self.type}'")
         if self.type is EventType.RATING and self.rating is None:
             raise ValueError("rating is required for type 'rating'")
+        if self.type is EventType.DECISION_REQUEST and self.channel is None:
+            raise ValueError("channel is required for type 'decision_request'")
         return self
 
     @property

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.commands.child_worker import ChildWorker
 from app.settings import Settings
 
 
@@ -64,68 +58,14 @@ class WorkerEnv:
             os.environ.update(saved)
 
 
-class WorkerProcess:
-    """One ``python -m app.cli worker`` subprocess; its output goes to ``log_path``."""
+class WorkerProcess(ChildWorker):
+    """A worker child process with a test's unique environment."""
 
     def __init__(self, worker_env: WorkerEnv, log_path: Path) -> None:
         self.worker_env = worker_env
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_path = log_path
 
     def start(self) -> WorkerProcess:
         env = {**os.environ, **self.worker_env.env()}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker", "--loglevel", "warn"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        ChildWorker.__init__(self, env, self.worker_env.web_port, self._log_path)
         return self
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.worker_env.web_port}{path}"
-
-    def get_json(self, path: str) -> tuple[int, dict[str, object]]:
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=5) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"{}")
-
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                status, body = self.get_json("/readyz")
-                if status == 200 and body.get("ready"):
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"worker not ready within {timeout_s} s:\n{self.tail()}")
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def kill(self) -> None:
-        """SIGKILL: no commit, no flush, no goodbye."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM and wait; SIGKILL if it does not exit in time."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
