@@ -96,7 +96,10 @@ def build_worker(settings: Settings) -> Worker:
         redis_url_or_local(settings), socket_timeout=5, socket_connect_timeout=5
     )
     store = RedisProfileStore(
-        redis, RedisStoreConfig(dim=settings.vector_dim, ttl_s=settings.user_ttl_s)
+        redis,
+        RedisStoreConfig(
+            dim=settings.vector_dim, ttl_s=settings.user_ttl_s, prefix=settings.redis_prefix
+        ),
     )
     feed = CatalogueFeed(
         {"bootstrap_servers": bootstrap},

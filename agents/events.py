@@ -46,6 +46,7 @@ async def process_until_done(worker: Worker, records: Sequence[InboundRecord]) -
             delay = min(delay * 2, BACKOFF_MAX_S)
             continue
         worker.metrics.record_batch(stats, time.perf_counter() - started)
+        worker.metrics.store_round_trips.set(worker.store.round_trips)
         return
 
 

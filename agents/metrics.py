@@ -43,6 +43,9 @@ class WorkerMetrics:
         self.batch_retries = Counter(
             "nbo_batch_retries", "Batches retried (store or broker unavailable)", registry=r
         )
+        self.store_round_trips = Gauge(
+            "nbo_store_round_trips", "Redis round trips (pipelines) sent so far", registry=r
+        )
         self.batch_seconds = Histogram(
             "nbo_batch_seconds",
             "Time to process one batch, seconds",

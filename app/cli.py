@@ -111,6 +111,27 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, options)
 
 
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    from app.bench.runner import BenchOptions, run_bench
+
+    options = BenchOptions.quick() if args.quick else BenchOptions()
+    overrides = {
+        "events": args.events,
+        "users": args.users,
+        "batch_size": args.batch_size,
+        "offer_sizes": tuple(args.offers) if args.offers else None,
+    }
+    options = dataclasses.replace(options, **{k: v for k, v in overrides.items() if v})
+    if not (settings.kafka_bootstrap and settings.redis_url):
+        from app.stack import stack_up
+
+        stack_up(settings)
+    run_bench(settings, options, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nbo`` (exposed for tests and ``--help`` docs)."""
     parser = argparse.ArgumentParser(prog="nbo", description=__doc__)
@@ -167,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the worker up after the summary (default: when a terminal is attached)",
     )
     demo.set_defaults(handler=_demo)
+
+    bench = sub.add_parser("bench", help="the worker against raw Kafka and naive baselines")
+    bench.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
+    bench.add_argument("--events", type=int, help="events to drain (200,000)")
+    bench.add_argument("--users", type=int, help="distinct users (10,000)")
+    bench.add_argument("--offers", type=int, nargs="+", help="catalogue sizes (1000 10000)")
+    bench.add_argument("--batch-size", type=int, help="events per batch (500)")
+    bench.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    bench.set_defaults(handler=_bench)
 
     from app.commands.learning_cli import register_learning_commands
 

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     user_ttl_s: int = Field(
         default=30 * 86_400, ge=60, description="TTL of every per-user Redis key, seconds."
     )
+    redis_prefix: str = Field(
+        default="nbo",
+        pattern=r"^[a-z0-9_-]{1,32}$",
+        description="Prefix of every Redis key (nbo:{u:<id>}:...).",
+    )
     recent_event_ids: int = Field(
         default=32, ge=0, description="Event ids remembered per user to drop duplicates."
     )

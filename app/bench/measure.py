@@ -1,0 +1,150 @@
+"""Measuring helpers of the benchmark: child processes, rate-limited load, latencies, Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A finished child process: its JSON result, CPU seconds and peak RSS (bytes)."""
+
+    result: dict[str, Any]
+    cpu_s: float
+    peak_rss: int
+
+
+def run_child(module: str, args: Sequence[str], env: dict[str, str]) -> ChildRun:
+    """Run ``python -m module args`` to completion; its last stdout line is JSON."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed with exit code {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return ChildRun(result, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+
+
+def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
+    """p50, p95, p99 (ms) and the sample count."""
+    if not samples_ms:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "samples": 0}
+    arr = np.asarray(samples_ms, dtype=np.float64)
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "samples": len(arr)}
+
+
+async def produce_at_rate(
+    bootstrap: str, topic: str, events: Sequence[tuple[bytes, dict[str, Any]]], rate: float
+) -> dict[str, int]:
+    """Send ``events`` (key, doc) at ``rate`` per second; returns event_id -> send time (ms).
+
+    Each record's Kafka timestamp is its send time, and the event's ``ts`` too.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    sent: dict[str, int] = {}
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        i = 0
+        while i < len(events):
+            due = int((loop.time() - start) * rate) + 1
+            while i < min(due, len(events)):
+                key, doc = events[i]
+                now = int(time.time() * 1000)
+                doc = {**doc, "ts": now}
+                await producer.send(topic, json.dumps(doc).encode(), key, timestamp_ms=now)
+                sent[str(doc["event_id"])] = now
+                i += 1
+            await asyncio.sleep(0.002)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+class OutputRecorder:
+    """Reads an output topic from its current end and keeps (timestamp ms, value) pairs."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+        )
+        self.records: list[tuple[int, bytes]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await self._consumer.seek_to_end()
+        for tp in self._consumer.assignment():  # resolve positions now, before producing
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            for records in (await self._consumer.getmany(timeout_ms=100)).values():
+                self.records += [(r.timestamp, r.value or b"") for r in records]
+
+    async def stop(self, settle_s: float = 2.0) -> None:
+        await asyncio.sleep(settle_s)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+
+def latencies(records: Sequence[tuple[int, bytes]], sent: dict[str, int], path: str) -> list[float]:
+    """Output timestamp minus the send time of the event named at ``path`` in each value."""
+    out: list[float] = []
+    for ts, value in records:
+        doc: Any = json.loads(value)
+        for part in path.split("."):
+            doc = doc.get(part) if isinstance(doc, dict) else None
+        if isinstance(doc, str) and doc in sent:
+            out.append(float(ts - sent[doc]))
+    return out
+
+
+async def redis_command_calls(url: str) -> int:
+    """Total calls of every command so far (INFO commandstats)."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+        return sum(int(v["calls"]) for v in stats.values() if isinstance(v, dict))
+    finally:
+        await client.aclose()
+
+
+async def delete_prefix(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix:``; returns the count."""
+    client = aioredis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += await client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += await client.unlink(*batch)
+    finally:
+        await client.aclose()
+    return deleted

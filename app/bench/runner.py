@@ -1,0 +1,318 @@
+"""``nbo bench``: pre-produce a workload, then drain it with the raw passthrough, the naive
+per-event version and the worker (at each catalogue size), all as child processes on the same
+broker, topic and messages; then latency at 50% of the worker's measured peak for the worker and
+the raw passthrough at the same rate. Prints a table, writes JSON (``--json``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from agents.topics import TopicSpec, ensure_topics
+from app.bench.measure import (
+    OutputRecorder,
+    delete_prefix,
+    latencies,
+    percentiles,
+    produce_at_rate,
+    redis_command_calls,
+    run_child,
+)
+from app.bench.workload import Workload, WorkloadSpec, build_workload
+from app.commands.child_worker import ChildWorker
+from app.commands.kafka_io import keyed_json, send_all
+from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
+
+PARTITIONS = 12
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Sizes and durations (defaults from the issue; ``quick()`` for a run under two minutes)."""
+
+    events: int = 200_000
+    users: int = 10_000
+    offer_sizes: tuple[int, ...] = (1_000, 10_000)
+    batch_size: int = 500
+    naive_max_events: int = 20_000
+    naive_budget_s: float = 30.0
+    latency_s: float = 10.0
+    dim: int = 64
+
+    @classmethod
+    def quick(cls) -> BenchOptions:
+        return cls(events=20_000, users=2_000, naive_max_events=3_000, naive_budget_s=8.0,
+                   latency_s=4.0)  # fmt: skip
+
+
+def _machine() -> dict[str, Any]:
+    libs = ["faust-streaming", "aiokafka", "redis", "hiredis", "numpy", "pydantic"]
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": {name: metadata.version(name) for name in libs},
+    }
+
+
+class Bench:
+    """One benchmark run (see module doc)."""
+
+    def __init__(self, settings: Settings, options: BenchOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.bootstrap = kafka_bootstrap_or_local(settings)
+        self.redis_url = redis_url_or_local(settings)
+        self.token = f"bench-{uuid.uuid4().hex[:8]}"
+        self.events_topic = f"{self.token}-events"
+        self.items_topic = f"{self.token}-items"
+        self.log_dir = settings.stack_dir / "bench" / self.token
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "NBO_KAFKA_BOOTSTRAP": self.bootstrap,
+            "NBO_REDIS_URL": self.redis_url,
+            "NBO_TOPIC_USER_EVENTS": self.events_topic,
+            "NBO_TOPIC_ITEM_CATALOG": self.items_topic,
+            "NBO_DECLARE_TOPICS": "false",
+            "NBO_BATCH_SIZE": str(self.options.batch_size),
+            "NBO_VECTOR_DIM": str(self.options.dim),
+            **extra,
+        }
+
+    async def prepare(self, workload: Workload) -> None:
+        sizes = self.options.offer_sizes
+        specs = [
+            TopicSpec(self.events_topic, PARTITIONS, {}),
+            TopicSpec(self.items_topic, 1, {"cleanup.policy": "compact"}),
+            TopicSpec(f"{self.token}-raw-out", PARTITIONS, {}),
+            TopicSpec(f"{self.token}-raw-lat", PARTITIONS, {}),
+            TopicSpec(f"{self.token}-raw-lat-out", PARTITIONS, {}),
+            TopicSpec(f"{self.token}-dlq", PARTITIONS, {}),
+            *(TopicSpec(f"{self.token}-offers-{n}", 1, {}) for n in sizes),
+            *(TopicSpec(f"{self.token}-nbo-{n}", PARTITIONS, {}) for n in sizes),
+            TopicSpec(f"{self.token}-nbo-naive", PARTITIONS, {}),
+        ]
+        await ensure_topics(self.bootstrap, specs)
+        await send_all(self.bootstrap, self.items_topic, keyed_json(workload.items, "item_id"),
+                       total=len(workload.items), description="items")  # fmt: skip
+        for n in sizes:
+            await send_all(self.bootstrap, f"{self.token}-offers-{n}",
+                           keyed_json(workload.offers[:n], "offer_id"), total=n,
+                           description=f"offers {n}")  # fmt: skip
+        await send_all(self.bootstrap, self.events_topic, workload.events,
+                       total=len(workload.events), description="events")  # fmt: skip
+
+    def raw_drain(self, n: int) -> dict[str, Any]:
+        run = run_child(
+            "app.bench.raw",
+            ["--bootstrap", self.bootstrap, "--source", self.events_topic,
+             "--sink", f"{self.token}-raw-out", "--group", f"{self.token}-raw",
+             "--expect", str(n), "--batch", str(self.options.batch_size)],
+            self.env(),
+        )  # fmt: skip
+        return _drain_figures(run.result, run.cpu_s, run.peak_rss)
+
+    def naive_drain(self) -> dict[str, Any]:
+        n = min(self.options.naive_max_events, self.options.events)
+        env = self.env(
+            NBO_TOPIC_OFFER_CATALOG=f"{self.token}-offers-{self.options.offer_sizes[0]}",
+            NBO_TOPIC_OFFERS=f"{self.token}-nbo-naive",
+            NBO_TOPIC_DEAD_LETTERS=f"{self.token}-dlq",
+            NBO_REDIS_PREFIX=f"{self.token}-naive",
+        )
+        run = run_child(
+            "app.bench.naive",
+            ["--bootstrap", self.bootstrap, "--group", f"{self.token}-naive",
+             "--expect", str(n), "--budget-s", str(self.options.naive_budget_s)],
+            env,
+        )  # fmt: skip
+        return _drain_figures(run.result, run.cpu_s, run.peak_rss)
+
+    def start_worker(self, offers: int) -> ChildWorker:
+        env = self.env(
+            NBO_APP_ID=f"{self.token}-worker-{offers}",
+            NBO_TOPIC_OFFER_CATALOG=f"{self.token}-offers-{offers}",
+            NBO_TOPIC_OFFERS=f"{self.token}-nbo-{offers}",
+            NBO_TOPIC_DEAD_LETTERS=f"{self.token}-dlq",
+            NBO_REDIS_PREFIX=f"{self.token}-{offers}",
+            NBO_WEB_PORT=str(self.settings.web_port + 1),
+        )
+        worker = ChildWorker(env, self.settings.web_port + 1, self.log_dir / f"worker-{offers}.log")
+        worker.wait_ready(timeout_s=120)
+        return worker
+
+    async def worker_drain(self, worker: ChildWorker, n: int, offers: int) -> dict[str, Any]:
+        calls_before = await redis_command_calls(self.redis_url)
+        first = 0.0
+        received = 0.0
+        deadline = time.time() + 600
+        while received < n and time.time() < deadline:
+            received = worker.metrics().get("nbo_events_received", 0.0)
+            if received and not first:
+                first = time.time()
+            await asyncio.sleep(0.05)
+        done = time.time()
+        if received < n:
+            raise RuntimeError(f"the worker consumed {received:.0f} of {n}:\n{worker.tail()}")
+        metrics = worker.metrics()
+        calls = await redis_command_calls(self.redis_url) - calls_before
+        figures = _drain_figures(
+            {"count": n, "first_ms": first * 1000, "done_ms": done * 1000},
+            worker.cpu_seconds(),
+            worker.peak_rss_bytes(),
+        )
+        figures.update(
+            offers=offers,
+            batch_size=self.options.batch_size,
+            redis_round_trips_per_event=metrics.get("nbo_store_round_trips", 0.0) / n,
+            redis_commands_per_event=calls / n,
+            offers_published=int(metrics.get("nbo_offers_published", 0)),
+            catalogue_matrix_mb=offers * self.options.dim * 4 / 1e6,
+        )
+        return figures
+
+    async def latency(self, workload: Workload, rate: float) -> dict[str, Any]:
+        count = int(rate * self.options.latency_s)
+        docs = [(k, json.loads(v)) for k, v in workload.events[:count]]
+        offers = self.options.offer_sizes[0]
+        worker = self.start_worker(offers)  # the same group: resumes after the drained events
+        try:
+            recorder = OutputRecorder(self.bootstrap, f"{self.token}-nbo-{offers}")
+            await recorder.start()
+            events = [(k, {**d, "event_id": f"lat-{i}"}) for i, (k, d) in enumerate(docs)]
+            sent = await produce_at_rate(self.bootstrap, self.events_topic, events, rate)
+            await recorder.stop()
+        finally:
+            worker.stop()
+        pipeline = percentiles(latencies(recorder.records, sent, "trigger.event_id"))
+        raw_events = [(k, {**d, "event_id": f"raw-{i}"}) for i, (k, d) in enumerate(docs)]
+        raw = await self._raw_latency(raw_events, rate)
+        return {"rate_per_s": rate, "events": count, "pipeline_ms": pipeline, "raw_ms": raw}
+
+    async def _raw_latency(
+        self, events: list[tuple[bytes, dict[str, Any]]], rate: float
+    ) -> dict[str, float]:
+        args = ["--bootstrap", self.bootstrap, "--source", f"{self.token}-raw-lat",
+                "--sink", f"{self.token}-raw-lat-out", "--group", f"{self.token}-raw-lat",
+                "--batch", str(self.options.batch_size)]  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app.bench.raw", *args, env=self.env(),
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await asyncio.sleep(3)  # join the group before the load starts
+            recorder = OutputRecorder(self.bootstrap, f"{self.token}-raw-lat-out")
+            await recorder.start()
+            sent = await produce_at_rate(self.bootstrap, f"{self.token}-raw-lat", events, rate)
+            await recorder.stop()
+        finally:
+            proc.terminate()
+            await proc.wait()
+        return percentiles(latencies(recorder.records, sent, "event_id"))
+
+    async def cleanup(self) -> None:
+        await delete_prefix(self.redis_url, f"{self.token}-naive")
+        for n in self.options.offer_sizes:
+            await delete_prefix(self.redis_url, f"{self.token}-{n}")
+
+
+def _drain_figures(result: dict[str, Any], cpu_s: float, peak_rss: int) -> dict[str, Any]:
+    count = int(result["count"])
+    seconds = max((result["done_ms"] - result["first_ms"]) / 1000, 1e-9)
+    return {
+        "events": count,
+        "seconds": seconds,
+        "events_per_s": count / seconds,
+        "cpu_s_per_1k_events": cpu_s / count * 1000 if count else float("nan"),
+        "peak_rss_mb": peak_rss / 1e6,
+    }
+
+
+def run_bench(settings: Settings, options: BenchOptions, json_path: Path | None) -> dict[str, Any]:
+    """Run the whole benchmark; returns the report (also printed, and written to json_path)."""
+    bench = Bench(settings, options)
+    start_ms = int(time.time() * 1000) - 86_400_000
+    max_offers = max(options.offer_sizes)
+    workload = build_workload(
+        WorkloadSpec(events=options.events, users=options.users, offers=max_offers), start_ms
+    )
+    print(
+        f"== workload: {options.events:,} events ({workload.mean_event_bytes:.0f} B mean) "
+        f"over {options.users:,} users; offers {list(options.offer_sizes)}; D={options.dim}"
+    )
+    asyncio.run(bench.prepare(workload))
+    report: dict[str, Any] = {"machine": _machine(), "options": asdict(options)}
+    try:
+        print("== raw aiokafka passthrough (ceiling)")
+        report["raw"] = bench.raw_drain(options.events)
+        print("== naive per-event version")
+        report["naive"] = bench.naive_drain()
+        report["pipeline"] = {}
+        for n in options.offer_sizes:
+            print(f"== worker, {n:,} offers")
+            worker = bench.start_worker(n)
+            try:
+                report["pipeline"][str(n)] = asyncio.run(
+                    bench.worker_drain(worker, options.events, n)
+                )
+            finally:
+                worker.stop()
+        rate = 0.5 * report["pipeline"][str(options.offer_sizes[0])]["events_per_s"]
+        print(f"== latency at {rate:,.0f} events/s (50% of the worker's peak)")
+        report["latency"] = asyncio.run(bench.latency(workload, rate))
+    finally:
+        asyncio.run(bench.cleanup())
+    report["ratios"] = _ratios(report, options)
+    print(render(report))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
+        print(f"\nwritten to {json_path}")
+    return report
+
+
+def _ratios(report: dict[str, Any], options: BenchOptions) -> dict[str, float]:
+    raw = report["raw"]["events_per_s"]
+    pipe = report["pipeline"]
+    first = pipe[str(options.offer_sizes[0])]
+    ratios = {f"throughput_vs_raw_{int(n) // 1000}k": pipe[n]["events_per_s"] / raw for n in pipe}
+    ratios["throughput_vs_naive"] = first["events_per_s"] / report["naive"]["events_per_s"]
+    ratios["redis_calls_per_event_times_batch"] = (
+        first["redis_round_trips_per_event"] * options.batch_size
+    )
+    lat = report["latency"]
+    ratios["p99_vs_raw"] = lat["pipeline_ms"]["p99"] / lat["raw_ms"]["p99"]
+    return ratios
+
+
+def render(report: dict[str, Any]) -> str:
+    """The terminal table."""
+    lines = ["", f"{'run':<22}{'events/s':>12}{'CPU s/1k':>10}{'peak MB':>9}{'RT/event':>10}"]
+    rows = [("raw passthrough", report["raw"]), ("naive per-event", report["naive"])]
+    rows += [(f"worker {int(n):,} offers", v) for n, v in report["pipeline"].items()]
+    for name, r in rows:
+        rt = r.get("redis_round_trips_per_event")
+        lines.append(
+            f"{name:<22}{r['events_per_s']:>12,.0f}{r['cpu_s_per_1k_events']:>10.3f}"
+            f"{r['peak_rss_mb']:>9.0f}{'' if rt is None else f'{rt:.4f}':>10}"
+        )
+    lat = report["latency"]
+    lines.append(f"\nlatency at {lat['rate_per_s']:,.0f}/s   p50 / p95 / p99 ms")
+    for name in ("pipeline_ms", "raw_ms"):
+        p = lat[name]
+        lines.append(f"  {name[:-3]:<10} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}"
+                     f"   ({p['samples']} samples)")  # fmt: skip
+    lines.append("\nratios")
+    lines += [f"  {k:<36} {v:8.3f}" for k, v in report["ratios"].items()]
+    return "\n".join(lines)
