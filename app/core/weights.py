@@ -34,6 +34,8 @@ class EventWeights(BaseModel):
     offer_click: float = 1.0
     offer_accepted: float = 3.0
     offer_dismissed: float = -1.0
+    decision_request: float = 0.0
+    """A channel asking for a decision says nothing about taste (default 0)."""
 
 
 def event_weight(event: UserEvent, weights: EventWeights) -> float:

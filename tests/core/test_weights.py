@@ -15,6 +15,7 @@ DEFAULTS = {
     "remove_from_cart": -1.0,
     "purchase": 5.0,
     "like": 4.0,
+    "decision_request": 0.0,
     "dislike": -4.0,
     "offer_impression": 0.0,
     "offer_click": 1.0,
@@ -30,6 +31,7 @@ def make(event_type: str, rating: float | None = None) -> UserEvent:
         type=event_type,
         item_id="i",
         offer_id="o",
+        channel="push",
         rating=rating,
         ts=0,
     )

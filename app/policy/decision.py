@@ -1,0 +1,261 @@
+"""The decision: which of the ranked offers go out, on which channel, or why nothing does.
+
+:func:`decide` walks the candidates in rank order and gives each either its usable channels
+or one rejection reason. The checks, in this order (the first that leaves an offer without
+a channel names the reason):
+
+1. ``objection``: the user objected to profiling; everything is rejected, nothing sent.
+2. ``ineligible``: the offer allows no channel (or not the requested one).
+3. ``consent``: none of those channels is consented (explicit, else the defaults).
+4. ``cooldown``: the offer is suppressed by the user's feedback.
+5. ``cap``: every remaining channel has reached a frequency cap.
+6. ``quiet_hours``: every remaining channel is quiet in the user's local time.
+
+A **transactional** offer skips 4 and 5 (and 6 when ``quiet_hours.transactional_bypass``,
+the default), never 1 to 3. The best offer with a usable channel decides the channel (the
+Beta rule of :mod:`app.policy.engagement` among *its* usable channels); the message carries
+up to ``max_offers`` offers usable on that channel, best first, so marketing offers never
+ride along on a capped or quiet channel opened by a transactional one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from app.core.catalog_records import Offer
+from app.core.enums import Channel
+from app.core.fields import SCHEMA_VERSION
+from app.core.scoring import ScoredOffer
+from app.policy.caps import capped_channels
+from app.policy.config import ContactPolicy
+from app.policy.consent import ConsentDefaults, ConsentRecord, consented_channels
+from app.policy.cooldown import in_cooldown
+from app.policy.engagement import pick_channel
+from app.policy.quiet_hours import quiet_channels, resolve_zone
+from app.policy.state import UserPolicyState, record_contact
+
+
+class Rejection(StrEnum):
+    """Why a candidate offer was not sent (the keys of :attr:`Decision.rejected`)."""
+
+    OBJECTION = "objection"
+    INELIGIBLE = "ineligible"
+    CONSENT = "consent"
+    COOLDOWN = "cooldown"
+    CAP = "cap"
+    QUIET_HOURS = "quiet_hours"
+
+
+NO_CANDIDATES = "no_candidates"
+""":attr:`Decision.reason` when there was nothing to decide about."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of :func:`decide`.
+
+    ``sent``: whether a message goes out, on ``channel`` with ``offers`` (best first).
+    ``rejected``: candidate offers rejected per :class:`Rejection` value (only non-zero
+    counts); candidates usable on another channel or beyond ``max_offers`` are neither
+    sent nor rejected. ``reason``: ``None`` when sent; else ``"objection"``,
+    ``"no_candidates"`` or the most frequent rejection (ties: the order of the checks).
+    ``tz``: the time zone quiet hours used. ``decided_at``: ``now_ms``.
+    """
+
+    sent: bool
+    channel: Channel | None
+    offers: list[ScoredOffer]
+    rejected: dict[str, int]
+    candidate_count: int
+    reason: str | None
+    policy_version: str
+    decided_at: int
+    tz: str
+    counts_toward_caps: bool = field(init=False)
+    """Whether the message is a marketing contact (has a non-transactional offer); a message
+    of transactional offers only is not recorded and consumes no cap."""
+
+    def __post_init__(self) -> None:
+        marketing = self.sent and any(not s.offer.transactional for s in self.offers)
+        object.__setattr__(self, "counts_toward_caps", marketing)
+
+    @property
+    def offer_ids(self) -> list[str]:
+        """Ids of the offers sent, best first."""
+        return [s.offer_id for s in self.offers]
+
+    def to_record(
+        self,
+        user_id: str,
+        trigger_event_id: str,
+        trigger_type: str,
+        group: str = "personalised",
+    ) -> dict[str, Any]:
+        """The ``nbo-decisions`` audit record (JSON-serialisable)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "user_id": user_id,
+            "trigger": {"event_id": trigger_event_id, "type": str(trigger_type)},
+            "group": group,
+            "decided_at": self.decided_at,
+            "policy_version": self.policy_version,
+            "candidate_count": self.candidate_count,
+            "rejected": dict(self.rejected),
+            "sent": self.sent,
+            "reason": self.reason,
+            "channel": None if self.channel is None else self.channel.value,
+            "tz": self.tz,
+            "offers": [
+                {
+                    "offer_id": s.offer_id,
+                    "rank": rank,
+                    "score": s.score,
+                    "score_parts": dict(s.parts),
+                    "transactional": s.offer.transactional,
+                }
+                for rank, s in enumerate(self.offers, start=1)
+            ],
+        }
+
+
+def usable_channels(
+    offer: Offer,
+    *,
+    cooling: bool,
+    consented: Collection[Channel],
+    capped: Collection[Channel],
+    quiet: Collection[Channel],
+    requested: Channel | None = None,
+    transactional_quiet_bypass: bool = True,
+) -> tuple[tuple[Channel, ...], Rejection | None]:
+    """The offer's usable channels (in the offer's order), or ``()`` and the rejection.
+
+    Applies checks 2 to 6 of the module docstring to one offer; ``cooling``: whether the
+    offer is in cooldown.
+    """
+    channels = tuple(c for c in offer.channels if requested is None or c == requested)
+    if not channels:
+        return (), Rejection.INELIGIBLE
+    channels = tuple(c for c in channels if c in consented)
+    if not channels:
+        return (), Rejection.CONSENT
+    if offer.transactional:
+        if not transactional_quiet_bypass:
+            channels = tuple(c for c in channels if c not in quiet)
+            if not channels:
+                return (), Rejection.QUIET_HOURS
+        return channels, None
+    if cooling:
+        return (), Rejection.COOLDOWN
+    channels = tuple(c for c in channels if c not in capped)
+    if not channels:
+        return (), Rejection.CAP
+    channels = tuple(c for c in channels if c not in quiet)
+    if not channels:
+        return (), Rejection.QUIET_HOURS
+    return channels, None
+
+
+def primary_reason(rejected: dict[str, int]) -> str:
+    """The most frequent rejection; ties go to the earlier check; ``no_candidates`` if none."""
+    top = max(Rejection, key=lambda r: rejected.get(r.value, 0))  # first of equal maxima
+    return top.value if rejected.get(top.value, 0) > 0 else NO_CANDIDATES
+
+
+def decide(
+    candidates: Sequence[ScoredOffer],
+    state: UserPolicyState,
+    consent: ConsentRecord | None,
+    now_ms: int,
+    policy: ContactPolicy,
+    defaults: ConsentDefaults,
+    *,
+    max_offers: int,
+    requested_channel: Channel | None = None,
+    tz_hint: str | None = None,
+) -> Decision:
+    """Apply the contact policy to ``candidates`` (ranked best first; see module docstring).
+
+    ``consent``: the user's record, ``None`` = none (defaults apply). ``tz_hint``: the
+    triggering event's ``context.tz`` (wins over the consent's ``tz``; invalid names are
+    skipped). ``requested_channel``: a ``decision_request`` restricts everything to it.
+    ``max_offers`` >= 1. Pure: ``now_ms`` is the only clock.
+    """
+    if max_offers < 1:
+        raise ValueError(f"max_offers must be >= 1, got {max_offers}")
+    zone = resolve_zone(tz_hint, consent.tz if consent else None, default=policy.default_tz)
+    n = len(candidates)
+
+    def nothing(reason: str, rejected: dict[str, int]) -> Decision:
+        return Decision(
+            sent=False,
+            channel=None,
+            offers=[],
+            rejected=rejected,
+            candidate_count=n,
+            reason=reason,
+            policy_version=policy.version,
+            decided_at=now_ms,
+            tz=zone.key,
+        )
+
+    if consent is not None and consent.objection:
+        return nothing(Rejection.OBJECTION.value, {Rejection.OBJECTION.value: n} if n else {})
+
+    consented = consented_channels(consent, defaults)
+    capped = capped_channels(state, now_ms, policy.caps)
+    quiet = quiet_channels(now_ms, zone, policy.quiet_hours)
+    rejected: Counter[str] = Counter()
+    usable: list[tuple[ScoredOffer, tuple[Channel, ...]]] = []
+    for candidate in candidates:
+        channels, rejection = usable_channels(
+            candidate.offer,
+            cooling=in_cooldown(state, candidate.offer_id, now_ms, policy.cooldown),
+            consented=consented,
+            capped=capped,
+            quiet=quiet,
+            requested=requested_channel,
+            transactional_quiet_bypass=policy.quiet_hours.transactional_bypass,
+        )
+        if rejection is not None:
+            rejected[rejection.value] += 1
+        else:
+            usable.append((candidate, channels))
+
+    counts = dict(rejected)
+    if not usable:
+        return nothing(primary_reason(counts), counts)
+    channel = pick_channel(usable[0][1], state.engagement, consent, policy.channel_choice)
+    assert channel is not None  # usable[0] has at least one channel
+    offers = [s for s, chans in usable if channel in chans][:max_offers]
+    return Decision(
+        sent=True,
+        channel=channel,
+        offers=offers,
+        rejected=counts,
+        candidate_count=n,
+        reason=None,
+        policy_version=policy.version,
+        decided_at=now_ms,
+        tz=zone.key,
+    )
+
+
+def record_decision(
+    state: UserPolicyState, decision: Decision, policy: ContactPolicy
+) -> UserPolicyState:
+    """``state`` after publishing ``decision``: one contact on its channel when it
+    :attr:`~Decision.counts_toward_caps`, pruned to the policy's horizon and limits."""
+    if not decision.counts_toward_caps or decision.channel is None:
+        return state
+    return record_contact(
+        state,
+        decision.channel,
+        decision.decided_at,
+        horizon_ms=policy.horizon_ms,
+        limits=policy.state,
+    )
