@@ -21,12 +21,18 @@ from agents.metrics import WorkerMetrics
 from agents.publisher import FaustPublisher
 from agents.topics import ensure_topics, topic_specs
 from agents.web import register_views
+from app.connections import (
+    check_connections,
+    faust_credentials,
+    kafka_client_kwargs,
+    redis_client,
+)
 from app.core.catalog import Catalogue
 from app.core.profile import ProfileConfig
 from app.core.scoring import ScoringConfig
 from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
-from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
+from app.settings import Settings, kafka_bootstrap_or_local
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
 
 log = logging.getLogger(__name__)
@@ -82,6 +88,7 @@ def build_worker(settings: Settings) -> Worker:
         topic_allow_declare=settings.declare_topics,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        broker_credentials=faust_credentials(settings),
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
@@ -92,9 +99,7 @@ def build_worker(settings: Settings) -> Worker:
     )
     catalogue = Catalogue(dim=settings.vector_dim)
     metrics = WorkerMetrics()
-    redis = aioredis.Redis.from_url(
-        redis_url_or_local(settings), socket_timeout=5, socket_connect_timeout=5
-    )
+    redis = redis_client(settings)
     store = RedisProfileStore(
         redis,
         RedisStoreConfig(
@@ -102,7 +107,7 @@ def build_worker(settings: Settings) -> Worker:
         ),
     )
     feed = CatalogueFeed(
-        {"bootstrap_servers": bootstrap},
+        kafka_client_kwargs(settings),
         settings.topic_item_catalog,
         settings.topic_offer_catalog,
         catalogue,
@@ -137,10 +142,11 @@ def _register_tasks(worker: Worker) -> None:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run a worker in this process until SIGTERM or SIGINT."""
+    asyncio.run(check_connections(settings))  # one clear line on bad credentials
     if settings.declare_topics:
         asyncio.run(
             ensure_topics(
-                kafka_bootstrap_or_local(settings),
+                kafka_client_kwargs(settings),
                 topic_specs(settings),
                 settings.topic_replication_factor,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -41,10 +42,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 async def ensure_topics(
-    bootstrap: str, specs: list[TopicSpec], replication_factor: int = 1
+    kafka: str | dict[str, Any], specs: list[TopicSpec], replication_factor: int = 1
 ) -> list[str]:
-    """Create the missing topics of ``specs``; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    """Create the missing topics of ``specs``; returns the names created.
+
+    ``kafka``: bootstrap servers, or aiokafka client options
+    (:func:`app.connections.kafka_client_kwargs`).
+    """
+    kwargs = {"bootstrap_servers": kafka} if isinstance(kafka, str) else kafka
+    admin = AIOKafkaAdminClient(request_timeout_ms=15_000, **kwargs)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -72,9 +72,9 @@ def _catalog_load(args: argparse.Namespace, settings: Settings) -> int:
 
     from app.commands.files import catalogue_lines
     from app.commands.kafka_io import send_all
-    from app.settings import kafka_bootstrap_or_local
+    from app.connections import kafka_client_kwargs
 
-    bootstrap = kafka_bootstrap_or_local(settings)
+    bootstrap = kafka_client_kwargs(settings)
     items, offers = catalogue_lines(args.file)
     asyncio.run(send_all(bootstrap, settings.topic_item_catalog, items, total=len(items)))
     asyncio.run(send_all(bootstrap, settings.topic_offer_catalog, offers, total=len(offers)))
@@ -89,11 +89,11 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from app.commands.kafka_io import tail
-    from app.settings import kafka_bootstrap_or_local
+    from app.connections import kafka_client_kwargs
 
     asyncio.run(
         tail(
-            kafka_bootstrap_or_local(settings),
+            kafka_client_kwargs(settings),
             args.topic or settings.topic_offers,
             from_beginning=args.from_beginning,
             limit=args.max,
@@ -214,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = load_settings()
     handler: Handler = args.handler
+    from app.connections import ConnectionProblem
     from app.stack import StackError
 
     try:
@@ -221,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackError as exc:
         print(f"nbo: {exc}", file=sys.stderr)
         return 2
+    except ConnectionProblem as exc:
+        print(f"nbo: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Secrets are ``SecretStr`` so they never show in logs or reprs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,34 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL (redis:// or rediss://, may carry ACL user and password). "
         "Unset: commands that need Redis use the local stack.",
+    )
+
+    # --- secure connections -------------------------------------------------------------------
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka security protocol."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism (SASL_* protocols)."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle for Kafka TLS (system CAs if unset)."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM) for Kafka mutual TLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="Client key (PEM) for Kafka mutual TLS."
+    )
+    redis_ssl_ca: Path | None = Field(
+        default=None, description="CA bundle for rediss:// (system CAs if unset)."
+    )
+    redis_ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM) for Redis mutual TLS."
+    )
+    redis_ssl_keyfile: Path | None = Field(
+        default=None, description="Client key (PEM) for Redis mutual TLS."
     )
 
     # --- worker and topics ------------------------------------------------------------------
@@ -100,6 +129,16 @@ class Settings(BaseSettings):
     stack_kafka_port: int = Field(default=19092, description="Local broker's client port.")
     stack_controller_port: int = Field(default=19093, description="Local KRaft controller port.")
     stack_redis_port: int = Field(default=16379, description="Local Redis port.")
+    stack_kafka_sasl_port: int | None = Field(
+        default=None,
+        description="Also listen with SASL_PLAINTEXT/SCRAM-SHA-512 on this port (off if unset).",
+    )
+    stack_kafka_sasl_username: str = Field(
+        default="nbo", description="SCRAM user created in the local broker when SASL is on."
+    )
+    stack_kafka_sasl_password: SecretStr = Field(
+        default=SecretStr("nbo-local-secret"), description="Password of that SCRAM user."
+    )
     stack_start_timeout_s: float = Field(
         default=90.0, description="How long `nbo stack up` waits for readiness, seconds."
     )

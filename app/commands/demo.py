@@ -22,6 +22,7 @@ from typing import Any
 from agents.topics import ensure_topics, topic_specs
 from app.commands.child_worker import ChildWorker
 from app.commands.kafka_io import keyed_json, send_all
+from app.connections import kafka_client_kwargs
 from app.datasets.movielens import load_movielens, rating_events
 from app.datasets.synthetic import ShopSpec, build_shop, generate_events
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
@@ -50,6 +51,7 @@ def _services(settings: Settings) -> tuple[str, str]:
 def run_demo(settings: Settings, options: DemoOptions) -> int:
     """Run the demo (see module doc); returns the exit code."""
     bootstrap, redis_url = _services(settings)
+    kafka = kafka_client_kwargs(settings) if settings.kafka_bootstrap else bootstrap
     run = uuid.uuid4().hex[:6]
     if options.movielens is not None:
         movielens = load_movielens(options.movielens)
@@ -65,11 +67,11 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     for event in events:
         event["event_id"] = f"{event['event_id']}-{run}"
 
-    asyncio.run(ensure_topics(bootstrap, topic_specs(settings), settings.topic_replication_factor))
+    asyncio.run(ensure_topics(kafka, topic_specs(settings), settings.topic_replication_factor))
     print(f"== catalogue from {source}: {len(items)} items, {len(offers)} offers")
     asyncio.run(
         send_all(
-            bootstrap,
+            kafka,
             settings.topic_item_catalog,
             keyed_json(items, "item_id"),
             total=len(items),
@@ -78,7 +80,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     )
     asyncio.run(
         send_all(
-            bootstrap,
+            kafka,
             settings.topic_offer_catalog,
             keyed_json(offers, "offer_id"),
             total=len(offers),
@@ -96,7 +98,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         started = time.monotonic()
         asyncio.run(
             send_all(
-                bootstrap,
+                kafka,
                 settings.topic_user_events,
                 keyed_json(events, "user_id"),
                 total=len(events),

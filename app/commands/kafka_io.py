@@ -13,8 +13,12 @@ from tqdm import tqdm
 MAX_IN_FLIGHT = 10_000
 
 
+def _kwargs(kafka: str | dict[str, Any]) -> dict[str, Any]:
+    return {"bootstrap_servers": kafka} if isinstance(kafka, str) else kafka
+
+
 async def send_all(
-    bootstrap: str,
+    kafka: str | dict[str, Any],
     topic: str,
     records: Iterable[tuple[bytes | None, bytes | None]],
     *,
@@ -22,9 +26,13 @@ async def send_all(
     progress: bool = True,
     description: str = "producing",
 ) -> int:
-    """Send (key, value) pairs in order, wait for every acknowledgement; returns the count."""
+    """Send (key, value) pairs in order, wait for every acknowledgement; returns the count.
+
+    ``kafka``: bootstrap servers, or aiokafka client options
+    (:func:`app.connections.kafka_client_kwargs`).
+    """
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_batch_size=256 * 1024
+        acks="all", linger_ms=10, max_batch_size=256 * 1024, **_kwargs(kafka)
     )
     await producer.start()
     bar = tqdm(total=total, desc=description, unit="msg", disable=not progress, leave=False)
@@ -53,15 +61,20 @@ def keyed_json(docs: Iterable[dict[str, Any]], key_field: str) -> Iterable[tuple
 
 
 async def tail(
-    bootstrap: str, topic: str, *, from_beginning: bool, limit: int | None, timeout_s: float | None
+    kafka: str | dict[str, Any],
+    topic: str,
+    *,
+    from_beginning: bool,
+    limit: int | None,
+    timeout_s: float | None,
 ) -> int:
     """Print each record's value (one JSON per line) until ``limit`` or ``timeout_s`` idle."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
+        **_kwargs(kafka),
     )
     await consumer.start()
     printed = 0

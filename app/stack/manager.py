@@ -170,17 +170,37 @@ class _Service:
         return None
 
 
+def scram_for(settings: Settings) -> kafka.ScramListener | None:
+    """The optional SASL_PLAINTEXT/SCRAM listener of the local broker (off by default)."""
+    if settings.stack_kafka_sasl_port is None:
+        return None
+    return kafka.ScramListener(
+        settings.stack_kafka_sasl_port,
+        settings.stack_kafka_sasl_username,
+        settings.stack_kafka_sasl_password.get_secret_value(),
+    )
+
+
 def _kafka_service(settings: Settings, paths: kafka.KafkaPaths) -> _Service:
     port, controller = settings.stack_kafka_port, settings.stack_controller_port
+    sasl_ports = (
+        ((settings.stack_kafka_sasl_port, "NBO_STACK_KAFKA_SASL_PORT"),)
+        if settings.stack_kafka_sasl_port is not None
+        else ()
+    )
     return _Service(
         name="kafka",
         address=kafka_bootstrap_for(settings),
         pid_file=paths.pid_file,
         markers=paths.cmdline_markers,
-        ports=((port, "NBO_STACK_KAFKA_PORT"), (controller, "NBO_STACK_CONTROLLER_PORT")),
+        ports=(
+            (port, "NBO_STACK_KAFKA_PORT"),
+            (controller, "NBO_STACK_CONTROLLER_PORT"),
+            *sasl_ports,
+        ),
         main_port=port,
         answers=lambda timeout_s: kafka.kafka_answers(port, timeout_s),
-        config_matches=lambda: kafka.config_matches(paths, port, controller),
+        config_matches=lambda: kafka.config_matches(paths, port, controller, scram_for(settings)),
         log_excerpt=lambda: kafka.log_excerpt(paths),
     )
 
@@ -330,10 +350,11 @@ def stack_up(settings: Settings) -> StackInfo:
         started: dict[str, subprocess.Popen[bytes]] = {}
         try:
             if java:
+                scram = scram_for(settings)
                 kafka.write_config(
-                    kafka_paths, settings.stack_kafka_port, settings.stack_controller_port
+                    kafka_paths, settings.stack_kafka_port, settings.stack_controller_port, scram
                 )
-                kafka.ensure_formatted(java, kafka_paths)
+                kafka.ensure_formatted(java, kafka_paths, scram)
                 started[kafka_svc.name] = _start(
                     kafka_svc,
                     kafka.broker_argv(java, kafka_paths, heap),

@@ -11,11 +11,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 
+def _kwargs(kafka: str | dict[str, Any]) -> dict[str, Any]:
+    return {"bootstrap_servers": kafka} if isinstance(kafka, str) else kafka
+
+
 async def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
+    kafka: str | dict[str, Any], topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
 ) -> int:
     """Send (key, value) pairs in order and wait for every acknowledgement."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(acks="all", linger_ms=5, **_kwargs(kafka))
     await producer.start()
     count = 0
     try:
@@ -34,15 +38,15 @@ def as_json(doc: dict[str, Any]) -> bytes:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, expect: int, timeout_s: float = 30.0
+    kafka: str | dict[str, Any], topic: str, expect: int, timeout_s: float = 30.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read ``topic`` from the beginning until ``expect`` records arrived or the time is up."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **_kwargs(kafka),
     )
     await consumer.start()
     out: list[ConsumerRecord[bytes, bytes]] = []

@@ -12,7 +12,15 @@ from pathlib import Path
 class PrivateRedis:
     """``redis-server`` on a free loopback port with AOF in ``data_dir``; stop/start at will."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        tls: tuple[Path, Path, Path] | None = None,
+        acl_file: Path | None = None,
+    ) -> None:
+        """``tls``: (CA, server certificate, server key) PEM files: TLS only on ``port``.
+        ``acl_file``: a Redis ACL file (users) to load."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not on PATH (`nbo stack up` installs it)")
@@ -20,26 +28,40 @@ class PrivateRedis:
         self.data_dir = data_dir
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        self.acl_file = acl_file
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def _argv(self) -> list[str]:
+        argv = [self.binary, "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+                "--appendonly", "yes", "--appendfsync", "always", "--save", ""]  # fmt: skip
+        if self.tls:
+            ca, cert, key = self.tls
+            argv += ["--port", "0", "--tls-port", str(self.port), "--tls-ca-cert-file", str(ca),
+                     "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                     "--tls-auth-clients", "optional"]  # fmt: skip
+        else:
+            argv += ["--port", str(self.port)]
+        if self.acl_file:
+            argv += ["--aclfile", str(self.acl_file)]
+        return argv
 
     def start(self) -> PrivateRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [
-                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.data_dir), "--appendonly", "yes",
-                "--appendfsync", "always", "--save", "",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            self._argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    if self.tls or self.acl_file:
+                        return self  # it listens; PING would need TLS or credentials
                     sock.sendall(b"PING\r\n")
                     if sock.recv(16).startswith(b"+PONG"):
                         return self
