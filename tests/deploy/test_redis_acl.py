@@ -1,0 +1,203 @@
+"""deploy/redis/users.acl grants the worker exactly what it needs, and the lookup user only reads.
+
+A private ``redis-server`` (loopback, free port) loads the shipped file with its placeholder hashes
+replaced by those of test passwords, then the real Redis store runs against it as each user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import NoPermissionError
+
+from app.core.profile import Profile
+from app.ports import UserWrite
+from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
+from tests.support.worker import free_port
+
+pytestmark = pytest.mark.integration
+
+ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "users.acl"
+WORKER_PLACEHOLDER = "#REPLACE_WITH_SHA256_OF_THE_WORKER_PASSWORD"
+LOOKUP_PLACEHOLDER = "#REPLACE_WITH_SHA256_OF_THE_LOOKUP_PASSWORD"
+ADMIN = "user default on nopass ~* &* +@all"
+
+
+def redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server not on PATH (`nbo stack up` installs it)", pytrace=False)
+    return binary
+
+
+def start_redis(acl_file: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--aclfile", str(acl_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return proc
+        except OSError:
+            time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Server:
+    def __init__(self, port: int, worker_pw: str, lookup_pw: str) -> None:
+        self.port = port
+        self.worker_pw = worker_pw
+        self.lookup_pw = lookup_pw
+
+    def url(self, user: str | None = None, password: str | None = None) -> str:
+        auth = f"{user}:{password}@" if user else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    worker_pw, lookup_pw = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    text = ACL_FILE.read_text(encoding="utf-8")
+    assert WORKER_PLACEHOLDER in text and LOOKUP_PLACEHOLDER in text
+    text = text.replace(WORKER_PLACEHOLDER, "#" + hashlib.sha256(worker_pw.encode()).hexdigest())
+    text = text.replace(LOOKUP_PLACEHOLDER, "#" + hashlib.sha256(lookup_pw.encode()).hexdigest())
+    acl = tmp_path_factory.mktemp("acl") / "users.acl"
+    acl.write_text(f"{ADMIN}\n{text}", encoding="utf-8")
+    port = free_port()
+    proc = start_redis(acl, port)
+    if proc.poll() is not None:
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        pytest.fail(f"redis-server refused the ACL file:\n{out[-2000:]}", pytrace=False)
+    try:
+        yield Server(port, worker_pw, lookup_pw)
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+async def admin(server: Server) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(server.url(), socket_timeout=5)
+    await client.acl_log_reset()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def worker_store(server: Server) -> AsyncIterator[RedisProfileStore]:
+    client = aioredis.Redis.from_url(server.url("nbo-worker", server.worker_pw), socket_timeout=5)
+    try:
+        yield RedisProfileStore(client, RedisStoreConfig(dim=4))
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def lookup(server: Server) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(server.url("nbo-lookup", server.lookup_pw), socket_timeout=5)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def write(user: str, version: int) -> UserWrite:
+    profile = Profile(
+        vec=np.ones(4, dtype=np.float32),
+        t_ref_ms=1_000,
+        n_events=version + 1,
+        updated_at_ms=2_000,
+        offsets={0: 10 + version},
+        recent_event_ids=(("e1", 1_000),),
+    )
+    return UserWrite(user, version, profile, b'{"offers": []}', {"i1": 1_000}, {"i2": 1_000})
+
+
+async def test_the_worker_user_commits_through_the_lua_script_loads_and_pings(
+    admin: aioredis.Redis, worker_store: RedisProfileStore
+) -> None:
+    assert await worker_store.ping()
+    outcome = await worker_store.commit([write("acl-alice", 0)])
+    assert outcome.versions == {"acl-alice": 1}
+    loaded = (await worker_store.load(["acl-alice"]))["acl-alice"]
+    assert loaded.version == 1 and loaded.offers_json == b'{"offers": []}'
+    assert loaded.purchased == frozenset({"i2"})
+    stale = await worker_store.commit([write("acl-alice", 0)])  # the script's conflict branch
+    assert stale.versions == {} and "acl-alice" in stale.conflicts
+    assert await admin.acl_log() == []
+
+
+async def test_the_worker_user_reloads_the_commit_script_after_a_script_flush(
+    admin: aioredis.Redis, worker_store: RedisProfileStore
+) -> None:
+    await worker_store.commit([write("acl-bob", 0)])
+    await admin.script_flush()
+    outcome = await worker_store.commit([write("acl-bob", 1)])
+    assert outcome.versions == {"acl-bob": 2}
+    assert await admin.acl_log() == []
+
+
+async def test_the_worker_user_cannot_touch_other_keys_or_run_other_commands(
+    server: Server,
+) -> None:
+    client = aioredis.Redis.from_url(server.url("nbo-worker", server.worker_pw), socket_timeout=5)
+    try:
+        with pytest.raises(NoPermissionError):
+            await client.get("other:key")
+        with pytest.raises(NoPermissionError):
+            await client.eval("return 1", 0)
+        with pytest.raises(NoPermissionError):
+            await client.flushall()
+        with pytest.raises(NoPermissionError):
+            await client.keys("nbo:*")
+    finally:
+        await client.aclose()
+
+
+async def test_the_lookup_user_reads_offers_and_profiles_but_cannot_write(
+    worker_store: RedisProfileStore, lookup: aioredis.Redis
+) -> None:
+    await worker_store.commit([write("acl-carol", 0)])
+    assert await lookup.ping()
+    assert await lookup.get("nbo:{u:acl-carol}:offers") == b'{"offers": []}'
+    assert await lookup.hget("nbo:{u:acl-carol}:profile", "n_events") == b"1"
+    assert b"vec" in await lookup.hgetall("nbo:{u:acl-carol}:profile")
+    assert await lookup.zrange("nbo:{u:acl-carol}:seen", 0, -1) == [b"i1"]
+    with pytest.raises(NoPermissionError):
+        await lookup.set("nbo:{u:acl-carol}:offers", b"x")
+    with pytest.raises(NoPermissionError):
+        await lookup.get("other:key")
+
+
+def test_the_shipped_acl_file_cannot_be_loaded_with_its_placeholder_passwords() -> None:
+    proc = start_redis(ACL_FILE, free_port())
+    try:
+        proc.wait(10)
+    finally:
+        stop(proc)
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    assert proc.returncode != 0
+    assert "password hash must be exactly 64 characters" in output
