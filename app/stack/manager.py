@@ -278,8 +278,15 @@ def _wait_ready(
     while True:
         if service.answers(PROBE_TIMEOUT_S):
             return
+        # A child we just spawned is ours while it runs: right after fork its cmdline is
+        # still ours (python), not the server's, until exec, so markers would misjudge it.
         exit_code = proc.poll() if proc is not None else None
-        if exit_code is not None or not is_our_process(record, service.markers):
+        gone = (
+            exit_code is not None
+            if proc is not None
+            else not is_our_process(record, service.markers)
+        )
+        if gone:
             remove_file(service.pid_file)
             how = f" with code {exit_code}" if exit_code is not None else ""
             raise StackError(
