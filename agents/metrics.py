@@ -52,6 +52,12 @@ class WorkerMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.phase_seconds = Counter(
+            "nbo_batch_phase_seconds",
+            "Time spent per batch phase (decode, load, apply, rank, commit, publish), seconds",
+            ["phase"],
+            registry=r,
+        )
         self.catalogue_offers = Gauge("nbo_catalogue_offers", "Offers in the catalogue", registry=r)
         self.catalogue_items = Gauge("nbo_catalogue_items", "Items in the catalogue", registry=r)
         self.catalogue_rejected = Counter(
@@ -73,3 +79,5 @@ class WorkerMetrics:
         self.offers_republished.inc(stats.republished)
         self.store_conflicts.inc(stats.conflicts)
         self.batch_seconds.observe(seconds)
+        for phase, spent in stats.phase_s.items():
+            self.phase_seconds.labels(phase=phase).inc(spent)

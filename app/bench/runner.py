@@ -179,6 +179,11 @@ class Bench:
             redis_round_trips_per_event=metrics.get("nbo_store_round_trips", 0.0) / n,
             redis_commands_per_event=calls / n,
             offers_published=int(metrics.get("nbo_offers_published", 0)),
+            phase_s={
+                key.split('"')[1]: round(value, 3)
+                for key, value in metrics.items()
+                if key.startswith("nbo_batch_phase_seconds{")
+            },
             catalogue_matrix_mb=offers * self.options.dim * 4 / 1e6,
         )
         return figures

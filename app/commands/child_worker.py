@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-_METRIC = re.compile(r"^(nbo_[a-z_]+?)(?:_total)? ([0-9.e+-]+)$", re.MULTILINE)
+_METRIC = re.compile(r"^(nbo_[a-z_]+?)(?:_total)?(\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -66,9 +66,10 @@ class ChildWorker:
         raise RuntimeError(f"the worker was not ready within {timeout_s:.0f} s:\n{self.tail()}")
 
     def metrics(self) -> dict[str, float]:
-        """The worker's ``nbo_*`` Prometheus samples (counters without ``_total``)."""
+        """The worker's ``nbo_*`` samples (counters without ``_total``; labelled ones keyed
+        ``name{label="value"}``)."""
         _, body = self.get("/metrics")
-        return {name: float(value) for name, value in _METRIC.findall(body.decode())}
+        return {name + labels: float(v) for name, labels, v in _METRIC.findall(body.decode())}
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds the worker has used so far."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -62,6 +63,14 @@ class BatchStats:
     republished: int = 0
     conflicts: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    phase_s: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per phase: decode, load, apply, rank, commit, publish."""
+
+    def timed(self, phase: str, started: float) -> float:
+        """Add the time since ``started`` (perf_counter) to ``phase``; returns now."""
+        now = time.perf_counter()
+        self.phase_s[phase] = self.phase_s.get(phase, 0.0) + now - started
+        return now
 
 
 @dataclass
@@ -114,6 +123,7 @@ class BatchProcessor:
         """Process ``records`` (in partition order); returns when all effects are durable."""
         now = self._clock_ms()
         stats = BatchStats(received=len(records))
+        clock = time.perf_counter()
         outbound: list[OutboundRecord] = []
         by_user: dict[str, list[tuple[InboundRecord, UserEvent]]] = {}
         for record in records:
@@ -125,6 +135,7 @@ class BatchProcessor:
                 continue
             by_user.setdefault(event.user_id, []).append((record, event))
 
+        stats.timed("decode", clock)
         pending = list(by_user)
         known: dict[str, StoredUser] = {}
         for _ in range(self._cfg.max_conflict_rounds):
@@ -136,7 +147,9 @@ class BatchProcessor:
 
         stats.dead_lettered = sum(1 for r in outbound if r.topic == self._cfg.dead_letter_topic)
         if outbound:
+            clock = time.perf_counter()
             await self._publisher.publish(outbound)
+            stats.timed("publish", clock)
         return stats
 
     async def _round(
@@ -149,7 +162,9 @@ class BatchProcessor:
         outbound: list[OutboundRecord],
     ) -> tuple[list[str], dict[str, StoredUser]]:
         """One attempt for ``user_ids``; returns the users to redo with their stored state."""
+        clock = time.perf_counter()
         states = await self._states(user_ids, known)
+        clock = stats.timed("load", clock)
         plans: list[_Plan] = []
         for user_id in user_ids:
             try:
@@ -158,7 +173,9 @@ class BatchProcessor:
                 log.exception("dead-lettering the events of user %r", user_id)
                 for record, _ in by_user[user_id]:
                     outbound.append(self._dead_letter(record, type(exc).__name__, str(exc), now))
+        clock = stats.timed("apply", clock)
         self._rank(plans, now)
+        clock = stats.timed("rank", clock)
 
         writes = [
             UserWrite(
@@ -177,6 +194,7 @@ class BatchProcessor:
             if p.result.changed or p.offers_json is not None
         ]
         outcome = await self._store.commit(writes)
+        stats.timed("commit", clock)
         conflicts = outcome.conflicts
         for user_id in conflicts:
             self._cache.evict(user_id)
