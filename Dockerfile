@@ -36,7 +36,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/var/lib/nbo \
     MPLCONFIGDIR=/tmp/matplotlib \
     NBO_WEB_HOST=0.0.0.0 \
-    NBO_WEB_PORT=6066
+    NBO_WEB_PORT=6066 \
+    OPENBLAS_NUM_THREADS=1
 # faust keeps `<app id>-data` in the working directory: in Kubernetes an emptyDir is mounted
 # here, so the root filesystem can stay read-only.
 WORKDIR /var/lib/nbo

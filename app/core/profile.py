@@ -158,38 +158,40 @@ def apply_events(
     base = profile if profile is not None else Profile.empty(cfg.dim)
     if base.dim != cfg.dim:
         raise ValueError(f"profile has dimension {base.dim}, config says {cfg.dim}")
-    vec = base.vec.astype(np.float64)
-    t_ref = base.t_ref_ms
-    fresh = base.n_events == 0
     offsets = dict(base.offsets)
     recent = list(base.recent_event_ids)
     seen = {eid for eid, _ in recent}
-    applied = duplicates = no_vector = 0
-    half_life = float(cfg.half_life_ms)
-
-    for ev in events:
+    fresh: list[PendingEvent] = []
+    duplicates = 0
+    for ev in events:  # idempotency: only ids and offsets in Python
         if ev.offset <= offsets.get(ev.partition, -1) or ev.event_id in seen:
             duplicates += 1
             continue
         offsets[ev.partition] = ev.offset
         seen.add(ev.event_id)
         recent.append((ev.event_id, ev.ts_ms))
-        applied += 1
-        if fresh:
-            t_ref, fresh = ev.ts_ms, False
-        elif ev.ts_ms > t_ref:
-            vec *= decay(ev.ts_ms - t_ref, half_life)
-            t_ref = ev.ts_ms
-        if ev.vector is None:
-            no_vector += 1
-            continue
-        x = np.asarray(ev.vector, dtype=np.float64)
-        if x.shape != vec.shape:
-            raise ValueError(f"event {ev.event_id!r} vector has shape {x.shape}, not {vec.shape}")
-        vec += (ev.weight * decay(t_ref - ev.ts_ms, half_life)) * x
-
+        fresh.append(ev)
+    applied = len(fresh)
     if applied == 0:
         return ApplyResult(base, 0, duplicates, 0, changed=False)
+
+    # v = v0 * 2^(-(T - t_ref)/h) + sum_i w_i x_i 2^(-(T - t_i)/h), T = the largest event
+    # time: the sequential rule of the module doc in closed form, in one matrix product
+    half_life = float(cfg.half_life_ms)
+    times = np.fromiter((ev.ts_ms for ev in fresh), dtype=np.float64, count=applied)
+    t_new = float(times.max()) if base.n_events == 0 else max(float(base.t_ref_ms), times.max())
+    with_vec = [k for k, ev in enumerate(fresh) if ev.vector is not None]
+    no_vector = applied - len(with_vec)
+    vec = base.vec.astype(np.float64) * (2.0 ** (-(t_new - base.t_ref_ms) / half_life))
+    if with_vec:
+        xs = np.stack([np.asarray(fresh[k].vector, dtype=np.float64) for k in with_vec])
+        if xs.shape[1] != vec.shape[0]:
+            raise ValueError(f"an event vector has {xs.shape[1]} values, not {vec.shape[0]}")
+        weights = np.fromiter((fresh[k].weight for k in with_vec), np.float64, len(with_vec))
+        coeffs = weights * 2.0 ** (-(t_new - times[with_vec]) / half_life)
+        vec += coeffs @ xs
+    t_ref = int(t_new)
+
     new = Profile(
         vec=vec.astype(np.float32),
         t_ref_ms=t_ref,

@@ -39,6 +39,19 @@ def tag_scores(
     return sorted(scored, key=lambda tp: (-tp[1], tp[0]))
 
 
+def tags_by_interest(
+    tags: Sequence[str], interest: npt.NDArray[np.float32], snap: CatalogueSnapshot
+) -> list[str]:
+    """``tags`` (known ones) with a positive interest, strongest first (ties by name).
+
+    ``interest`` is ``snap.tag_matrix @ user_unit``: the user's cosine with every known tag,
+    computed once per user. Same order as :func:`tag_scores`.
+    """
+    index = snap.tag_index
+    scored = [(float(interest[index[t]]), t) for t in dict.fromkeys(tags) if t in index]
+    return [t for p, t in sorted(scored, key=lambda pt: (-pt[0], pt[1])) if p > 0]
+
+
 def strongest_tags(
     user_vec: npt.ArrayLike, catalogue: Catalogue, n: int = 3
 ) -> list[tuple[str, float]]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Offer
-from app.core.reasons import build_reason, tag_scores
+from app.core.reasons import build_reason, tags_by_interest
 
 PARTS = ("affinity", "value", "popularity", "priority")
 """Names of the score parts, in this order."""
@@ -93,14 +93,14 @@ def score_batch(
         return [[] for _ in range(n_users)]
 
     unit_users = _unit_rows(users)
-    affinity = (unit_users @ snap.matrix.T).astype(np.float64)  # U x N, the one matmul
-    aff_part = cfg.w_affinity * affinity
+    # the parts that do not depend on the user, with ineligible offers at -inf (N floats)
     value_part = cfg.w_value * snap.value_norm
     pop_part = cfg.w_popularity * snap.popularity
     prio_part = cfg.w_priority * snap.priority_norm
-    scores = aff_part + (value_part + pop_part + prio_part)
-
-    scores[:, ~snap.eligible_at(now_ms)] = -np.inf
+    static = np.where(snap.eligible_at(now_ms), value_part + pop_part + prio_part, -np.inf)
+    # the one matrix product, then one U x N addition (float32 throughout)
+    scores = (unit_users @ snap.matrix.T) * np.float32(cfg.w_affinity)
+    scores += static.astype(np.float32)
     if exclude is not None:
         for u, purchased in enumerate(exclude):
             if purchased:
@@ -112,20 +112,38 @@ def score_batch(
     order = np.lexsort((top, -top_scores), axis=1)
     ranked = np.take_along_axis(top, order, axis=1)
 
+    # plain Python numbers in bulk: far cheaper than indexing numpy scalars one by one
+    # parts of the ranked offers only, in float64, so that they sum to the score exactly
+    affinity = np.einsum("ud,ukd->uk", unit_users.astype(np.float64), snap.matrix[ranked])
+    aff_top = cfg.w_affinity * affinity
+    kept = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
+    top_scores = np.where(kept, aff_top + static[ranked], -np.inf)
+    score_rows = top_scores.tolist()
+    aff_rows = aff_top.tolist()
+    value_rows = value_part[ranked].tolist()
+    pop_rows = pop_part[ranked].tolist()
+    prio_rows = prio_part[ranked].tolist()
+    offers = snap.offers
     results: list[list[ScoredOffer]] = []
-    for u in range(n_users):
-        row: list[ScoredOffer] = []
-        for i in ranked[u]:
-            score = float(scores[u, i])
-            if score == -np.inf:
-                continue
-            parts = {
-                "affinity": float(aff_part[u, i]),
-                "value": float(value_part[i]),
-                "popularity": float(pop_part[i]),
-                "priority": float(prio_part[i]),
-            }
-            row.append(ScoredOffer(snap.offers[i], score, parts, ""))
+    for u, indices in enumerate(ranked.tolist()):
+        row = [
+            ScoredOffer(
+                offers[i],
+                score,
+                {"affinity": aff, "value": value, "popularity": pop, "priority": prio},
+                "",
+            )
+            for i, score, aff, value, pop, prio in zip(
+                indices,
+                score_rows[u],
+                aff_rows[u],
+                value_rows[u],
+                pop_rows[u],
+                prio_rows[u],
+                strict=True,
+            )
+            if score != -np.inf
+        ]
         results.append(with_reasons(unit_users[u], row, snap, cfg) if reasons else row)
     return results
 
@@ -141,13 +159,14 @@ def with_reasons(
     Reasons cost a tag projection per offer: build them only for the offers that are sent.
     """
     out: list[ScoredOffer] = []
+    interest: npt.NDArray[np.float32] | None = None
     for scored in ranked:
-        row = snap.offer_index[scored.offer_id]
-        matched = (
-            [t for t, _ in tag_scores(user_unit, snap.offer_tags[row], snap)]
-            if scored.parts["affinity"] > 0
-            else []
-        )
+        matched: list[str] = []
+        if scored.parts["affinity"] > 0:
+            if interest is None:  # the user's interest in every known tag, once
+                interest = snap.tag_matrix @ user_unit
+            row = snap.offer_index[scored.offer_id]
+            matched = tags_by_interest(snap.offer_tags[row], interest, snap)
         reason = build_reason(scored.parts, scored.offer, matched, cfg.reason_tags)
         out.append(ScoredOffer(scored.offer, scored.score, scored.parts, reason))
     return out
@@ -155,8 +174,11 @@ def with_reasons(
 
 def unit_user(user_vec: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """The unit vector of one user as scoring sees it (non-finite or zero -> zeros)."""
-    rows = _unit_rows(np.asarray(user_vec, dtype=np.float32).reshape(1, -1))
-    return np.asarray(rows[0], dtype=np.float32)
+    vec = np.asarray(user_vec, dtype=np.float32)
+    norm = float(np.sqrt(np.dot(vec, vec)))
+    if norm > 0 and np.isfinite(norm):
+        return vec / np.float32(norm)
+    return np.zeros_like(vec)
 
 
 def ranking_changed(old: Sequence[str], new: Sequence[str]) -> bool:
