@@ -24,6 +24,8 @@ class PipelineConfig:
     read); if one exists, the compare-and-set fails and returns the stored state, and the user
     is redone with it. New users then cost no read at all, known ones one extra round trip,
     the same as reading first (default true; false reads misses first).
+    ``popularity_half_life_ms``: half-life of the popularity prior, event time (1 day).
+    ``popularity_refresh_ms``: how often offers' popularity is recomputed, wall clock (5 s).
     """
 
     offers_topic: str = "next-best-offers"
@@ -35,6 +37,8 @@ class PipelineConfig:
     max_conflict_rounds: int = 5
     candidate_factor: int = 4
     assume_unknown_users_new: bool = True
+    popularity_half_life_ms: int = 86_400_000
+    popularity_refresh_ms: int = 5_000
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     weights: EventWeights = field(default_factory=EventWeights)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)

@@ -33,6 +33,7 @@ from app.core.enums import EventType
 from app.core.errors import EventRejected
 from app.core.events import UserEvent, decode_event
 from app.core.messages import build_next_best_offer, select_for_channel
+from app.core.popularity import PopularityTracker
 from app.core.profile import ApplyResult, PendingEvent, apply_events
 from app.core.scoring import ranking_changed, score_batch, unit_user, with_reasons
 from app.core.weights import event_weight
@@ -111,6 +112,8 @@ class BatchProcessor:
         self._cfg = config
         self._clock_ms = clock_ms
         self._cache = UserCache(config.cache_users)
+        self._popularity = PopularityTracker(half_life_ms=config.popularity_half_life_ms)
+        self._popularity_refreshed_ms = 0
         # rank more than K so that K remain after keeping only the chosen channel's offers
         k = config.scoring.k * config.candidate_factor
         self._candidates = config.scoring.model_copy(update={"k": min(k, 1000)})
@@ -134,6 +137,11 @@ class BatchProcessor:
                 stats.reasons[exc.reason_class] = stats.reasons.get(exc.reason_class, 0) + 1
                 continue
             by_user.setdefault(event.user_id, []).append((record, event))
+            if event.item_id is not None and event.is_item_event:
+                tags = self._catalogue.item_tags(event.item_id) or event.tags
+                weight = event_weight(event, self._cfg.weights)
+                self._popularity.observe(event.item_id, tags, weight, event.ts_ms)
+        self._refresh_popularity(now)
 
         stats.timed("decode", clock)
         pending = list(by_user)
@@ -151,6 +159,21 @@ class BatchProcessor:
             await self._publisher.publish(outbound)
             stats.timed("publish", clock)
         return stats
+
+    def _refresh_popularity(self, now: int) -> None:
+        """Push the offers' popularity prior into the catalogue, at most every refresh period.
+
+        Each worker counts the events of its own partitions: a sample of all users.
+        """
+        if now - self._popularity_refreshed_ms < self._cfg.popularity_refresh_ms:
+            return
+        self._popularity_refreshed_ms = now
+        snap = self._catalogue.snapshot()
+        offers = {
+            o.offer_id: (tuple(o.item_ids), snap.offer_tags[i]) for i, o in enumerate(snap.offers)
+        }
+        for offer_id, popularity in self._popularity.offer_popularity(offers).items():
+            self._catalogue.set_popularity(offer_id, popularity)
 
     async def _round(
         self,

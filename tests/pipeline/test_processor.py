@@ -265,3 +265,21 @@ async def test_a_message_keeps_k_offers_of_its_channel_when_top_offers_mix_chann
     assert message["channel"] == "push"  # the best offer (m00) allows push only
     assert [o["offer_id"] for o in message["offers"]] == ["m00", "m02", "m04", "m06", "m08"]
     assert [o["rank"] for o in message["offers"]] == [1, 2, 3, 4, 5]
+
+
+async def test_a_cold_user_is_offered_what_others_engage_with() -> None:
+    store, publisher = MemoryProfileStore(), RecordingPublisher()
+    clock = iter(range(NOW, NOW + 100 * 10_000, 10_000))  # 10 s per batch: refresh each time
+    processor = BatchProcessor(store, publisher, catalogue(), CFG, lambda: next(clock))
+    crowd = [event(n, user=f"fan{n}", item="i2", kind="purchase") for n in range(5)]
+    await processor.process(crowd)
+
+    body = {"event_id": "c1", "user_id": "newbie", "type": "view", "item_id": "?", "ts": NOW}
+    cold = InboundRecord("events", 0, 99, b"newbie", json.dumps(body).encode())
+    await processor.process([cold])
+
+    message = json.loads(publisher.on("nbo")[-1].value or b"")
+    assert message["user_id"] == "newbie"
+    top, *rest = message["offers"]
+    assert top["offer_id"] == "o2" and top["score_parts"]["popularity"] > 0
+    assert all(o["score_parts"]["popularity"] == 0 for o in rest)  # nobody touched them
