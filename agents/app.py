@@ -30,6 +30,7 @@ from app.connections import (
 from app.core.catalog import Catalogue
 from app.core.profile import ProfileConfig
 from app.core.scoring import ScoringConfig
+from app.logs import logging_config
 from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
 from app.settings import Settings, kafka_bootstrap_or_local
@@ -153,4 +154,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         )
     worker = build_worker(settings)
     log.info("starting worker %s", settings.app_id)
-    faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
+    level = {"crit": "CRITICAL", "warn": "WARNING"}.get(loglevel, loglevel.upper())
+    faust.Worker(
+        worker.app, loglevel=loglevel, logging_config=logging_config(settings.log_format, level)
+    ).execute_from_commandline()

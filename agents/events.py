@@ -41,6 +41,7 @@ async def process_until_done(worker: Worker, records: Sequence[InboundRecord]) -
                 type(exc).__name__,
                 exc,
                 delay,
+                extra=positions(records),
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX_S)
@@ -48,6 +49,18 @@ async def process_until_done(worker: Worker, records: Sequence[InboundRecord]) -
         worker.metrics.record_batch(stats, time.perf_counter() - started)
         worker.metrics.store_round_trips.set(worker.store.round_trips)
         return
+
+
+def positions(records: Sequence[InboundRecord]) -> dict[str, str]:
+    """Log fields naming the records of a batch: topic, partitions and offset ranges."""
+    spans: dict[int, tuple[int, int]] = {}
+    for r in records:
+        low, high = spans.get(r.partition, (r.offset, r.offset))
+        spans[r.partition] = (min(low, r.offset), max(high, r.offset))
+    return {
+        "topic": records[0].topic if records else "",
+        "offsets": ",".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(spans.items())),
+    }
 
 
 def register_event_agent(worker: Worker) -> None:

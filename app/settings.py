@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=2.8, gt=0, description="How often consumed offsets are committed, seconds."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Worker log lines: text, or one JSON object per line."
+    )
     web_port: int = Field(default=6066, description="HTTP port of lookups, health and metrics.")
     web_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
 

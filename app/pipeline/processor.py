@@ -193,7 +193,13 @@ class BatchProcessor:
             try:
                 plans.append(self._plan(states[user_id], by_user[user_id], now))
             except Exception as exc:  # bad data for one user must not stop the stream
-                log.exception("dead-lettering the events of user %r", user_id)
+                first = by_user[user_id][0][0]
+                log.exception(
+                    "dead-lettering the events of user %r",
+                    user_id,
+                    extra={"topic": first.topic, "partition": first.partition,
+                           "offset": first.offset, "user_id": user_id},
+                )  # fmt: skip
                 for record, _ in by_user[user_id]:
                     outbound.append(self._dead_letter(record, type(exc).__name__, str(exc), now))
         clock = stats.timed("apply", clock)
