@@ -26,8 +26,22 @@ class ChildRun:
     peak_rss: int
 
 
+def own_peak_rss_bytes() -> int:
+    """This process's peak resident memory since its exec (VmHWM), bytes.
+
+    Unlike ``ru_maxrss``, it does not count the parent's pages that a child maps between
+    fork and exec, so a child reports its own peak.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def run_child(module: str, args: Sequence[str], env: dict[str, str]) -> ChildRun:
-    """Run ``python -m module args`` to completion; its last stdout line is JSON."""
+    """Run ``python -m module args`` to completion; its last stdout line is JSON (with its
+    own ``peak_rss_bytes``)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", module, *args], env=env, stdout=subprocess.PIPE, text=True
     )
@@ -38,7 +52,7 @@ def run_child(module: str, args: Sequence[str], env: dict[str, str]) -> ChildRun
     if proc.returncode != 0:
         raise RuntimeError(f"{module} failed with exit code {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
-    return ChildRun(result, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+    return ChildRun(result, usage.ru_utime + usage.ru_stime, int(result["peak_rss_bytes"]))
 
 
 def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:

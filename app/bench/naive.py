@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.app import now_ms, pipeline_config
+from app.bench.measure import own_peak_rss_bytes
 from app.core.catalog import Catalogue
 from app.core.catalog_records import decode_item, decode_offer
 from app.pipeline.processor import BatchProcessor
@@ -96,7 +97,12 @@ async def naive(bootstrap: str, group: str, expect: int, budget_s: float) -> dic
         await consumer.stop()
         await producer.stop()
         await redis.aclose()
-    return {"count": count, "first_ms": first * 1000, "done_ms": time.time() * 1000}
+    return {
+        "count": count,
+        "first_ms": first * 1000,
+        "done_ms": time.time() * 1000,
+        "peak_rss_bytes": own_peak_rss_bytes(),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from app.bench.measure import own_peak_rss_bytes
+
 
 def _now_ms() -> float:
     return time.time() * 1000
@@ -59,7 +61,12 @@ async def passthrough(
     finally:
         await producer.stop()
         await consumer.stop()
-    return {"count": count, "first_ms": first_ms, "done_ms": _now_ms()}
+    return {
+        "count": count,
+        "first_ms": first_ms,
+        "done_ms": _now_ms(),
+        "peak_rss_bytes": own_peak_rss_bytes(),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

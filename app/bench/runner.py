@@ -301,6 +301,11 @@ def _ratios(report: dict[str, Any], options: BenchOptions) -> dict[str, float]:
     return ratios
 
 
+def _size(n: int) -> str:
+    """1000 -> "1k", 10000 -> "10k", 250 -> "250"."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
 def render(report: dict[str, Any]) -> str:
     """The terminal table."""
     lines = ["", f"{'run':<22}{'events/s':>12}{'CPU s/1k':>10}{'peak MB':>9}{'RT/event':>10}"]

@@ -1,0 +1,45 @@
+"""The benchmark keeps working: a tiny run produces every figure and ratio (no timing asserted)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from app.bench.runner import BenchOptions, run_bench
+from app.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+RATIOS = {
+    "throughput_vs_raw_60",
+    "throughput_vs_naive",
+    "redis_calls_per_event_times_batch",
+    "p99_vs_raw",
+}
+
+
+def test_a_tiny_benchmark_reports_every_figure(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,  # type: ignore[arg-type]
+        stack_dir=tmp_path,
+        web_port=17_066,
+    )
+    options = BenchOptions(
+        events=1_500, users=150, offer_sizes=(60,), batch_size=100, naive_max_events=60,
+        naive_budget_s=5.0, latency_s=1.5,
+    )  # fmt: skip
+    report = run_bench(settings, options, tmp_path / "bench.json")
+
+    assert set(report["ratios"]) == RATIOS
+    assert all(math.isfinite(v) and v > 0 for v in report["ratios"].values())
+    worker = report["pipeline"]["60"]
+    assert worker["events"] == 1_500 and worker["redis_round_trips_per_event"] > 0
+    assert set(worker["phase_s"]) >= {"decode", "apply", "rank", "commit"}
+    assert report["raw"]["peak_rss_mb"] > 0 and report["naive"]["events"] > 0
+    assert report["latency"]["pipeline_ms"]["samples"] > 0
+    assert (tmp_path / "bench.json").exists()
