@@ -291,7 +291,7 @@ def _ratios(report: dict[str, Any], options: BenchOptions) -> dict[str, float]:
     raw = report["raw"]["events_per_s"]
     pipe = report["pipeline"]
     first = pipe[str(options.offer_sizes[0])]
-    ratios = {f"throughput_vs_raw_{int(n) // 1000}k": pipe[n]["events_per_s"] / raw for n in pipe}
+    ratios = {f"throughput_vs_raw_{_size(int(n))}": pipe[n]["events_per_s"] / raw for n in pipe}
     ratios["throughput_vs_naive"] = first["events_per_s"] / report["naive"]["events_per_s"]
     ratios["redis_calls_per_event_times_batch"] = (
         first["redis_round_trips_per_event"] * options.batch_size
