@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from agents.catalog_feed import CatalogueFeed
 from agents.events import register_event_agent
@@ -52,7 +53,7 @@ class Worker:
     app: Any  # faust.App (untyped library)
     catalogue: Catalogue
     store: RedisProfileStore
-    redis: aioredis.Redis
+    redis: aioredis.Redis | RedisCluster
     feed: CatalogueFeed
     processor: BatchProcessor
     metrics: WorkerMetrics

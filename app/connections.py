@@ -14,6 +14,7 @@ import ssl
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -75,8 +76,9 @@ def faust_credentials(settings: Settings) -> Any:
     return None
 
 
-def redis_client(settings: Settings) -> aioredis.Redis:
-    """The Redis client (``rediss://`` for TLS; ACL user and password in the URL)."""
+def redis_client(settings: Settings) -> aioredis.Redis | RedisCluster:
+    """The Redis client (``rediss://`` for TLS; ACL user and password in the URL); the
+    cluster client when ``NBO_REDIS_CLUSTER`` is set."""
     options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
     if settings.redis_ssl_ca:
         options["ssl_ca_certs"] = str(settings.redis_ssl_ca)
@@ -86,6 +88,8 @@ def redis_client(settings: Settings) -> aioredis.Redis:
     url = redis_url_or_local(settings)
     if not url.startswith("rediss://"):
         options = {k: v for k, v in options.items() if not k.startswith("ssl_")}
+    if settings.redis_cluster:
+        return RedisCluster.from_url(url, **options)
     return aioredis.Redis.from_url(url, **options)
 
 

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         "Unset: commands that need Redis use the local stack.",
     )
 
+    redis_cluster: bool = Field(
+        default=False, description="Use the Redis Cluster client (the URL names any node)."
+    )
+
     # --- secure connections -------------------------------------------------------------------
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Kafka security protocol."

@@ -3,19 +3,28 @@
 ``load`` reads every user's profile hash, offers and purchased set in one pipeline; ``commit``
 runs one Lua script per user (``commit.lua``: compare-and-set on the profile's ``ver`` field,
 then profile, offers and recent-item sets written atomically, every key's TTL refreshed) in one
-pipeline; a failed compare-and-set returns the stored state. ``round_trips`` counts pipelines
-sent (for metrics and the benchmark). Keys: :mod:`app.storage.keys`.
+pipeline; a failed compare-and-set returns the stored state. The script is loaded once
+(``SCRIPT LOAD``, on every primary of a Redis Cluster) and called with ``EVALSHA``; the same
+code works with a single server (``redis.asyncio.Redis``) and a cluster (``RedisCluster``),
+since every key of one user shares a hash tag; redis-py refuses ``EVALSHA`` in cluster
+pipelines, so on a cluster the calls of a batch go out concurrently instead. ``round_trips``
+counts requests sent (a pipeline counts once; for metrics and the benchmark).
+Keys: :mod:`app.storage.keys`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome
@@ -47,10 +56,12 @@ def _commit_script() -> str:
 class RedisProfileStore:
     """Per-user state in Redis (see module doc)."""
 
-    def __init__(self, client: aioredis.Redis, config: RedisStoreConfig) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, config: RedisStoreConfig) -> None:
         self._client = client
         self._config = config
-        self._commit = client.register_script(_commit_script())
+        self._script = _commit_script()
+        self._sha = hashlib.sha1(self._script.encode()).hexdigest()
+        self._script_loaded = False
         self.round_trips = 0
 
     async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
@@ -93,13 +104,32 @@ class RedisProfileStore:
         if not writes:
             return WriteOutcome({}, {})
         cfg = self._config
-        self.round_trips += 1
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for write in writes:
-                    keys = user_keys(write.user_id, cfg.prefix)
-                    await self._commit(keys=list(keys.all()), args=self._args(write), client=pipe)
-                replies: list[Any] = await pipe.execute()
+            if not self._script_loaded:  # on every primary of a cluster: one extra round trip
+                await self._client.script_load(self._script)
+                self._script_loaded = True
+            calls = [
+                (user_keys(write.user_id, cfg.prefix).all(), self._args(write)) for write in writes
+            ]
+            replies: list[Any]
+            if isinstance(self._client, RedisCluster):
+                # redis-py refuses EVALSHA in cluster pipelines: concurrent calls instead, each
+                # routed to the node that owns the user's hash tag
+                self.round_trips += len(calls)
+                replies = await asyncio.gather(
+                    *(self._client.evalsha(self._sha, len(k), *k, *a) for k, a in calls)
+                )
+            else:
+                self.round_trips += 1
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for keys, args in calls:
+                        pipe.evalsha(self._sha, len(keys), *keys, *args)
+                    replies = await pipe.execute()
+        except NoScriptError:
+            # a server restarted or failed over without the script: load it again; writes
+            # that went through before are compare-and-set, so redoing the batch is safe
+            self._script_loaded = False
+            raise StoreUnavailable("Redis lost the commit script; reloading it") from None
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis unreachable while committing: {exc}") from exc
         versions: dict[str, int] = {}

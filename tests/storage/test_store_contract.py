@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from app.core.profile import Profile
 from app.core.vectors import vec_from_bytes
@@ -15,6 +16,7 @@ from app.ports import ProfileStore, UserWrite
 from app.storage.keys import user_keys
 from app.storage.memory_store import MemoryProfileStore
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
+from tests.support.redis_cluster import redis_cluster
 
 DIM = 8
 
@@ -30,25 +32,46 @@ def profile(n: int) -> Profile:
     )
 
 
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as url:
+        yield url
+
+
 @pytest.fixture(
     params=[
         pytest.param("memory", marks=pytest.mark.unit),
         pytest.param("redis", marks=pytest.mark.integration),
+        pytest.param("cluster", marks=pytest.mark.integration),
     ]
 )
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ProfileStore]:
     if request.param == "memory":
         yield MemoryProfileStore(seen_cap=3)
         return
-    url: str = request.getfixturevalue("redis_url")
-    client = aioredis.Redis.from_url(url)
+    client: aioredis.Redis | RedisCluster
+    if request.param == "cluster":
+        client = RedisCluster.from_url(request.getfixturevalue("cluster_url"))
+    else:
+        client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
     prefix = f"nbotest{uuid.uuid4().hex[:8]}"
     try:
         yield RedisProfileStore(client, RedisStoreConfig(dim=DIM, seen_cap=3, prefix=prefix))
     finally:
-        async for key in client.scan_iter(match=f"{prefix}:*"):
-            await client.delete(key)
+        if request.param == "redis":
+            async for key in client.scan_iter(match=f"{prefix}:*"):
+                await client.delete(key)
         await client.aclose()
+
+
+async def test_many_users_across_slots_commit_and_load_in_one_call_each(
+    store: ProfileStore,
+) -> None:
+    users = [f"user-{i}" for i in range(50)]  # spread over every node of a cluster
+    outcome = await store.commit([UserWrite(u, 0, profile(i)) for i, u in enumerate(users)])
+    assert len(outcome.versions) == 50 and dict(outcome.conflicts) == {}
+    loaded = await store.load(users)
+    assert [loaded[u].profile == profile(i) for i, u in enumerate(users)] == [True] * 50
 
 
 async def test_an_unknown_user_has_no_profile_and_version_zero(store: ProfileStore) -> None:
