@@ -7,6 +7,7 @@ Strimzi may manage them: set ``NBO_DECLARE_TOPICS=false``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,26 @@ async def ensure_topics(
                 ]
             )
             log.info("created topics: %s", ", ".join(s.name for s in missing))
+            await _wait_for_leaders(admin, [s.name for s in missing])
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 15.0
+) -> None:
+    """Wait until every partition of ``topics`` has a leader, so the first produce does not
+    bounce off a partition that is still electing one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        described = await admin.describe_topics(topics)
+        partitions = [p for t in described for p in t.get("partitions", [])]
+        ready = all(t.get("error_code", 0) == 0 for t in described) and all(
+            p.get("leader", -1) >= 0 for p in partitions
+        )
+        if ready and partitions:
+            return
+        await asyncio.sleep(0.1)
+    log.warning("some partitions of %s have no leader after %.0f s", topics, timeout_s)

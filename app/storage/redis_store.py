@@ -104,34 +104,21 @@ class RedisProfileStore:
         if not writes:
             return WriteOutcome({}, {})
         cfg = self._config
-        try:
-            if not self._script_loaded:  # on every primary of a cluster: one extra round trip
-                await self._client.script_load(self._script)
-                self._script_loaded = True
-            calls = [
-                (user_keys(write.user_id, cfg.prefix).all(), self._args(write)) for write in writes
-            ]
-            replies: list[Any]
-            if isinstance(self._client, RedisCluster):
-                # redis-py refuses EVALSHA in cluster pipelines: concurrent calls instead, each
-                # routed to the node that owns the user's hash tag
-                self.round_trips += len(calls)
-                replies = await asyncio.gather(
-                    *(self._client.evalsha(self._sha, len(k), *k, *a) for k, a in calls)
-                )
-            else:
-                self.round_trips += 1
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for keys, args in calls:
-                        pipe.evalsha(self._sha, len(keys), *keys, *args)
-                    replies = await pipe.execute()
-        except NoScriptError:
-            # a server restarted or failed over without the script: load it again; writes
-            # that went through before are compare-and-set, so redoing the batch is safe
-            self._script_loaded = False
-            raise StoreUnavailable("Redis lost the commit script; reloading it") from None
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"Redis unreachable while committing: {exc}") from exc
+        calls = [(user_keys(w.user_id, cfg.prefix).all(), self._args(w)) for w in writes]
+        replies: list[Any] = []
+        for attempt in (1, 2):
+            try:
+                replies = await self._call_commit(calls)
+                break
+            except NoScriptError:
+                # the server restarted or failed over without the script, or SCRIPT FLUSH:
+                # load it again and redo the batch once; writes that went through the first
+                # time are compare-and-set, so they come back as conflicts, not twice
+                self._script_loaded = False
+                if attempt == 2:
+                    raise StoreUnavailable("Redis keeps losing the commit script") from None
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(f"Redis unreachable while committing: {exc}") from exc
         versions: dict[str, int] = {}
         conflicts: dict[str, StoredUser] = {}
         for write, reply in zip(writes, replies, strict=True):
@@ -140,6 +127,27 @@ class RedisProfileStore:
             else:
                 conflicts[write.user_id] = self._stored(write.user_id, *reply[2:5])
         return WriteOutcome(versions, conflicts)
+
+    async def _call_commit(
+        self, calls: Sequence[tuple[tuple[str, ...], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run the commit script once per user: one pipeline (single server) or concurrent
+        calls (cluster: redis-py refuses EVALSHA in cluster pipelines)."""
+        if not self._script_loaded:  # on every primary of a cluster
+            await self._client.script_load(self._script)
+            self._script_loaded = True
+        if isinstance(self._client, RedisCluster):
+            self.round_trips += len(calls)
+            return list(
+                await asyncio.gather(
+                    *(self._client.evalsha(self._sha, len(k), *k, *a) for k, a in calls)
+                )
+            )
+        self.round_trips += 1
+        async with self._client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(self._sha, len(keys), *keys, *args)
+            return list(await pipe.execute())
 
     def _args(self, write: UserWrite) -> list[bytes | str | int]:
         cfg = self._config
