@@ -115,6 +115,7 @@ class Catalogue:
         self._dim = check_dim(dim)
         self._items: dict[str, Item] = {}
         self._item_vecs: dict[str, Vector | None] = {}
+        self._item_tags: dict[str, tuple[str, ...]] = {}
         self._offers: dict[str, Offer] = {}
         self._popularity: dict[str, float] = {}
         self._tag_vecs: dict[str, Vector | None] = {}
@@ -137,12 +138,14 @@ class Catalogue:
         self._check_vector(item.vector, "item")
         self._items[item.item_id] = item
         self._item_vecs[item.item_id] = resolve_vector(item.vector, item.tags, self._dim)
+        self._item_tags[item.item_id] = _norm_tags(item.tags)
         self._dirty = True
 
     def delete_item(self, item_id: str) -> bool:
         """Remove an item (tombstone); returns whether it existed."""
         existed = self._items.pop(item_id, None) is not None
         self._item_vecs.pop(item_id, None)
+        self._item_tags.pop(item_id, None)
         self._dirty = self._dirty or existed
         return existed
 
@@ -198,8 +201,7 @@ class Catalogue:
 
     def item_tags(self, item_id: str) -> tuple[str, ...]:
         """The normalised tags of a known item (empty if unknown)."""
-        item = self._items.get(item_id)
-        return _norm_tags(item.tags) if item is not None else ()
+        return self._item_tags.get(item_id, ())
 
     def offer_vector(self, offer_id: str) -> Vector | None:
         """The unit vector of a known offer (its matrix row); ``None`` if unknown or zero."""
