@@ -1,0 +1,54 @@
+"""Settings of the offline replay evaluation (one frozen model, documented defaults)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.popularity import DAY_MS
+from app.core.profile import ProfileConfig
+from app.core.scoring import ScoringConfig
+from app.core.weights import EventWeights
+from app.learning.model import CollabConfig
+
+ENGINE_TAGS = "engine_tags"
+ENGINE_COLLAB = "engine_collab"
+POPULARITY = "popularity"
+RANDOM = "random"
+BATCH_MODEL = "batch_model"
+METHODS: tuple[str, ...] = (ENGINE_TAGS, ENGINE_COLLAB, POPULARITY, RANDOM, BATCH_MODEL)
+"""The methods compared, by their stable names (report keys)."""
+
+
+class EvaluationConfig(BaseModel):
+    """What :func:`app.evaluation.evaluate` replays and how.
+
+    ``engine_tags`` is the engine as configured today (tag-hash vectors, ``tags_profile``,
+    ``tags_scoring``); ``engine_collab`` uses the learned model of ``collab``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 0
+    """Seed of the factorisation and of the ``random`` method (default 0)."""
+    k_max: int = Field(default=20, ge=1, le=1000)
+    """Largest list length K measured; metrics are reported for K = 1..k_max (default 20)."""
+    split_quantile: float = Field(default=0.8, gt=0.0, lt=1.0)
+    """Events before this quantile of event times train, the rest test (default 0.8)."""
+    min_rating: float = Field(default=4.0, ge=0.5, le=5.0)
+    """A rating event is positive from this many stars (default 4); likes and purchases
+    are always positive."""
+    batch_size: int = Field(default=256, ge=1)
+    """Queries scored per matrix product (default 256)."""
+    methods: tuple[str, ...] = METHODS
+    """Methods to run (default all of :data:`METHODS`)."""
+    tags_popularity_half_life_ms: int | None = Field(default=DAY_MS, gt=0)
+    """Half-life of ``engine_tags``' popularity prior (:mod:`app.core.popularity`), event-time
+    ms (default 1 day, the worker's); ``None``: no prior."""
+    weights: EventWeights = EventWeights()
+    """Event weights of the profiles and of the learning (default: the engine's)."""
+    tags_profile: ProfileConfig = ProfileConfig()
+    """Profile settings of ``engine_tags`` (default: the engine's, half-life 7 days)."""
+    tags_scoring: ScoringConfig = ScoringConfig()
+    """Score weights of ``engine_tags`` (default: the engine's); ``k`` is set to ``k_max``."""
+    collab: CollabConfig = CollabConfig()
+    """The collaborative model and its engine settings (``engine_collab``, ``batch_model``)."""

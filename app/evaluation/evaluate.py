@@ -1,0 +1,203 @@
+"""``evaluate``: replay an event log through the engine and its alternatives, offline.
+
+Protocol (see ``docs/learning.md``):
+
+1. The log is cut at the ``split_quantile`` (0.8) of its event times. The collaborative model
+   (vectors, co-occurrence) and the frozen batch model learn only from the events before the
+   split.
+2. All events are replayed in time order; events after the split keep updating the profiles,
+   recent items and the engine's popularity prior, as the stream would.
+3. Before each positive test event (like, purchase, rating >= ``min_rating``) on an item the
+   user has not interacted with yet, every method ranks the **whole** offer catalogue for that
+   user, excluding offers with items the user has interacted with; the rank of the offer
+   holding the item gives HitRate@K and NDCG@K (:mod:`app.evaluation.metrics`).
+
+No Kafka, no Redis: the engine methods call the core (``apply_events``, ``Catalogue``,
+``score_batch``) directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from app.core.catalog import Catalogue
+from app.core.catalog_records import Item, Offer
+from app.core.enums import Channel
+from app.core.events import UserEvent
+from app.core.popularity import PopularityTracker
+from app.evaluation.config import (
+    BATCH_MODEL,
+    ENGINE_COLLAB,
+    ENGINE_TAGS,
+    METHODS,
+    POPULARITY,
+    RANDOM,
+    EvaluationConfig,
+)
+from app.evaluation.methods import BatchModel, EngineCollab, EngineTags, Popularity, RandomOrder
+from app.evaluation.metrics import RankingMetrics
+from app.evaluation.replay import ItemOffers, Method, replay
+from app.evaluation.report import Report
+from app.evaluation.split import temporal_split
+from app.learning.interactions import InteractionLog
+from app.learning.model import CollabModel, train_collab_model
+
+
+def item_offer(item: Item) -> Offer:
+    """The item-recommendation offer of one item: same id, title and tags, channel web."""
+    return Offer(
+        offer_id=item.item_id,
+        title=item.title or item.item_id,
+        item_ids=(item.item_id,),
+        tags=item.tags,
+        channels=(Channel.WEB,),
+    )
+
+
+def build_catalogue(
+    items: Iterable[Item],
+    offers: Iterable[Offer],
+    dim: int,
+    vectors: dict[str, tuple[float, ...]] | None = None,
+) -> Catalogue:
+    """A catalogue of ``items`` (explicit vectors replaced by ``vectors``, else none: the tag
+    hash) and ``offers``."""
+    catalogue = Catalogue(dim)
+    learned = vectors or {}
+    for item in items:
+        catalogue.upsert_item(item.model_copy(update={"vector": learned.get(item.item_id)}))
+    for offer in offers:
+        catalogue.upsert_offer(offer)
+    return catalogue
+
+
+def _tracker(half_life_ms: int | None) -> PopularityTracker | None:
+    return None if half_life_ms is None else PopularityTracker(half_life_ms=float(half_life_ms))
+
+
+def evaluate(
+    events: Iterable[UserEvent] | InteractionLog,
+    items: Iterable[Item],
+    offers_or_items: Iterable[Offer | Item] | None = None,
+    config: EvaluationConfig | None = None,
+    *,
+    progress: Callable[[int], object] | None = None,
+    model: CollabModel | None = None,
+) -> Report:
+    """Replay ``events`` and compare the methods of ``config`` (module docs).
+
+    ``items``: the item catalogue (tags and titles; explicit vectors are ignored: each engine
+    method supplies its own). ``offers_or_items``: what is ranked: offers, and items (each
+    becomes :func:`item_offer`); ``None`` ranks every item of ``items``. ``events`` may be
+    :class:`~app.core.events.UserEvent` objects or a prepared
+    :class:`~app.learning.interactions.InteractionLog` (whose item codes should start with
+    the catalogue's items). ``progress`` is called with numbers of events replayed.
+    ``model``: a collaborative model already trained on exactly the events before the split
+    with ``config.collab`` (saves retraining when only engine settings change; default: train
+    one). Deterministic for ``config.seed``.
+    """
+    started = time.perf_counter()
+    cfg = config if config is not None else EvaluationConfig()
+    unknown = set(cfg.methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; known: {list(METHODS)}")
+    item_list = list(items)
+    ranked = item_list if offers_or_items is None else list(offers_or_items)
+    offers = [o if isinstance(o, Offer) else item_offer(o) for o in ranked]
+    dim = cfg.collab.dim
+    log = (
+        events
+        if isinstance(events, InteractionLog)
+        else InteractionLog.from_events(events, cfg.weights, [i.item_id for i in item_list])
+    )
+    split_ts = temporal_split(log.ts_ms, cfg.split_quantile)
+    end = int(np.searchsorted(log.ts_ms, split_ts, side="left"))
+    train = log.subset(np.arange(end))
+
+    train_started = time.perf_counter()
+    if model is None and (ENGINE_COLLAB in cfg.methods or BATCH_MODEL in cfg.methods):
+        tags = {i.item_id: i.tags for i in item_list}
+        model = train_collab_model(train, tags, cfg.seed, cfg.collab)
+    train_seconds = time.perf_counter() - train_started
+
+    tags_catalogue = build_catalogue(item_list, offers, dim)
+    snap = tags_catalogue.snapshot()
+    item_offers = ItemOffers(log.item_ids, snap)
+    metrics = {name: RankingMetrics(cfg.k_max, snap.size) for name in cfg.methods}
+    methods: list[Method] = []
+    for name in cfg.methods:
+        if name == ENGINE_TAGS:
+            methods.append(
+                EngineTags(
+                    metrics[name],
+                    tags_catalogue,
+                    log.item_ids,
+                    cfg.tags_profile.model_copy(update={"dim": dim}),
+                    cfg.tags_scoring,
+                    cfg.batch_size,
+                    _tracker(cfg.tags_popularity_half_life_ms),
+                )
+            )
+        elif name == ENGINE_COLLAB and model is not None:
+            vectors = {k: tuple(float(x) for x in v) for k, v in model.vectors.items()}
+            hybrid = cfg.collab.hybrid
+            collab_catalogue = build_catalogue(item_list, offers, dim, vectors)
+            if collab_catalogue.snapshot().offer_ids != snap.offer_ids:
+                raise AssertionError("both catalogues must order their offers alike")
+            methods.append(
+                EngineCollab(
+                    metrics[name],
+                    collab_catalogue,
+                    log.item_ids,
+                    item_offers,
+                    cfg.collab.profile.model_copy(update={"dim": dim}),
+                    hybrid.scoring,
+                    model.cooccurrence,
+                    hybrid.w_cooccurrence,
+                    hybrid.recent,
+                    cfg.batch_size,
+                    _tracker(cfg.collab.popularity_half_life_ms),
+                )
+            )
+        elif name == POPULARITY:
+            methods.append(Popularity(metrics[name], snap, item_offers))
+        elif name == RANDOM:
+            methods.append(RandomOrder(metrics[name], snap, item_offers, cfg.seed))
+        elif name == BATCH_MODEL and model is not None:
+            known = np.bincount(train.user, minlength=log.n_users) > 0
+            fact = model.factorisation
+            methods.append(
+                BatchModel(
+                    metrics[name],
+                    snap,
+                    item_offers,
+                    fact.user_factors,
+                    fact.item_factors,
+                    known,
+                    cfg.batch_size,
+                )
+            )
+    stats = replay(
+        log,
+        split_ts,
+        log.positives(cfg.min_rating),
+        item_offers,
+        methods,
+        cfg.collab.hybrid.recent.n_recent,
+        progress,
+    )
+    results = {m.name: m.metrics.result(stats.seconds.get(m.name, 0.0)) for m in methods}
+    return Report(
+        methods=results,
+        stats=stats,
+        split_ts_ms=split_ts,
+        k_max=cfg.k_max,
+        n_offers=snap.size,
+        seed=cfg.seed,
+        config=cfg.model_dump(mode="json"),
+        seconds=time.perf_counter() - started,
+        train_seconds=train_seconds,
+    )
