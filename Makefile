@@ -9,7 +9,7 @@ VENV := .venv
 NBO := $(VENV)/bin/nbo
 DEMO_ARGS ?=
 
-.PHONY: venv lint typecheck test test-unit demo stack-up stack-down stack-status clean
+.PHONY: venv lint typecheck test test-unit demo evaluate bench stack-up stack-down stack-status clean
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -36,6 +36,13 @@ test-unit: venv
 
 demo: venv
 	$(NBO) demo $(DEMO_ARGS)
+
+MOVIELENS ?= ../shared/datasets/ml-latest-small
+evaluate: venv
+	$(NBO) evaluate --movielens $(MOVIELENS) --report docs/evaluation/ml-latest-small.json --plot docs/evaluation/ml-latest-small-hit-rate.png
+
+bench: venv
+	$(NBO) bench --json bench.json
 
 stack-up: venv
 	$(NBO) stack up

@@ -1,0 +1,152 @@
+"""``nbo embed``: learn collaborative item vectors and publish them as catalogue updates.
+
+Reads an interaction log (UserEvent JSON lines, or a MovieLens directory), learns the
+collaborative model (:func:`app.learning.model.train_collab_model`) on all of it, and writes each
+item that got a vector as an Item record (its tags, title and price kept, ``vector`` = D
+floats) to the item-catalog topic (``--publish``; running workers pick the vectors up without a
+restart) and/or to a JSON-lines file (``--output``). Items without a learned vector are not
+sent: the catalogue keeps using their tag hash. ``--neighbours FILE`` also writes the
+co-occurrence index of the hybrid score, one ``{"item_id", "neighbours": [[item_id, weight],
+...]}`` record per item with neighbours (best first; read back with
+:meth:`app.core.cooccurrence.CooccurrenceIndex.from_records`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from app.commands.learning_data import LearningData, load_event_data, load_movielens_data
+from app.core.catalog_records import Item
+from app.learning.model import CollabConfig, CollabModel, train_collab_model
+from app.settings import Settings
+
+VECTOR_DECIMALS = 6
+"""Decimals kept of each vector component on the wire."""
+
+
+@dataclass(frozen=True)
+class LearningSource:
+    """Where the interaction log comes from: a MovieLens directory, or an events file with an
+    optional catalogue file (Item/Offer JSON lines, as for ``nbo catalog load``)."""
+
+    movielens: Path | None = None
+    events: Path | None = None
+    catalog: Path | None = None
+
+    def load(self) -> LearningData:
+        """Read the log and its items (see :mod:`app.commands.learning_data`)."""
+        if self.movielens is not None:
+            return load_movielens_data(self.movielens)
+        if self.events is not None:
+            return load_event_data(self.events, self.catalog)
+        raise ValueError("give a MovieLens directory or an events file")
+
+
+@dataclass(frozen=True)
+class EmbedSummary:
+    """What ``nbo embed`` did: items with a learned vector, records written and published."""
+
+    n_events: int
+    n_items: int
+    n_vectors: int
+    written: int
+    published: int
+    neighbours_written: int
+    seconds: float
+
+
+def item_updates(model: CollabModel, items: Iterable[Item]) -> list[Item]:
+    """Each item of ``items`` that has a learned vector, with that vector (rounded)."""
+    out: list[Item] = []
+    for item in items:
+        vec = model.vectors.get(item.item_id)
+        if vec is not None:
+            vector = tuple(round(float(x), VECTOR_DECIMALS) for x in vec)
+            out.append(item.model_copy(update={"vector": vector}))
+    return out
+
+
+def item_record(item: Item) -> tuple[bytes, bytes]:
+    """(key, value) of an item-catalog record: key = item id, value = Item JSON."""
+    return item.item_id.encode(), item.model_dump_json(exclude_none=True).encode()
+
+
+def _write_lines(path: Path, lines: Sequence[bytes]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        for line in lines:
+            fh.write(line + b"\n")
+    return len(lines)
+
+
+def run_embed(
+    settings: Settings,
+    source: LearningSource,
+    publish: bool,
+    output: Path | None,
+    *,
+    seed: int = 0,
+    neighbours: Path | None = None,
+    config: CollabConfig | None = None,
+    progress: bool = True,
+) -> EmbedSummary:
+    """Learn on ``source`` and publish and/or write the item updates (module docs).
+
+    D is ``settings.vector_dim``. Publishing uses ``settings.topic_item_catalog`` on the
+    configured broker (else the local stack's).
+    """
+    if not publish and output is None:
+        raise ValueError("nothing to do: ask for --publish and/or --output FILE")
+    started = time.perf_counter()
+    cfg = (config or CollabConfig()).model_copy(update={"dim": settings.vector_dim})
+    with tqdm(total=3, desc="embed", unit="step", disable=not progress, leave=False) as bar:
+        bar.set_postfix_str("reading")
+        data = source.load()
+        bar.update()
+        bar.set_postfix_str(f"learning from {len(data.log)} events")
+        tags = {i.item_id: i.tags for i in data.items}
+        model = train_collab_model(data.log, tags, seed, cfg)
+        bar.update()
+        bar.set_postfix_str("writing")
+        updates = item_updates(model, data.items)
+        records = [item_record(i) for i in updates]
+        written = _write_lines(output, [v for _, v in records]) if output is not None else 0
+        n_neighbours = 0
+        if neighbours is not None:
+            lines = [
+                json.dumps(r, separators=(",", ":")).encode()
+                for r in model.cooccurrence.to_records()
+            ]
+            n_neighbours = _write_lines(neighbours, lines)
+        bar.update()
+    published = 0
+    if publish:
+        from app.commands.kafka_io import send_all
+        from app.connections import kafka_client_kwargs
+
+        published = asyncio.run(
+            send_all(
+                kafka_client_kwargs(settings),
+                settings.topic_item_catalog,
+                records,
+                total=len(records),
+                progress=progress,
+                description="publishing item vectors",
+            )
+        )
+    return EmbedSummary(
+        n_events=len(data.log),
+        n_items=len(data.items),
+        n_vectors=len(model.vectors),
+        written=written,
+        published=published,
+        neighbours_written=n_neighbours,
+        seconds=time.perf_counter() - started,
+    )

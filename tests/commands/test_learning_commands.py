@@ -1,0 +1,115 @@
+"""``nbo embed`` and ``nbo evaluate`` end to end on tiny files (no Kafka: publishing is faked)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.cli import build_parser, main
+from app.commands.learning_cli import METHOD_NAMES
+from app.core.catalog_records import decode_item
+from app.core.cooccurrence import CooccurrenceIndex
+from app.evaluation.config import METHODS
+from tests.support.planted import group_log
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    planted = group_log(n_groups=2, users_per_group=10, items_per_group=8, per_user=6)
+    log = planted.log
+    events = tmp_path / "events.jsonl"
+    with events.open("w") as fh:
+        for k in range(len(log)):
+            doc = {
+                "event_id": log.event_ids[k],
+                "user_id": log.user_ids[int(log.user[k])],
+                "type": "like",
+                "item_id": log.item_ids[int(log.item[k])],
+                "ts": int(log.ts_ms[k]),
+            }
+            fh.write(json.dumps(doc) + "\n")
+        fh.write("not json\n")
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("".join(i.model_dump_json() + "\n" for i in planted.items))
+    return events, catalog
+
+
+def test_the_method_names_of_the_parser_are_the_evaluation_s() -> None:
+    assert METHOD_NAMES == METHODS
+
+
+def test_the_sub_commands_are_registered() -> None:
+    args = build_parser().parse_args(["evaluate", "--movielens", "x", "--k-max", "5"])
+    assert callable(args.handler) and args.k_max == 5
+    args = build_parser().parse_args(["embed", "--events", "e", "--publish"])
+    assert callable(args.handler) and args.publish
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--movielens", "x", "--methods", "oracle"])
+
+
+def test_embed_writes_item_records_with_vectors(files: tuple[Path, Path], tmp_path: Path) -> None:
+    events, catalog = files
+    out, neighbours = tmp_path / "items.jsonl", tmp_path / "neighbours.jsonl"
+    code = main(
+        ["embed", "--events", str(events), "--catalog", str(catalog), "--output", str(out),
+         "--neighbours", str(neighbours)]
+    )  # fmt: skip
+    assert code == 0
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 16
+    item = decode_item(lines[0])
+    assert item.vector is not None and len(item.vector) == 64
+    assert item.title is not None and item.tags
+    records = [json.loads(line) for line in neighbours.read_text().splitlines()]
+    assert len(records) == 16
+    assert {"item_id", "neighbours"} == set(records[0])
+    index = CooccurrenceIndex.from_records(records)
+    assert all(n.split("-")[0] == "g0" for n, _ in index.neighbours_of("g0-i00"))
+
+
+def test_embed_publishes_to_the_item_catalog_topic(
+    files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[Any, str, list[tuple[bytes | None, bytes | None]]]] = []
+
+    async def fake_send_all(
+        kafka: Any, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **_: Any
+    ) -> int:
+        sent.append((kafka, topic, list(records)))
+        return len(sent[-1][2])
+
+    monkeypatch.setattr("app.commands.kafka_io.send_all", fake_send_all)
+    events, catalog = files
+    assert main(["embed", "--events", str(events), "--catalog", str(catalog), "--publish"]) == 0
+    (_, topic, records), *_ = sent
+    assert topic == "item-catalog"
+    key, value = records[0]
+    assert value is not None and key == decode_item(value).item_id.encode()
+
+
+def test_embed_without_a_destination_is_an_error(files: tuple[Path, Path]) -> None:
+    events, _ = files
+    assert main(["embed", "--events", str(events)]) == 2
+
+
+def test_evaluate_writes_the_report_and_the_plot(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, catalog = files
+    report, plot = tmp_path / "out" / "report.json", tmp_path / "out" / "hr.png"
+    code = main(
+        ["evaluate", "--events", str(events), "--catalog", str(catalog), "--report", str(report),
+         "--plot", str(plot), "--k-max", "5", "--methods", "engine_collab,popularity,random"]
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(report.read_text())
+    assert set(doc["methods"]) == {"engine_collab", "popularity", "random"}
+    assert list(doc["methods"]["popularity"]["hit_rate"]) == ["1", "2", "3", "4", "5"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "engine_collab" in capsys.readouterr().out
