@@ -69,24 +69,11 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
 
     asyncio.run(ensure_topics(kafka, topic_specs(settings), settings.topic_replication_factor))
     print(f"== catalogue from {source}: {len(items)} items, {len(offers)} offers")
-    asyncio.run(
-        send_all(
-            kafka,
-            settings.topic_item_catalog,
-            keyed_json(items, "item_id"),
-            total=len(items),
-            description="items",
-        )
-    )
-    asyncio.run(
-        send_all(
-            kafka,
-            settings.topic_offer_catalog,
-            keyed_json(offers, "offer_id"),
-            total=len(offers),
-            description="offers",
-        )
-    )
+    for topic, docs, key in (
+        (settings.topic_item_catalog, items, "item_id"),
+        (settings.topic_offer_catalog, offers, "offer_id"),
+    ):
+        asyncio.run(send_all(kafka, topic, keyed_json(docs, key), total=len(docs)))
 
     env = {**os.environ, "NBO_KAFKA_BOOTSTRAP": bootstrap, "NBO_REDIS_URL": redis_url}
     worker = ChildWorker(env, settings.web_port, settings.stack_dir / "demo-worker.log")
