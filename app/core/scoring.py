@@ -20,6 +20,10 @@ from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Offer
 from app.core.reasons import build_reason, tags_by_interest
 
+MAX_SCORE_CELLS = 4_000_000
+"""Most user x offer scores held at once (16 MB of float32): larger batches are scored in
+blocks of users, so memory stays flat as the catalogue grows."""
+
 PARTS = ("affinity", "value", "popularity", "priority")
 """Names of the score parts, in this order."""
 
@@ -91,6 +95,15 @@ def score_batch(
     snap = catalogue.snapshot()
     if n_users == 0 or snap.size == 0:
         return [[] for _ in range(n_users)]
+    rows = max(1, MAX_SCORE_CELLS // snap.size)
+    if n_users > rows:  # bound the U x N score matrix: score the users in blocks
+        blocks: list[list[ScoredOffer]] = []
+        for start in range(0, n_users, rows):
+            part = None if exclude is None else exclude[start : start + rows]
+            blocks += score_batch(
+                users[start : start + rows], now_ms, catalogue, cfg, part, reasons=reasons
+            )
+        return blocks
 
     unit_users = _unit_rows(users)
     # the parts that do not depend on the user, with ineligible offers at -inf (N floats)

@@ -259,3 +259,32 @@ def test_reasons_built_later_equal_reasons_built_while_scoring() -> None:
     later = with_reasons(unit_user(user), lazy, cat.snapshot(), cfg)
     assert [(s.offer_id, s.reason) for s in later] == [(s.offer_id, s.reason) for s in eager]
     assert all(s.reason for s in later)
+
+
+def test_scoring_in_blocks_of_users_gives_the_same_rankings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.core.scoring as scoring
+
+    cat = Catalogue(dim=DIM)
+    for i in range(7):
+        cat.upsert_offer(
+            Offer(
+                offer_id=f"o{i}",
+                title="t",
+                vector=onehot(i % DIM),
+                value=float(i),
+                item_ids=(f"i{i}",),
+                channels=("web",),
+            )
+        )
+    rng = np.random.default_rng(3)
+    users = rng.normal(size=(10, DIM)).astype(np.float32)
+    exclude = [{"i2"} if u % 3 == 0 else set() for u in range(10)]
+    whole = score_batch(users, NOW, cat, CFG, exclude)
+    monkeypatch.setattr(scoring, "MAX_SCORE_CELLS", 14)  # two users per block
+    blocks = score_batch(users, NOW, cat, CFG, exclude)
+    assert [[s.offer_id for s in row] for row in blocks] == [
+        [s.offer_id for s in row] for row in whole
+    ]
+    assert all("o2" not in [s.offer_id for s in blocks[u]] for u in (0, 3, 6, 9))
