@@ -95,6 +95,17 @@ def _stored_offers(offers_json: bytes | None) -> tuple[list[str], str | None]:
     return [o["offer_id"] for o in doc.get("offers", [])], doc.get("trigger", {}).get("event_id")
 
 
+def _item_times(
+    events: list[tuple[InboundRecord, UserEvent]], kind: EventType | None = None
+) -> dict[str, int]:
+    """Item id -> event time (ms) of the item events (of type ``kind``, if given)."""
+    return {
+        e.item_id: e.ts_ms
+        for _, e in events
+        if e.is_item_event and e.item_id is not None and (kind is None or e.type is kind)
+    }
+
+
 class BatchProcessor:
     """Processes batches of raw user-event records through the core (see module doc)."""
 
@@ -212,12 +223,8 @@ class BatchProcessor:
                 expected_version=p.state.version,
                 profile=p.result.profile,
                 offers_json=p.offers_json,
-                seen=self._seen(p.events),
-                purchased={
-                    e.item_id: e.ts_ms
-                    for _, e in p.events
-                    if e.type is EventType.PURCHASE and e.item_id is not None
-                },
+                seen=_item_times(p.events),
+                purchased=_item_times(p.events, EventType.PURCHASE),
             )
             for p in plans
             if p.result.changed or p.offers_json is not None
@@ -289,10 +296,7 @@ class BatchProcessor:
         ]
         result = apply_events(state.profile, pending, self._cfg.profile, now_ms=now)
         old_ids, stored_trigger = _stored_offers(state.offers_json)
-        exclude = set(state.purchased)
-        exclude.update(
-            e.item_id for _, e in events if e.type is EventType.PURCHASE and e.item_id is not None
-        )
+        exclude = set(state.purchased) | _item_times(events, EventType.PURCHASE).keys()
         plan = _Plan(state.user_id, state, events, result, old_ids, stored_trigger, exclude)
         if not result.changed and state.offers_json is not None:
             batch_ids = {e.event_id for _, e in events}
@@ -349,10 +353,6 @@ class BatchProcessor:
             value=offers_json,
             headers=((CHANNEL_HEADER, channel.encode()),),
         )
-
-    @staticmethod
-    def _seen(events: list[tuple[InboundRecord, UserEvent]]) -> dict[str, int]:
-        return {e.item_id: e.ts_ms for _, e in events if e.is_item_event and e.item_id is not None}
 
     def _dead_letter(
         self, record: InboundRecord, reason_class: str, message: str, now: int
