@@ -17,8 +17,10 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from agents.catalog_feed import CatalogueFeed
+from agents.consent import register_consent_agent
 from agents.events import register_event_agent
 from agents.metrics import WorkerMetrics
+from agents.privacy import register_privacy_agent
 from agents.publisher import FaustPublisher
 from agents.topics import ensure_topics, topic_specs
 from agents.web import register_views
@@ -29,12 +31,15 @@ from app.connections import (
     redis_client,
 )
 from app.core.catalog import Catalogue
+from app.core.exploration import ExplorationConfig
 from app.core.profile import ProfileConfig
 from app.core.scoring import ScoringConfig
 from app.logs import logging_config
 from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
+from app.policy.config import default_policy, load_policy
 from app.settings import Settings, kafka_bootstrap_or_local
+from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
 
 log = logging.getLogger(__name__)
@@ -59,11 +64,33 @@ class Worker:
     metrics: WorkerMetrics
 
 
+def pseudonym_secret(settings: Settings) -> bytes | None:
+    """The pseudonymisation secret as bytes, ``None`` when unset."""
+    if settings.pseudonym_secret is None:
+        return None
+    return settings.pseudonym_secret.get_secret_value().encode("utf-8") or None
+
+
 def pipeline_config(settings: Settings) -> PipelineConfig:
-    """The pipeline's configuration from the settings."""
+    """The pipeline's configuration from the settings (reads the policy file, if named)."""
+    policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
     return PipelineConfig(
         offers_topic=settings.topic_offers,
         dead_letter_topic=settings.topic_dead_letters,
+        decisions_topic=settings.topic_decisions,
+        policy=policy,
+        cart_delay_ms=int(settings.cart_abandon_after_s * 1000),
+        pseudonym_secret=pseudonym_secret(settings),
+        exploration=ExplorationConfig(
+            weight=settings.exploration_weight,
+            seed=settings.exploration_seed,
+            half_life_ms=int(settings.offer_stats_half_life_s * 1000),
+        ),
+        offer_stats_refresh_ms=int(settings.offer_stats_refresh_s * 1000),
+        events_topic=settings.topic_user_events,
+        events_partitions=settings.user_events_partitions,
+        holdout_share=settings.holdout_share,
+        holdout_salt=settings.holdout_salt,
         model_version=settings.model_version,
         offer_ttl_ms=settings.offer_ttl_s * 1000,
         cache_users=settings.cache_users,
@@ -105,7 +132,11 @@ def build_worker(settings: Settings) -> Worker:
     store = RedisProfileStore(
         redis,
         RedisStoreConfig(
-            dim=settings.vector_dim, ttl_s=settings.user_ttl_s, prefix=settings.redis_prefix
+            dim=settings.vector_dim,
+            ttl_s=settings.user_ttl_s,
+            prefix=settings.redis_prefix,
+            decisions_cap=settings.decisions_kept,
+            secret=pseudonym_secret(settings),
         ),
     )
     feed = CatalogueFeed(
@@ -115,11 +146,26 @@ def build_worker(settings: Settings) -> Worker:
         catalogue,
         metrics,
     )
+    offer_stats = RedisOfferStatsStore(
+        redis,
+        OfferStatsConfig(
+            half_life_ms=int(settings.offer_stats_half_life_s * 1000),
+            ttl_s=settings.user_ttl_s,
+            prefix=settings.redis_prefix,
+        ),
+    )
     processor = BatchProcessor(
-        store, FaustPublisher(app), catalogue, pipeline_config(settings), now_ms
+        store,
+        FaustPublisher(app),
+        catalogue,
+        pipeline_config(settings),
+        now_ms,
+        offer_stats=offer_stats,
     )
     worker = Worker(settings, app, catalogue, store, redis, feed, processor, metrics)
     register_event_agent(worker)
+    register_consent_agent(worker)
+    register_privacy_agent(worker)
     register_views(worker)
     _register_tasks(worker)
     return worker
@@ -137,7 +183,22 @@ def _register_tasks(worker: Worker) -> None:
     async def forget_users_on_assign(sender: Any, assigned: Any, **kwargs: Any) -> None:
         worker.processor.forget_cached_users()
 
+    async def fire_cart_timers() -> None:
+        if app.consumer is None or not worker.feed.ready.is_set():
+            return
+        topic = worker.settings.topic_user_events
+        owned = sorted(
+            (tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic == topic
+        )
+        try:
+            made = await worker.processor.fire_due_carts(owned)
+        except Exception:  # the timers stay in Redis: the next poll retries them
+            log.exception("firing cart timers failed; retrying at the next poll")
+            return
+        worker.metrics.cart_decisions.inc(made)
+
     app.task(follow_catalogue)
+    app.timer(worker.settings.cart_poll_interval_s, name="nbo.cart-timers")(fire_cart_timers)
     app.on_partitions_revoked.connect(forget_users)
     app.on_partitions_assigned.connect(forget_users_on_assign)
 

@@ -37,6 +37,25 @@ class WorkerMetrics:
         self.offers_republished = Counter(
             "nbo_offers_republished", "Offer messages published again after a replay", registry=r
         )
+        self.decisions = Counter(
+            "nbo_decisions", "Decisions made (sent or not) by outcome", ["outcome"], registry=r
+        )
+        self.cart_decisions = Counter(
+            "nbo_cart_decisions", "Decisions made because a cart timer fired", registry=r
+        )
+        self.offers_sent_by_group = Counter(
+            "nbo_offers_sent_by_group",
+            "Offer messages sent per holdout group (personalised, control)",
+            ["group"],
+            registry=r,
+        )
+        self.offer_feedback_by_group = Counter(
+            "nbo_offer_feedback_by_group",
+            "Offer feedback events per holdout group and type; acceptance rate of a group = "
+            "offer_accepted / messages sent",
+            ["group", "type"],
+            registry=r,
+        )
         self.store_conflicts = Counter(
             "nbo_store_conflicts", "Per-user compare-and-set conflicts", registry=r
         )
@@ -78,6 +97,12 @@ class WorkerMetrics:
         self.offers_published.inc(stats.published)
         self.offers_republished.inc(stats.republished)
         self.store_conflicts.inc(stats.conflicts)
+        self.decisions.labels(outcome="sent").inc(stats.decisions - stats.suppressed)
+        self.decisions.labels(outcome="suppressed").inc(stats.suppressed)
+        for group, sent in stats.sent_by_group.items():
+            self.offers_sent_by_group.labels(group=group).inc(sent)
+        for (group, kind), count in stats.feedback_by_group.items():
+            self.offer_feedback_by_group.labels(group=group, type=kind).inc(count)
         self.batch_seconds.observe(seconds)
         for phase, spent in stats.phase_s.items():
             self.phase_seconds.labels(phase=phase).inc(spent)

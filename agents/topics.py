@@ -39,6 +39,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_offer_catalog, 1, COMPACTED),
         TopicSpec(settings.topic_offers, n, {}),
         TopicSpec(settings.topic_dead_letters, n, {}),
+        # consumed in the consumer group next to user-events: same partition count
+        TopicSpec(settings.topic_user_consent, n, COMPACTED),
+        TopicSpec(settings.topic_privacy_requests, n, {}),
+        TopicSpec(settings.topic_privacy_audit, n, {}),
+        TopicSpec(settings.topic_decisions, n, {}),
     ]
 
 

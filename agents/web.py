@@ -1,13 +1,16 @@
 """HTTP views on faust's web server: lookups for channel services, health and metrics.
 
 ``GET /users/{user_id}/offers`` (the last published message), ``GET /users/{user_id}/profile``
-(n_events, updated_at, vector norm, strongest tags), ``GET /healthz`` (the event loop answers;
-never checks Kafka or Redis), ``GET /readyz`` (partitions assigned, catalogue loaded, Redis
-reachable), ``GET /metrics`` (Prometheus text). Unknown users get a JSON 404.
+(n_events, updated_at, vector norm, strongest tags), ``GET /users/{user_id}/decisions`` (the
+newest decision records, sent or not, newest first: why the user got this, or nothing),
+``GET /healthz`` (the event loop answers; never checks Kafka or Redis), ``GET /readyz``
+(partitions assigned, catalogue loaded, Redis reachable), ``GET /metrics`` (Prometheus
+text). Unknown users get a JSON 404.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +81,20 @@ def register_views(worker: Worker) -> None:
             }
         )
 
+    async def user_decisions(self: Any, request: Any, user_id: str) -> Any:
+        invalid = bad_user(self, user_id)
+        if invalid is not None:
+            return invalid
+        records = await worker.store.decisions(user_id)
+        body = b'{"user_id":%s,"decisions":[%s]}' % (
+            json.dumps(user_id).encode(),
+            b",".join(records),
+        )
+        return self.bytes(body, content_type="application/json")
+
     app.page("/healthz")(healthz)
     app.page("/readyz")(readyz)
     app.page("/metrics")(metrics)
     app.page("/users/{user_id}/offers")(user_offers)
     app.page("/users/{user_id}/profile")(user_profile)
+    app.page("/users/{user_id}/decisions")(user_decisions)

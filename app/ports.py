@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.core.profile import Profile
+from app.policy.consent import ConsentRecord
+from app.policy.state import UserPolicyState
 
 
 @dataclass(frozen=True)
@@ -28,22 +30,43 @@ class StoredUser:
     version: int = 0
     offers_json: bytes | None = None
     purchased: frozenset[str] = frozenset()
+    policy: UserPolicyState = field(default_factory=UserPolicyState)
+    """Contact history, offer feedback, channel engagement and cart timers (empty if none)."""
+    consent: ConsentRecord | None = None
+    """The user's consent record as written by the consent agent (``None``: defaults)."""
+
+
+@dataclass(frozen=True)
+class CartDue:
+    """An entry of a cart-timer index: the user's earliest due timer (epoch ms), indexed
+    under the input partition that carries the user's events."""
+
+    topic: str
+    partition: int
+    due_ms: int
 
 
 @dataclass(frozen=True)
 class UserWrite:
     """One user's atomic write: applied only if the stored version is ``expected_version``.
 
-    ``offers_json`` ``None`` keeps the stored offers. ``seen`` and ``purchased`` map item id ->
-    event time (ms) to add to the user's recent-item sets.
+    ``profile`` ``None`` writes no profile fields (a user who objected to profiling).
+    ``offers_json`` / ``policy_json`` ``None`` keep the stored value. ``seen`` and
+    ``purchased`` map item id -> event time (ms) to add to the user's recent-item sets.
+    ``decisions``: decision records (JSON) to push onto the user's decision list, oldest
+    first. ``cart_due``: (re)index the user's earliest cart timer (outside the atomic write:
+    the index is a hint, the timers themselves are in ``policy_json``).
     """
 
     user_id: str
     expected_version: int
-    profile: Profile
+    profile: Profile | None
     offers_json: bytes | None = None
     seen: Mapping[str, int] = field(default_factory=dict)
     purchased: Mapping[str, int] = field(default_factory=dict)
+    policy_json: bytes | None = None
+    decisions: Sequence[bytes] = ()
+    cart_due: CartDue | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,25 @@ class ProfileStore(Protocol):
         """Whether the store answers now."""
         ...
 
+    async def load_key_ids(self, key_ids: Sequence[str]) -> dict[str, StoredUser]:
+        """Stored state by key id (a cart index member; the user id itself unless ids are
+        pseudonymised); each result's ``user_id`` is the real one kept in its policy state."""
+        ...
+
+    async def decisions(self, user_id: str) -> list[bytes]:
+        """The user's stored decision records (JSON), newest first."""
+        ...
+
+    async def due_carts(self, topic: str, partition: int, now_ms: int, limit: int) -> list[str]:
+        """Key ids in the cart index of ``topic``/``partition`` due at ``now_ms`` (at most
+        ``limit``, earliest first)."""
+        ...
+
+    async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:
+        """Remove ``key_ids`` from the cart index (after their timers fired or were found
+        cancelled); a later commit re-adds a user whose other timers are still pending."""
+        ...
+
 
 @dataclass(frozen=True)
 class OutboundRecord:
@@ -93,3 +135,78 @@ class Publisher(Protocol):
     """Publishes records; returns when the broker acknowledged all of them."""
 
     async def publish(self, records: Sequence[OutboundRecord]) -> None: ...
+
+
+@dataclass(frozen=True)
+class EraseResult:
+    """What :meth:`UserAdmin.erase` removed: the user's keys that existed, and the user's
+    entries in the cart-timer indexes."""
+
+    deleted_keys: int
+    timers_removed: int
+
+
+@dataclass(frozen=True)
+class UserExport:
+    """Everything stored about one user, decoded (all parts empty for an unknown user).
+
+    ``profile``: the decoded profile hash (``None`` without a vector, e.g. after an
+    objection). ``consent``, ``contact_history`` (the policy state), each of ``decisions``
+    (newest first) and ``current_offers`` (the last offer message) are the stored JSON
+    documents, parsed (a value that is not JSON is kept as its text). ``seen`` and
+    ``purchased`` map item id -> event time (epoch ms).
+    """
+
+    user_id: str
+    profile: Profile | None = None
+    consent: object = None
+    contact_history: object = None
+    decisions: Sequence[object] = ()
+    current_offers: object = None
+    seen: Mapping[str, int] = field(default_factory=dict)
+    purchased: Mapping[str, int] = field(default_factory=dict)
+
+
+class UserAdmin(Protocol):
+    """Administrative operations on one user's stored state: consent, erasure, export.
+
+    Every write that changes what the event worker must know about a user bumps the
+    profile's ``ver``, so a worker holding the user in memory meets a conflict and reloads.
+    """
+
+    async def apply_consent(self, user_id: str, record: ConsentRecord | None) -> bool:
+        """Store ``record`` (``None``: the tombstone deletes the stored consent) atomically
+        with its effects (objection: profile, offers, seen and purchased deleted); ``False``
+        when a stored record is newer (nothing changed). Raises :class:`StoreUnavailable`."""
+        ...
+
+    async def erase(self, user_id: str) -> EraseResult:
+        """Delete every key of the user and the user's cart-timer index entries."""
+        ...
+
+    async def export(self, user_id: str) -> UserExport:
+        """Read everything stored about the user."""
+        ...
+
+
+# Offer feedback statistics. The import stays down here, next to the port that needs it, so
+# that this section can be appended without touching the import block above.
+from app.core.exploration import OfferStats, OfferStatsUpdate, StatsApplyOutcome  # noqa: E402
+
+
+class OfferStatsStore(Protocol):
+    """Per-offer feedback statistics (:mod:`app.core.exploration`), kept per input partition.
+
+    Writes are idempotent under at-least-once redelivery: an update is written atomically with
+    its partition's offset, and only if the stored offset is below the update's first offset.
+    """
+
+    async def apply(self, updates: Sequence[OfferStatsUpdate]) -> StatsApplyOutcome:
+        """Write each update (at most one per (topic, partition)) unless its partition already
+        holds some of its records (duplicates, overlaps); raises :class:`StoreUnavailable`."""
+        ...
+
+    async def read_all(self, topic: str, partitions: Sequence[int]) -> dict[str, OfferStats]:
+        """Per offer, its stats summed over ``partitions`` of ``topic``, valued at the latest
+        event time seen (not decayed to now); raises :class:`StoreUnavailable`."""
+        ...

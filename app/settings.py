@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     topic_offer_catalog: str = Field(default="offer-catalog", description="Offers (compacted).")
     topic_offers: str = Field(default="next-best-offers", description="Outbound offer messages.")
     topic_dead_letters: str = Field(default="user-events.dlq", description="Rejected events.")
+    topic_decisions: str = Field(
+        default="nbo-decisions", description="One audit record per decision, sent or not."
+    )
+    topic_user_consent: str = Field(
+        default="user-consent", description="Consent records, key user_id (compacted)."
+    )
+    topic_privacy_requests: str = Field(
+        default="privacy-requests", description="Erase and export requests, key user_id."
+    )
+    topic_privacy_audit: str = Field(
+        default="privacy-audit", description="Completed privacy requests and exports."
+    )
     declare_topics: bool = Field(
         default=True, description="Create missing topics; false when an operator manages them."
     )
@@ -123,6 +135,55 @@ class Settings(BaseSettings):
         default=20_000, ge=0, description="User states cached in worker memory."
     )
     model_version: str = Field(default="tags-v1", description="Model version in messages.")
+
+    # --- decision policy ---------------------------------------------------------------------
+    policy_path: Path | None = Field(
+        default=None,
+        description="Contact policy TOML file (caps, cooldowns, quiet hours, consent "
+        "defaults); unset: the shipped app/policy/default_policy.toml.",
+    )
+    cart_abandon_after_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="An add_to_cart without a purchase of the item for this long (event "
+        "time, seconds) triggers one cart-abandonment decision.",
+    )
+    cart_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="How often due cart timers are polled, seconds."
+    )
+    decisions_kept: int = Field(
+        default=20, ge=1, le=1000, description="Decision records kept per user in Redis."
+    )
+    pseudonym_secret: SecretStr | None = Field(
+        default=None,
+        description="When set, user ids in Redis keys and decision records are replaced "
+        "by HMAC-SHA256(secret, user_id).",
+    )
+
+    # --- learning loop -----------------------------------------------------------------------
+    exploration_weight: float = Field(
+        default=0.1,
+        ge=0,
+        description="Weight of the Thompson-sampling exploration part of a score (0: off).",
+    )
+    exploration_seed: int | None = Field(
+        default=None, ge=0, description="Seed of the exploration draws (unset: OS entropy)."
+    )
+    offer_stats_half_life_s: float = Field(
+        default=7 * 86_400.0, gt=0, description="Half-life of offer feedback counts, seconds."
+    )
+    offer_stats_refresh_s: float = Field(
+        default=5.0, gt=0, description="How often offer feedback stats are reread, seconds."
+    )
+    holdout_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.5,
+        description="Share of users in the control group (popularity ranking, same policy).",
+    )
+    holdout_salt: str = Field(
+        default="nbo-holdout", description="Salt of the sticky holdout assignment."
+    )
 
     # --- local stack (``nbo stack``) ------------------------------------------------------
     stack_dir: Path = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,13 +39,18 @@ class RankedOffer(BaseModel):
     reason: str
 
 
+CART_ABANDONMENT = "cart_abandonment"
+"""Trigger type of a message sent because a cart timer fired (not an event type)."""
+
+
 class Trigger(BaseModel):
-    """The event that caused the message."""
+    """What caused the message: an event (its id and type), or a fired cart timer
+    (``type`` ``cart_abandonment``, ``event_id`` the timer id ``cart:<item_id>:<due_ms>``)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: str
-    type: EventType
+    type: EventType | Literal["cart_abandonment"]
 
 
 class ModelInfo(BaseModel):
@@ -70,6 +76,9 @@ class NextBestOffer(BaseModel):
     generated_at: int
     expires_at: int
     model: ModelInfo
+    group: str = "personalised"
+    """Holdout group: ``personalised``, or ``control`` (non-personalised popularity ranking,
+    the baseline that lift is measured against)."""
 
     def to_json_bytes(self) -> bytes:
         """Compact UTF-8 JSON."""
@@ -112,8 +121,29 @@ def build_next_best_offer(
     if selected is None:
         return None
     channel, kept = selected
+    trigger = Trigger(event_id=trigger_event.event_id, type=trigger_event.type)
+    return message_for(
+        user_id, trigger, channel, kept, now_ms, model_version=model_version, dim=dim,
+        ttl_ms=ttl_ms,
+    )  # fmt: skip
+
+
+def message_for(
+    user_id: str,
+    trigger: Trigger,
+    channel: Channel,
+    offers: Sequence[ScoredOffer],
+    now_ms: int,
+    *,
+    model_version: str,
+    dim: int,
+    ttl_ms: int = DEFAULT_TTL_MS,
+    group: str = "personalised",
+) -> NextBestOffer:
+    """The message sending ``offers`` (best first, ranks 1..n) on ``channel``, as decided by
+    the contact policy. ``message_id`` derives from the user and the trigger's id."""
     return NextBestOffer(
-        message_id=message_id(user_id, trigger_event.event_id),
+        message_id=message_id(user_id, trigger.event_id),
         user_id=user_id,
         channel=channel,
         offers=tuple(
@@ -124,10 +154,11 @@ def build_next_best_offer(
                 score_parts=dict(s.parts),
                 reason=s.reason,
             )
-            for rank, s in enumerate(kept, start=1)
+            for rank, s in enumerate(offers, start=1)
         ),
-        trigger=Trigger(event_id=trigger_event.event_id, type=trigger_event.type),
+        trigger=trigger,
         generated_at=now_ms,
         expires_at=now_ms + ttl_ms,
         model=ModelInfo(vector_dim=dim, version=model_version),
+        group=group,
     )

@@ -131,6 +131,8 @@ class ApplyResult:
     duplicates: int
     no_vector: int
     changed: bool
+    fresh_ids: frozenset[str] = frozenset()
+    """Ids of the events applied now (not duplicates): only these may update other state."""
 
 
 def _prune_recent(
@@ -200,4 +202,5 @@ def apply_events(
         offsets=offsets,
         recent_event_ids=_prune_recent(recent, t_ref, cfg),
     )
-    return ApplyResult(new, applied, duplicates, no_vector, changed=True)
+    fresh_ids = frozenset(ev.event_id for ev in fresh)
+    return ApplyResult(new, applied, duplicates, no_vector, changed=True, fresh_ids=fresh_ids)

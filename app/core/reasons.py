@@ -75,8 +75,9 @@ def build_reason(
 
     affinity -> "Matches your interest in <tags>" (the offer's tags the user likes most) or
     :data:`REASON_SIMILAR` without such tags; value -> "Great value: <title>"; popularity ->
-    :data:`REASON_POPULAR`; priority -> "Featured: <title>"; nothing positive ->
-    :data:`REASON_FALLBACK`.
+    :data:`REASON_POPULAR`; priority -> "Featured: <title>"; exploration (the offer was lifted
+    to give it a chance, :mod:`app.core.exploration`) -> "Something different: <title>";
+    nothing positive -> :data:`REASON_FALLBACK`.
     """
     positive = {k: v for k, v in parts.items() if v > 0}
     if not positive:
@@ -92,4 +93,6 @@ def build_reason(
         return REASON_POPULAR
     if dominant == "priority":
         return f"Featured: {title}"
+    if dominant == "exploration":
+        return f"Something different: {title}"
     return REASON_FALLBACK

@@ -5,6 +5,8 @@
 normalisations). Ineligible offers (outside ``[valid_from, valid_until)`` at ``now_ms``, no
 allowed channel, or containing an item the user purchased) are never returned. A user with a
 zero (or non-finite) vector has affinity 0 everywhere: a value/popularity/priority ranking.
+An optional, already weighted per-offer part ``exploration`` (:mod:`app.core.exploration`)
+is added to every user's score.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ MAX_SCORE_CELLS = 4_000_000
 """Most user x offer scores held at once (16 MB of float32): larger batches are scored in
 blocks of users, so memory stays flat as the catalogue grows."""
 
-PARTS = ("affinity", "value", "popularity", "priority")
+PARTS = ("affinity", "value", "popularity", "priority", "exploration")
 """Names of the score parts, in this order."""
 
 
@@ -79,12 +81,16 @@ def score_batch(
     exclude: Sequence[Collection[str]] | None = None,
     *,
     reasons: bool = True,
+    exploration: npt.NDArray[np.float64] | None = None,
 ) -> list[list[ScoredOffer]]:
     """Top-K eligible offers for each of U users, best first.
 
     ``user_vecs``: U x D. ``exclude``: per user, purchased item ids (offers containing one
     are ineligible). Ties are broken by offer id order. Users may get fewer than K offers.
     ``reasons=False`` leaves every ``reason`` empty (fill them later with :func:`with_reasons`).
+    ``exploration``: N finite floats aligned to ``catalogue.snapshot().offer_ids``, added to
+    every user's score of each offer and reported as the part ``"exploration"`` (0.0 when
+    ``None``, the default).
     """
     users = np.asarray(user_vecs, dtype=np.float32)
     if users.ndim != 2 or users.shape[1] != catalogue.dim:
@@ -93,6 +99,9 @@ def score_batch(
     if exclude is not None and len(exclude) != n_users:
         raise ValueError(f"exclude has {len(exclude)} entries for {n_users} users")
     snap = catalogue.snapshot()
+    explore = np.zeros(snap.size) if exploration is None else np.asarray(exploration, np.float64)
+    if explore.shape != (snap.size,) or not np.all(np.isfinite(explore)):
+        raise ValueError(f"exploration must be {snap.size} finite floats, got {explore.shape}")
     if n_users == 0 or snap.size == 0:
         return [[] for _ in range(n_users)]
     rows = max(1, MAX_SCORE_CELLS // snap.size)
@@ -101,7 +110,13 @@ def score_batch(
         for start in range(0, n_users, rows):
             part = None if exclude is None else exclude[start : start + rows]
             blocks += score_batch(
-                users[start : start + rows], now_ms, catalogue, cfg, part, reasons=reasons
+                users[start : start + rows],
+                now_ms,
+                catalogue,
+                cfg,
+                part,
+                reasons=reasons,
+                exploration=explore,
             )
         return blocks
 
@@ -110,7 +125,8 @@ def score_batch(
     value_part = cfg.w_value * snap.value_norm
     pop_part = cfg.w_popularity * snap.popularity
     prio_part = cfg.w_priority * snap.priority_norm
-    static = np.where(snap.eligible_at(now_ms), value_part + pop_part + prio_part, -np.inf)
+    parts_sum = value_part + pop_part + prio_part + explore
+    static = np.where(snap.eligible_at(now_ms), parts_sum, -np.inf)
     # the one matrix product, then one U x N addition (float32 throughout)
     scores = (unit_users @ snap.matrix.T) * np.float32(cfg.w_affinity)
     scores += static.astype(np.float32)
@@ -136,6 +152,7 @@ def score_batch(
     value_rows = value_part[ranked].tolist()
     pop_rows = pop_part[ranked].tolist()
     prio_rows = prio_part[ranked].tolist()
+    explore_rows = explore[ranked].tolist()
     offers = snap.offers
     results: list[list[ScoredOffer]] = []
     for u, indices in enumerate(ranked.tolist()):
@@ -143,16 +160,23 @@ def score_batch(
             ScoredOffer(
                 offers[i],
                 score,
-                {"affinity": aff, "value": value, "popularity": pop, "priority": prio},
+                {
+                    "affinity": aff,
+                    "value": value,
+                    "popularity": pop,
+                    "priority": prio,
+                    "exploration": explore_part,
+                },
                 "",
             )
-            for i, score, aff, value, pop, prio in zip(
+            for i, score, aff, value, pop, prio, explore_part in zip(
                 indices,
                 score_rows[u],
                 aff_rows[u],
                 value_rows[u],
                 pop_rows[u],
                 prio_rows[u],
+                explore_rows[u],
                 strict=True,
             )
             if score != -np.inf

@@ -67,7 +67,10 @@ def build_shop(spec: ShopSpec = ShopSpec()) -> Shop:
         )
     offers: list[dict[str, Any]] = []
     for o in range(spec.offers):
-        channels = sorted(set(rng.choice(CHANNELS, size=int(rng.integers(1, 4)))))
+        # every offer can be shown on a site or app channel (allowed without an opt-in);
+        # email, push and sms reach only users who consented
+        onsite = str(rng.choice(("in_app", "web")))
+        channels = sorted({onsite, *rng.choice(CHANNELS, size=int(rng.integers(0, 3)))})
         if o % 4 == 0:  # a category promotion
             category = CATEGORIES[o // 4 % n_cat]
             offers.append(

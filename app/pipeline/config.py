@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.core.decoding import DEFAULT_MAX_BYTES
+from app.core.exploration import ExplorationConfig
 from app.core.messages import DEFAULT_TTL_MS
 from app.core.profile import ProfileConfig
 from app.core.scoring import ScoringConfig
 from app.core.weights import EventWeights
+from app.policy.config import ContactPolicy, default_policy
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,22 @@ class PipelineConfig:
     the same as reading first (default true; false reads misses first).
     ``popularity_half_life_ms``: half-life of the popularity prior, event time (1 day).
     ``popularity_refresh_ms``: how often offers' popularity is recomputed, wall clock (5 s).
+    ``decisions_topic``: where one audit record per decision goes. ``policy``: the contact
+    policy (default: the shipped one). ``cart_delay_ms``: an ``add_to_cart`` without a
+    purchase of the item for this long (event time) fires a cart decision (30 min).
+    ``cart_poll_limit``: due users handled per partition per poll (200).
+    ``pseudonym_secret``: pseudonymise user ids in decision records (default none).
+    ``exploration``: Thompson sampling on offer feedback (:mod:`app.core.exploration`; off
+    here, weight 0.1 in the worker's settings).
+    ``offer_stats_refresh_ms``: how often the offer feedback stats of every partition of
+    ``events_topic`` (``events_partitions`` of them) are reread, wall clock (5 s).
+    ``holdout_share``: share of users in the control group (popularity ranking through the
+    same policy; default 0 here, 5 % in the worker's settings); ``holdout_salt`` keys it.
     """
 
     offers_topic: str = "next-best-offers"
     dead_letter_topic: str = "user-events.dlq"
+    decisions_topic: str = "nbo-decisions"
     model_version: str = "tags-v1"
     offer_ttl_ms: int = DEFAULT_TTL_MS
     max_event_bytes: int = DEFAULT_MAX_BYTES
@@ -42,3 +56,13 @@ class PipelineConfig:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     weights: EventWeights = field(default_factory=EventWeights)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    policy: ContactPolicy = field(default_factory=default_policy)
+    cart_delay_ms: int = 30 * 60_000
+    cart_poll_limit: int = 200
+    pseudonym_secret: bytes | None = None
+    exploration: ExplorationConfig = field(default_factory=lambda: ExplorationConfig(weight=0))
+    offer_stats_refresh_ms: int = 5_000
+    events_topic: str = "user-events"
+    events_partitions: int = 12
+    holdout_share: float = 0.0
+    holdout_salt: str = "nbo-holdout"

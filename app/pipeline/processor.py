@@ -5,42 +5,77 @@ The order of effects makes the pipeline effectively-once with at-least-once cons
 1. Undecodable records become dead letters (original key and bytes, reason in headers).
 2. Each user's events are applied to the stored profile by the pure core, which skips
    events already applied (offset or event id), so a redelivered batch changes nothing.
-3. Changed users are ranked with one matrix product for the whole batch.
+   The newly applied events also update the user's policy state (offer feedback, channel
+   engagement, cart timers). A user who objected to profiling gets no profile update at all.
+3. Changed users are ranked with one matrix product for the whole batch; each ranking, and
+   each ``decision_request``, goes through the contact policy (:mod:`app.pipeline.decisions`):
+   consent, caps, cooldowns, quiet hours, channel choice. A message is published only when
+   the policy sends something new; every decision, sent or not, gets an audit record.
 4. All users' writes go to the store in one round trip, each atomic and compare-and-set on
-   the user's version; a user whose version moved (another worker wrote, or a user not in the
+   the user's version (profile, offers, policy state, decision log together); a user whose
+   version moved (another worker wrote, the consent agent bumped it, or a user not in the
    cache that was assumed new) is redone with the state the failed write returned.
-5. Only then are offer messages and dead letters published; the caller acknowledges the
-   input after :meth:`BatchProcessor.process` returns. A crash before that redelivers the
-   batch: its events are duplicates, and an offer message whose trigger is among them is
-   published again from the stored copy with the same ``message_id``.
+5. Only then are offer messages, decision records and dead letters published; the caller
+   acknowledges the input after :meth:`BatchProcessor.process` returns. A crash before that
+   redelivers the batch: its events are duplicates, and an offer message whose trigger is
+   among them is published again from the stored copy with the same ``message_id``.
+
+Cart timers fire from :meth:`BatchProcessor.fire_due_carts`, polled by a worker timer; it
+shares a lock with :meth:`BatchProcessor.process`, so the two never interleave.
 
 :class:`~app.ports.StoreUnavailable` propagates: the caller retries the same batch later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from app.core.catalog import Catalogue
 from app.core.dead_letters import dead_letter_headers
-from app.core.enums import EventType
+from app.core.enums import OFFER_EVENT_TYPES, Channel, EventType
 from app.core.errors import EventRejected
 from app.core.events import UserEvent, decode_event
-from app.core.messages import build_next_best_offer, select_for_channel
+from app.core.exploration import (
+    OfferStats,
+    Posterior,
+    batch_rng,
+    exploration_scores,
+    partition_updates,
+    posterior,
+)
+from app.core.holdout import CONTROL, PERSONALISED, group_of
+from app.core.messages import CART_ABANDONMENT, Trigger
 from app.core.popularity import PopularityTracker
-from app.core.profile import ApplyResult, PendingEvent, apply_events
-from app.core.scoring import ranking_changed, score_batch, unit_user, with_reasons
+from app.core.profile import ApplyResult, PendingEvent, Profile, apply_events
+from app.core.pseudonym import pseudonymise
+from app.core.scoring import ScoredOffer, ranking_changed, score_batch
 from app.core.weights import event_weight
 from app.pipeline.cache import UserCache
 from app.pipeline.config import PipelineConfig
+from app.pipeline.decisions import DecisionMaker, Outcome
 from app.pipeline.records import InboundRecord
-from app.ports import OutboundRecord, ProfileStore, Publisher, StoredUser, UserWrite
+from app.policy.consent import profiling_allowed
+from app.policy.quiet_hours import tz_hint
+from app.policy.state import UserPolicyState
+from app.policy.triggers import apply_to_state, due_timers, fire, next_due, timer_id
+from app.ports import (
+    CartDue,
+    OfferStatsStore,
+    OutboundRecord,
+    ProfileStore,
+    Publisher,
+    StoredUser,
+    UserWrite,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +98,13 @@ class BatchStats:
     published: int = 0
     republished: int = 0
     conflicts: int = 0
+    decisions: int = 0
+    suppressed: int = 0
+    """Decisions that sent nothing."""
+    sent_by_group: dict[str, int] = field(default_factory=dict)
+    """Messages sent per holdout group."""
+    feedback_by_group: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Newly applied ``offer_*`` events per (holdout group, event type)."""
     reasons: dict[str, int] = field(default_factory=dict)
     phase_s: dict[str, float] = field(default_factory=dict)
     """Seconds spent per phase: decode, load, apply, rank, commit, publish."""
@@ -83,8 +125,20 @@ class _Plan:
     old_offer_ids: list[str]
     stored_trigger: str | None
     exclude: set[str]
+    policy: UserPolicyState
+    profiling: bool = True
+    group: str = PERSONALISED
+    fresh: list[UserEvent] = field(default_factory=list)
+    replayed: bool = False
+    requests: list[UserEvent] = field(default_factory=list)
     offers_json: bytes | None = None
-    message: OutboundRecord | None = None
+    messages: list[OutboundRecord] = field(default_factory=list)
+    decisions: list[Outcome] = field(default_factory=list)
+
+    @property
+    def trigger(self) -> UserEvent:
+        """The event a ranking change is attributed to: the batch's last event."""
+        return self.events[-1][1]
 
 
 def _stored_offers(offers_json: bytes | None) -> tuple[list[str], str | None]:
@@ -106,6 +160,15 @@ def _item_times(
     }
 
 
+def _fresh(events: list[tuple[InboundRecord, UserEvent]], ids: frozenset[str]) -> list[UserEvent]:
+    """The events whose ids were applied now, each once, in order."""
+    out: dict[str, UserEvent] = {}
+    for _, event in events:
+        if event.event_id in ids and event.event_id not in out:
+            out[event.event_id] = event
+    return list(out.values())
+
+
 class BatchProcessor:
     """Processes batches of raw user-event records through the core (see module doc)."""
 
@@ -116,8 +179,15 @@ class BatchProcessor:
         catalogue: Catalogue,
         config: PipelineConfig,
         clock_ms: Callable[[], int],
+        *,
+        offer_stats: OfferStatsStore | None = None,
     ) -> None:
         self._store = store
+        self._offer_stats = offer_stats
+        self._stats: dict[str, OfferStats] = {}
+        self._stats_read_ms: int | None = None
+        self._posterior: tuple[object, Posterior] | None = None
+        self._exploration: npt.NDArray[np.float64] | None = None
         self._publisher = publisher
         self._catalogue = catalogue
         self._cfg = config
@@ -125,7 +195,9 @@ class BatchProcessor:
         self._cache = UserCache(config.cache_users)
         self._popularity = PopularityTracker(half_life_ms=config.popularity_half_life_ms)
         self._popularity_refreshed_ms = 0
-        # rank more than K so that K remain after keeping only the chosen channel's offers
+        self._decider = DecisionMaker(catalogue, config)
+        self._lock = asyncio.Lock()
+        # rank more than K so that K remain after the policy drops offers
         k = config.scoring.k * config.candidate_factor
         self._candidates = config.scoring.model_copy(update={"k": min(k, 1000)})
 
@@ -135,6 +207,10 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[InboundRecord]) -> BatchStats:
         """Process ``records`` (in partition order); returns when all effects are durable."""
+        async with self._lock:
+            return await self._process(records)
+
+    async def _process(self, records: Sequence[InboundRecord]) -> BatchStats:
         now = self._clock_ms()
         stats = BatchStats(received=len(records))
         clock = time.perf_counter()
@@ -153,6 +229,11 @@ class BatchProcessor:
                 weight = event_weight(event, self._cfg.weights)
                 self._popularity.observe(event.item_id, tags, weight, event.ts_ms)
         self._refresh_popularity(now)
+        await self._record_offer_feedback(by_user)
+        await self._refresh_offer_stats(now)
+        first = records[0] if records else None
+        batch_key = f"{first.topic}:{first.partition}:{first.offset}" if first else ""
+        self._exploration = self._draw_exploration(now, batch_key)
 
         stats.timed("decode", clock)
         pending = list(by_user)
@@ -186,6 +267,58 @@ class BatchProcessor:
         for offer_id, popularity in self._popularity.offer_popularity(offers).items():
             self._catalogue.set_popularity(offer_id, popularity)
 
+    async def _record_offer_feedback(
+        self, by_user: dict[str, list[tuple[InboundRecord, UserEvent]]]
+    ) -> None:
+        """Write the batch's offer feedback to the offer stats, idempotently per partition
+        (before the users' writes: a redelivered batch is then recognised by its offsets)."""
+        if self._offer_stats is None:
+            return
+        by_topic: dict[str, dict[str, tuple[int, int, UserEvent]]] = {}
+        for events in by_user.values():
+            for record, event in events:
+                if event.type in OFFER_EVENT_TYPES:  # one per event id within the batch
+                    rows = by_topic.setdefault(record.topic, {})
+                    rows.setdefault(event.event_id, (record.partition, record.offset, event))
+        half_life = self._cfg.exploration.half_life_ms
+        for topic, rows in by_topic.items():
+            updates = partition_updates(topic, rows.values(), half_life)
+            outcome = await self._offer_stats.apply(updates)
+            overlaps = outcome.overlaps_of(topic)
+            if overlaps:  # part of a partition's records were written before: the rest
+                redo = partition_updates(topic, rows.values(), half_life, after=overlaps)
+                await self._offer_stats.apply([u for u in redo if u.partition in overlaps])
+
+    async def _refresh_offer_stats(self, now: int) -> None:
+        """Reread every partition's offer stats, at most every refresh period."""
+        store, cfg = self._offer_stats, self._cfg
+        if store is None or cfg.exploration.weight == 0:
+            return
+        last = self._stats_read_ms
+        if last is not None and now - last < cfg.offer_stats_refresh_ms:
+            return
+        self._stats = await store.read_all(cfg.events_topic, range(cfg.events_partitions))
+        self._stats_read_ms = now
+        self._posterior = None
+
+    def _draw_exploration(self, now: int, key: str) -> npt.NDArray[np.float64] | None:
+        """This batch's exploration part per offer (one Thompson draw per offer), or None.
+
+        The draws are seeded by the configured seed and ``key`` (the batch's first record
+        position), so with a seed a redelivered batch draws the same again."""
+        cfg = self._cfg.exploration
+        if cfg.weight == 0:
+            return None
+        snap = self._catalogue.snapshot()
+        if self._posterior is None or self._posterior[0] is not snap:
+            self._posterior = (snap, posterior(snap.offer_ids, self._stats, now, cfg))
+        rng = batch_rng(cfg.seed, zlib.crc32(key.encode()))
+        return exploration_scores(self._posterior[1], rng, cfg.weight)
+
+    def _group(self, user_id: str) -> str:
+        share = self._cfg.holdout_share
+        return group_of(user_id, share, self._cfg.holdout_salt) if share > 0 else PERSONALISED
+
     async def _round(
         self,
         user_ids: list[str],
@@ -217,18 +350,7 @@ class BatchProcessor:
         self._rank(plans, now)
         clock = stats.timed("rank", clock)
 
-        writes = [
-            UserWrite(
-                user_id=p.user_id,
-                expected_version=p.state.version,
-                profile=p.result.profile,
-                offers_json=p.offers_json,
-                seen=_item_times(p.events),
-                purchased=_item_times(p.events, EventType.PURCHASE),
-            )
-            for p in plans
-            if p.result.changed or p.offers_json is not None
-        ]
+        writes = [w for w in (self._write(p) for p in plans) if w is not None]
         outcome = await self._store.commit(writes)
         stats.timed("commit", clock)
         conflicts = outcome.conflicts
@@ -239,26 +361,72 @@ class BatchProcessor:
         for plan in plans:
             if plan.user_id in conflicts:
                 continue
-            version = outcome.versions.get(plan.user_id, plan.state.version)
+            state = plan.state
             self._cache.put(
                 StoredUser(
                     user_id=plan.user_id,
-                    profile=plan.result.profile,
-                    version=version,
-                    offers_json=plan.offers_json or plan.state.offers_json,
+                    profile=plan.result.profile if plan.profiling else None,
+                    version=outcome.versions.get(plan.user_id, state.version),
+                    offers_json=plan.offers_json or state.offers_json,
                     purchased=frozenset(plan.exclude),
+                    policy=plan.policy,
+                    consent=state.consent,
                 )
             )
             stats.applied += plan.result.applied
             stats.duplicates += plan.result.duplicates
             stats.no_vector += plan.result.no_vector
-            if plan.message is not None:
-                outbound.append(plan.message)
-                if plan.offers_json is None:
-                    stats.republished += 1
-                else:
-                    stats.published += 1
+            stats.decisions += len(plan.decisions)
+            stats.suppressed += sum(1 for d in plan.decisions if d.offers_json is None)
+            sent = sum(1 for d in plan.decisions if d.offers_json is not None)
+            stats.published += sent
+            if sent:
+                stats.sent_by_group[plan.group] = stats.sent_by_group.get(plan.group, 0) + sent
+            for event in plan.fresh:
+                if event.type in OFFER_EVENT_TYPES:
+                    key = (plan.group, event.type.value)
+                    stats.feedback_by_group[key] = stats.feedback_by_group.get(key, 0) + 1
+            if plan.messages and not plan.decisions:
+                stats.republished += len(plan.messages)
+            outbound.extend(plan.messages)
+            outbound.extend(self._decision_record(plan.user_id, d.record) for d in plan.decisions)
+        replayed = [p for p in plans if p.replayed and p.user_id not in conflicts]
+        if replayed:  # rare: the decisions of a redelivered batch may not have gone out
+            outbound.extend(await self._stored_decisions(replayed))
         return [u for u in user_ids if u in conflicts], dict(conflicts)
+
+    async def _stored_decisions(self, plans: list[_Plan]) -> list[OutboundRecord]:
+        """The stored decision records triggered by the events of ``plans``' batches, to
+        publish again (a crash may have come between the commit and the publish)."""
+        out: list[OutboundRecord] = []
+        for plan in plans:
+            batch_ids = {e.event_id for _, e in plan.events}
+            for raw in reversed(await self._store.decisions(plan.user_id)):  # oldest first
+                if json.loads(raw).get("trigger", {}).get("event_id") in batch_ids:
+                    out.append(self._decision_record(plan.user_id, raw))
+        return out
+
+    def _write(self, plan: _Plan) -> UserWrite | None:
+        """The user's atomic write, ``None`` when nothing changed."""
+        policy_changed = plan.policy != plan.state.policy
+        if not (plan.result.changed or plan.offers_json or policy_changed or plan.decisions):
+            return None
+        due = next_due(plan.policy)
+        cart_due = None
+        if due is not None and plan.policy.carts != plan.state.policy.carts:
+            last = plan.events[-1][0]
+            cart_due = CartDue(last.topic, last.partition, due)
+        return UserWrite(
+            user_id=plan.user_id,
+            expected_version=plan.state.version,
+            profile=plan.result.profile if plan.profiling else None,
+            offers_json=plan.offers_json,
+            seen=_item_times(plan.events) if plan.profiling else {},
+            purchased=_item_times(plan.events, EventType.PURCHASE),
+            policy_json=plan.policy.to_json() if policy_changed else None,
+            decisions=[d.record for d in plan.decisions],
+            cart_due=cart_due,
+        )
 
     async def _states(
         self, user_ids: list[str], known: dict[str, StoredUser]
@@ -283,6 +451,21 @@ class BatchProcessor:
         self, state: StoredUser, events: list[tuple[InboundRecord, UserEvent]], now: int
     ) -> _Plan:
         catalogue = self._catalogue
+        old_ids, stored_trigger = _stored_offers(state.offers_json)
+        exclude = set(state.purchased) | _item_times(events, EventType.PURCHASE).keys()
+        if not profiling_allowed(state.consent):
+            # objection to profiling: nothing is applied; the batch gets one decision record
+            unchanged = ApplyResult(state.profile or _empty(catalogue.dim), 0, 0, 0, False)
+            plan = _Plan(
+                state.user_id, state, events, unchanged, old_ids, stored_trigger, exclude,
+                state.policy, profiling=False,
+            )  # fmt: skip
+            outcome = self._decider.decide(
+                state.user_id, None, [], state.policy, state.consent,
+                Trigger(event_id=plan.trigger.event_id, type=plan.trigger.type), now,
+            )  # fmt: skip
+            plan.decisions.append(outcome)
+            return plan
         pending = [
             PendingEvent(
                 event_id=event.event_id,
@@ -295,52 +478,216 @@ class BatchProcessor:
             for record, event in events
         ]
         result = apply_events(state.profile, pending, self._cfg.profile, now_ms=now)
-        old_ids, stored_trigger = _stored_offers(state.offers_json)
-        exclude = set(state.purchased) | _item_times(events, EventType.PURCHASE).keys()
-        plan = _Plan(state.user_id, state, events, result, old_ids, stored_trigger, exclude)
-        if not result.changed and state.offers_json is not None:
+        fresh = _fresh(events, result.fresh_ids)
+        policy = apply_to_state(
+            state.policy,
+            state.user_id,
+            fresh,
+            cart_delay_ms=self._cfg.cart_delay_ms,
+            limits=self._cfg.policy.state,
+        )
+        plan = _Plan(
+            state.user_id, state, events, result, old_ids, stored_trigger, exclude, policy,
+            group=self._group(state.user_id), fresh=fresh,
+        )  # fmt: skip
+        by_channel = {e.channel: e for e in fresh if e.type is EventType.DECISION_REQUEST}
+        plan.requests = list(by_channel.values())
+        if not result.changed and result.duplicates:
+            plan.replayed = True  # its decision records are published again (see _round)
             batch_ids = {e.event_id for _, e in events}
-            if stored_trigger in batch_ids:  # redelivered after a crash: publish again
-                plan.message = self._offer_record(state.user_id, state.offers_json)
+            if state.offers_json is not None and stored_trigger in batch_ids:
+                # redelivered after a crash: publish again
+                plan.messages.append(self._offer_record(state.user_id, state.offers_json))
         return plan
 
     def _rank(self, plans: list[_Plan], now: int) -> None:
-        to_rank = [p for p in plans if p.result.changed or p.state.offers_json is None]
+        to_rank = [
+            p
+            for p in plans
+            if p.profiling and p.result.changed  # a replay decides nothing anew
+        ]
         if not to_rank:
             return
-        vecs = np.stack([p.result.profile.vec for p in to_rank])
+        # the control group gets the non-personalised ranking: a zero vector scores by
+        # value, popularity and priority only
+        dim = self._catalogue.dim
+        vecs = np.stack(
+            [p.result.profile.vec if p.group != CONTROL else _zeros(dim) for p in to_rank]
+        )
         exclude = [p.exclude for p in to_rank]
         candidates = score_batch(
-            vecs, now, self._catalogue, self._candidates, exclude, reasons=False
-        )
-        k = self._cfg.scoring.k
+            vecs, now, self._catalogue, self._candidates, exclude, reasons=False,
+            exploration=self._exploration,
+        )  # fmt: skip
         for plan, ranked in zip(to_rank, candidates, strict=True):
-            selected = select_for_channel(ranked, k)
-            if selected is None:
-                continue
-            new_ids = [s.offer_id for s in selected[1]]
-            if not ranking_changed(plan.old_offer_ids, new_ids) and plan.state.offers_json:
-                continue
-            explained = with_reasons(
-                unit_user(plan.result.profile.vec),
-                selected[1],
-                self._catalogue.snapshot(),
-                self._cfg.scoring,
+            if plan.requests:
+                for request in plan.requests:
+                    self._decide(plan, ranked, request, now, requested=request.channel)
+            else:
+                self._decide(plan, ranked, plan.trigger, now)
+
+    def _decide(
+        self,
+        plan: _Plan,
+        ranked: list[ScoredOffer],
+        trigger: UserEvent,
+        now: int,
+        *,
+        requested: Channel | None = None,
+    ) -> None:
+        """One decision for ``plan``: a ``decision_request`` (``requested`` channel) always
+        decides; a ranking change only when the outcome differs from the stored message."""
+        outcome = self._decider.decide(
+            plan.user_id,
+            plan.result.profile.vec if plan.group != CONTROL else None,
+            ranked,
+            plan.policy,
+            plan.state.consent,
+            Trigger(event_id=trigger.event_id, type=trigger.type),
+            now,
+            requested_channel=requested,
+            tz_hint=tz_hint(trigger),
+            group=plan.group,
+        )
+        if requested is None:
+            if outcome.offers_json is not None:
+                new_ids = outcome.decision.offer_ids
+                if plan.state.offers_json and not ranking_changed(plan.old_offer_ids, new_ids):
+                    return  # the stored message still holds
+            else:
+                top = [s.offer_id for s in ranked[: self._cfg.scoring.k]]
+                if plan.state.offers_json and not ranking_changed(plan.old_offer_ids, top):
+                    return  # nothing new would have been said: no decision to log
+        plan.decisions.append(outcome)
+        plan.policy = outcome.state
+        if outcome.offers_json is not None:
+            plan.offers_json = outcome.offers_json
+            plan.messages.append(
+                self._offer_record(plan.user_id, outcome.offers_json, outcome.channel)
             )
-            message = build_next_best_offer(
-                plan.user_id,
-                plan.events[-1][1],
-                explained,
-                now,
-                model_version=self._cfg.model_version,
-                dim=self._catalogue.dim,
-                ttl_ms=self._cfg.offer_ttl_ms,
-                max_offers=k,
-            )
-            if message is None:
+
+    async def fire_due_carts(self, partitions: Iterable[tuple[str, int]]) -> int:
+        """Fire the cart timers due now in the indexes of ``partitions`` (topic, partition),
+        the ones this worker owns. Returns the number of decisions made.
+
+        Each due user is decided once with the contact policy (one offer, related to the
+        cart items), and its fired timers are removed in the same atomic write as the
+        decision; the index entry is dropped only after the message is published, so a crash
+        in between republishes the stored message (same ``message_id``) on the next poll.
+        """
+        made = 0
+        for topic, partition in partitions:
+            async with self._lock:
+                made += await self._fire_partition(topic, partition)
+        return made
+
+    async def _fire_partition(self, topic: str, partition: int) -> int:
+        now = self._clock_ms()
+        store = self._store
+        key_ids = await store.due_carts(topic, partition, now, self._cfg.cart_poll_limit)
+        if not key_ids:
+            return 0
+        states = await store.load_key_ids(key_ids)
+        done: list[str] = []
+        firing: list[tuple[str, StoredUser, list[tuple[str, int]]]] = []
+        outbound: list[OutboundRecord] = []
+        reindex: list[UserWrite] = []
+        for key_id, state in states.items():
+            due = due_timers(state.policy, now)
+            if due:
+                firing.append((key_id, state, due))
                 continue
-            plan.offers_json = message.to_json_bytes()
-            plan.message = self._offer_record(plan.user_id, plan.offers_json, message.channel)
+            later = next_due(state.policy)
+            if later is not None:  # restarted timer: index it at its new due time
+                reindex.append(
+                    UserWrite(state.user_id, state.version, None,
+                              cart_due=CartDue(topic, partition, later))
+                )  # fmt: skip
+                continue
+            fired = state.policy.fired
+            _, stored_trigger = _stored_offers(state.offers_json)
+            if state.offers_json and fired and stored_trigger == fired[-1]:
+                # fired and committed, but the publish may not have happened: again
+                outbound.append(self._offer_record(state.user_id, state.offers_json))
+            done.append(key_id)
+
+        writes, outcomes = self._cart_decisions(firing, topic, partition, now)
+        result = await store.commit([*writes, *reindex])
+        for (key_id, state, _), write, outcome in zip(firing, writes, outcomes, strict=True):
+            if state.user_id in result.conflicts:
+                continue  # changed meanwhile: the next poll sees the new state
+            self._cache.evict(state.user_id)
+            if outcome.offers_json is not None:
+                outbound.append(
+                    self._offer_record(state.user_id, outcome.offers_json, outcome.channel)
+                )
+            outbound.append(self._decision_record(state.user_id, outcome.record))
+            if write.cart_due is None:
+                done.append(key_id)
+        for write in reindex:
+            self._cache.evict(write.user_id)
+        if outbound:
+            await self._publisher.publish(outbound)
+        await store.drop_cart_index(topic, partition, done)
+        return len(outcomes)
+
+    def _cart_decisions(
+        self,
+        firing: list[tuple[str, StoredUser, list[tuple[str, int]]]],
+        topic: str,
+        partition: int,
+        now: int,
+    ) -> tuple[list[UserWrite], list[Outcome]]:
+        """One decision per user with due timers: the best offer for the cart items."""
+        if not firing:
+            return [], []
+        catalogue = self._catalogue
+        vecs = []
+        for _, state, due in firing:
+            vec = np.zeros(catalogue.dim, dtype=np.float32)
+            for item_id, _ in due:
+                item_vec = catalogue.item_vector(item_id)
+                if item_vec is not None:
+                    vec += np.asarray(item_vec, dtype=np.float32)
+            if not vec.any() and state.profile is not None:
+                vec = state.profile.vec.copy()  # unknown items: the user's own taste
+            if self._group(state.user_id) == CONTROL:
+                vec = _zeros(catalogue.dim)  # the control group: not personalised
+            vecs.append(vec)
+        exclude = [set(s.purchased) for _, s, _ in firing]
+        ranked = score_batch(
+            np.stack(vecs), now, catalogue, self._candidates, exclude, reasons=False,
+            exploration=self._draw_exploration(now, f"cart:{topic}:{partition}:{now}"),
+        )  # fmt: skip
+        writes: list[UserWrite] = []
+        outcomes: list[Outcome] = []
+        for (_, state, due), vec, candidates in zip(firing, vecs, ranked, strict=True):
+            trigger = Trigger(event_id=timer_id(*due[0]), type=CART_ABANDONMENT)
+            if not profiling_allowed(state.consent):
+                candidates = []
+            outcome = self._decider.decide(
+                state.user_id, vec, candidates, state.policy, state.consent, trigger, now,
+                max_offers=1, group=self._group(state.user_id),
+            )  # fmt: skip
+            policy = fire(outcome.state, due)
+            later = next_due(policy)
+            writes.append(
+                UserWrite(
+                    user_id=state.user_id,
+                    expected_version=state.version,
+                    profile=None,
+                    offers_json=outcome.offers_json,
+                    policy_json=policy.to_json(),
+                    decisions=[outcome.record],
+                    cart_due=None if later is None else CartDue(topic, partition, later),
+                )
+            )
+            outcomes.append(outcome)
+        return writes, outcomes
+
+    def _decision_record(self, user_id: str, record: bytes) -> OutboundRecord:
+        key = pseudonymise(user_id, self._cfg.pseudonym_secret).encode()
+        return OutboundRecord(self._cfg.decisions_topic, key, record)
 
     def _offer_record(
         self, user_id: str, offers_json: bytes, channel: str | None = None
@@ -361,3 +708,11 @@ class BatchProcessor:
             reason_class, message, record.topic, record.partition, record.offset, now
         )
         return OutboundRecord(self._cfg.dead_letter_topic, record.key, record.value, headers)
+
+
+def _empty(dim: int) -> Profile:
+    return Profile.empty(dim)
+
+
+def _zeros(dim: int) -> npt.NDArray[np.float32]:
+    return np.zeros(dim, dtype=np.float32)

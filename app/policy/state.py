@@ -112,10 +112,18 @@ class UserPolicyState(BaseModel):
     contacts: dict[Channel, tuple[EpochMs, ...]] = Field(default_factory=dict, alias="c")
     offers: dict[str, OfferFeedback] = Field(default_factory=dict, alias="o")
     engagement: dict[Channel, ChannelEngagement] = Field(default_factory=dict, alias="e")
+    carts: dict[str, EpochMs] = Field(default_factory=dict, alias="k")
+    """Pending cart-abandonment timers: item id -> due time (epoch ms, event time + delay)."""
+    fired: tuple[str, ...] = Field(default=(), alias="f")
+    """Ids of the newest fired cart timers (bounded), so a timer is never fired twice."""
+    uid: str | None = Field(default=None, alias="u")
+    """The user's id while cart timers are pending (the timer index holds key ids, which
+    are pseudonyms when pseudonymisation is on; the message must name the user)."""
 
     def to_json(self) -> bytes:
-        """Compact UTF-8 JSON (short keys, ``null`` fields omitted)."""
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")
+        """Compact UTF-8 JSON (short keys, ``null`` fields and empty cart fields omitted)."""
+        empty = {name for name in ("carts", "fired", "uid") if not getattr(self, name)}
+        return self.model_dump_json(by_alias=True, exclude_none=True, exclude=empty).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes | str) -> UserPolicyState:
@@ -189,10 +197,8 @@ def record_feedback(
         engagement[event.channel] = _engagement_update(
             engagement.get(event.channel, ChannelEngagement()), event.type, limits
         )
-    return UserPolicyState(
-        contacts=state.contacts,
-        offers=_bounded_offers(offers, limits.max_offers),
-        engagement=engagement,
+    return state.model_copy(
+        update={"offers": _bounded_offers(offers, limits.max_offers), "engagement": engagement}
     )
 
 
@@ -211,10 +217,11 @@ def prune(
         kept = tuple(sorted(t for t in times if t > cutoff))[-limits.max_contacts_per_channel :]
         if kept:
             contacts[channel] = kept
-    return UserPolicyState(
-        contacts=contacts,
-        offers=_bounded_offers(dict(state.offers), limits.max_offers),
-        engagement=state.engagement,
+    return state.model_copy(
+        update={
+            "contacts": contacts,
+            "offers": _bounded_offers(dict(state.offers), limits.max_offers),
+        }
     )
 
 
@@ -233,5 +240,5 @@ def record_contact(
     """
     contacts = dict(state.contacts)
     contacts[channel] = (*contacts.get(channel, ()), now_ms)
-    grown = UserPolicyState(contacts=contacts, offers=state.offers, engagement=state.engagement)
+    grown = state.model_copy(update={"contacts": contacts})
     return prune(grown, now_ms, horizon_ms=horizon_ms, limits=limits)

@@ -1,40 +1,47 @@
 -- Atomic, compare-and-set write of one user's state (all keys share the user's hash tag).
--- KEYS: 1 profile (hash), 2 offers (string), 3 seen (zset), 4 purchased (zset)
+-- KEYS: 1 profile (hash), 2 offers (string), 3 seen (zset), 4 purchased (zset),
+--       5 policy (string), 6 decisions (list), 7 consent (string, read only)
 -- ARGV: 1 expected version, 2 ttl seconds, 3 offers JSON ('' keeps the stored one),
---       4 seen cap, 5 purchased cap,
---       6 n profile field/value pairs, then 2n values,
---       then m seen (score, member) pairs, then 2m values,
---       then k purchased (score, member) pairs, then 2k values.
+--       4 seen cap, 5 purchased cap, 6 policy JSON ('' keeps the stored one),
+--       7 decisions cap,
+--       then n profile field/value pairs: n, then 2n values (n = 0: no profile fields),
+--       then m seen (score, member) pairs: m, then 2m values,
+--       then k purchased (score, member) pairs: k, then 2k values,
+--       then d decision records: d, then d values (oldest first; pushed to the list's head).
 -- Returns {1, new_version} on success; when the version did not match, nothing is written and
--- it returns {0, stored_version, HGETALL profile, GET offers or false, ZRANGE purchased}, the
--- user's state as of this atomic call, so the caller can redo the write without a read.
+-- it returns {0, stored_version, HGETALL profile, GET offers or false, ZRANGE purchased,
+-- GET policy or false, GET consent or false}: the user's state as of this atomic call, so the
+-- caller can redo the write without a read.
 -- Every argument is validated before the first write (Lua scripts do not roll back).
 local expected = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local seen_cap = tonumber(ARGV[4])
 local purchased_cap = tonumber(ARGV[5])
-if not expected or not ttl or ttl <= 0 or not seen_cap or not purchased_cap then
+local decisions_cap = tonumber(ARGV[7])
+if not expected or not ttl or ttl <= 0 or not seen_cap or not purchased_cap
+    or not decisions_cap or decisions_cap < 1 then
   return redis.error_reply('nbo commit: bad header arguments')
 end
 
-local pos = 6
-local function take_pairs()
+local pos = 8
+local function take(width)
   local count = tonumber(ARGV[pos])
-  if not count or count < 0 or pos + 2 * count > #ARGV then
+  if not count or count < 0 or pos + width * count > #ARGV then
     return nil
   end
   local values = {}
-  for j = 1, 2 * count do
+  for j = 1, width * count do
     values[j] = ARGV[pos + j]
   end
-  pos = pos + 2 * count + 1
+  pos = pos + width * count + 1
   return values
 end
 
-local fields = take_pairs()
-local seen = take_pairs()
-local purchased = take_pairs()
-if not fields or not seen or not purchased or pos ~= #ARGV + 1 then
+local fields = take(2)
+local seen = take(2)
+local purchased = take(2)
+local decisions = take(1)
+if not fields or not seen or not purchased or not decisions or pos ~= #ARGV + 1 then
   return redis.error_reply('nbo commit: bad pair arguments')
 end
 for j = 1, #seen, 2 do
@@ -47,7 +54,8 @@ end
 local stored = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
 if stored ~= expected then
   return {0, stored, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]),
-          redis.call('ZRANGE', KEYS[4], 0, -1)}
+          redis.call('ZRANGE', KEYS[4], 0, -1), redis.call('GET', KEYS[5]),
+          redis.call('GET', KEYS[7])}
 end
 local version = stored + 1
 fields[#fields + 1] = 'ver'
@@ -55,11 +63,15 @@ fields[#fields + 1] = tostring(version)
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ttl)
 
-if ARGV[3] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[3], 'EX', ttl)
-else
-  redis.call('EXPIRE', KEYS[2], ttl)
+local function set_or_touch(key, value)
+  if value ~= '' then
+    redis.call('SET', key, value, 'EX', ttl)
+  else
+    redis.call('EXPIRE', key, ttl)
+  end
 end
+set_or_touch(KEYS[2], ARGV[3])
+set_or_touch(KEYS[5], ARGV[6])
 
 local function add_capped(key, pairs, cap)
   if #pairs > 0 then
@@ -70,4 +82,10 @@ local function add_capped(key, pairs, cap)
 end
 add_capped(KEYS[3], seen, seen_cap)
 add_capped(KEYS[4], purchased, purchased_cap)
+
+if #decisions > 0 then
+  redis.call('LPUSH', KEYS[6], unpack(decisions))
+  redis.call('LTRIM', KEYS[6], 0, decisions_cap - 1)
+end
+redis.call('EXPIRE', KEYS[6], ttl)
 return {1, version}

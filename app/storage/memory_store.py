@@ -1,15 +1,19 @@
 """In-memory twin of :class:`app.storage.redis_store.RedisProfileStore` for fast tests.
 
 Same semantics: per-user compare-and-set on a version, recent-item sets capped by the newest
-event times. ``available = False`` makes every call raise :class:`StoreUnavailable`, to test
-how the pipeline waits for a store that went away.
+event times, policy state and decision log written with the profile, cart-timer indexes per
+partition. ``available = False`` makes every call raise :class:`StoreUnavailable`, to test
+how the pipeline waits for a store that went away. :meth:`MemoryProfileStore.set_consent`
+does what the consent agent's script does (store the record, bump the version; an objection
+deletes the profile, offers and item sets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from app.policy.consent import ConsentRecord
 from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome
 
 
@@ -24,15 +28,20 @@ class _Entry:
     stored: StoredUser
     seen: dict[str, int] = field(default_factory=dict)
     purchased: dict[str, int] = field(default_factory=dict)
+    decisions: list[bytes] = field(default_factory=list)
 
 
 class MemoryProfileStore:
     """Per-user state in a dict; counts round trips like the Redis store would make."""
 
-    def __init__(self, seen_cap: int = 200, purchased_cap: int = 500) -> None:
+    def __init__(
+        self, seen_cap: int = 200, purchased_cap: int = 500, decisions_cap: int = 20
+    ) -> None:
         self._users: dict[str, _Entry] = {}
+        self._carts: dict[tuple[str, int], dict[str, int]] = {}
         self._seen_cap = seen_cap
         self._purchased_cap = purchased_cap
+        self._decisions_cap = decisions_cap
         self.available = True
         self.round_trips = 0
 
@@ -41,14 +50,19 @@ class MemoryProfileStore:
             raise StoreUnavailable("memory store marked unavailable")
         self.round_trips += 1
 
+    def _stored(self, user_id: str) -> StoredUser:
+        entry = self._users.get(user_id)
+        return entry.stored if entry else StoredUser(user_id, None)
+
     async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
         if not user_ids:
             return {}
         self._check()
-        return {
-            uid: self._users[uid].stored if uid in self._users else StoredUser(uid, None)
-            for uid in user_ids
-        }
+        return {uid: self._stored(uid) for uid in user_ids}
+
+    async def load_key_ids(self, key_ids: Sequence[str]) -> dict[str, StoredUser]:
+        """Key ids are user ids here (no pseudonymisation in the twin)."""
+        return await self.load(key_ids)
 
     async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
         if not writes:
@@ -58,27 +72,73 @@ class MemoryProfileStore:
         conflicts: dict[str, StoredUser] = {}
         for write in writes:
             entry = self._users.get(write.user_id)
-            stored_version = entry.stored.version if entry else 0
-            if stored_version != write.expected_version:
-                conflicts[write.user_id] = (
-                    entry.stored if entry else StoredUser(write.user_id, None)
-                )
+            stored = self._stored(write.user_id)
+            if stored.version != write.expected_version:
+                conflicts[write.user_id] = stored
                 continue
             seen = _capped(entry.seen if entry else {}, write.seen, self._seen_cap)
             bought = _capped(entry.purchased if entry else {}, write.purchased, self._purchased_cap)
-            offers = write.offers_json
-            if offers is None and entry is not None:
-                offers = entry.stored.offers_json
-            version = stored_version + 1
-            stored = StoredUser(write.user_id, write.profile, version, offers, frozenset(bought))
-            self._users[write.user_id] = _Entry(stored, seen, bought)
+            decisions = [*reversed(write.decisions), *(entry.decisions if entry else [])]
+            policy = stored.policy
+            if write.policy_json is not None:
+                policy = type(policy).from_json(write.policy_json)
+            version = stored.version + 1
+            updated = StoredUser(
+                write.user_id,
+                write.profile if write.profile is not None else stored.profile,
+                version,
+                write.offers_json if write.offers_json is not None else stored.offers_json,
+                frozenset(bought),
+                policy,
+                stored.consent,
+            )
+            self._users[write.user_id] = _Entry(
+                updated, seen, bought, decisions[: self._decisions_cap]
+            )
             versions[write.user_id] = version
+            if write.cart_due is not None:
+                due = write.cart_due
+                self._carts.setdefault((due.topic, due.partition), {})[write.user_id] = due.due_ms
         return WriteOutcome(versions, conflicts)
 
     async def ping(self) -> bool:
         return self.available
 
+    async def decisions(self, user_id: str) -> list[bytes]:
+        self._check()
+        entry = self._users.get(user_id)
+        return list(entry.decisions) if entry else []
+
+    async def due_carts(self, topic: str, partition: int, now_ms: int, limit: int) -> list[str]:
+        self._check()
+        index = self._carts.get((topic, partition), {})
+        due = sorted((t, k) for k, t in index.items() if t <= now_ms)
+        return [k for _, k in due[:limit]]
+
+    async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:
+        if key_ids:
+            self._check()
+            index = self._carts.get((topic, partition), {})
+            for key_id in key_ids:
+                index.pop(key_id, None)
+
+    def set_consent(self, record: ConsentRecord) -> None:
+        """Store ``record`` as the consent agent would (bumps the version)."""
+        entry = self._users.get(record.user_id) or _Entry(StoredUser(record.user_id, None))
+        stored = entry.stored
+        if stored.consent is not None and stored.consent.ts_ms > record.ts_ms:
+            return
+        if record.objection:
+            stored = StoredUser(stored.user_id, None, stored.version, policy=stored.policy)
+            entry = _Entry(stored, decisions=entry.decisions)
+        entry.stored = replace(stored, version=stored.version + 1, consent=record)
+        self._users[record.user_id] = entry
+
     def seen_items(self, user_id: str) -> dict[str, int]:
         """Recent items of ``user_id`` (item id -> event time ms), for assertions."""
         entry = self._users.get(user_id)
         return dict(entry.seen) if entry else {}
+
+    def cart_index(self, topic: str, partition: int) -> dict[str, int]:
+        """The cart index of a partition (key id -> due ms), for assertions."""
+        return dict(self._carts.get((topic, partition), {}))

@@ -1,9 +1,10 @@
 """Redis adapter of :class:`app.ports.ProfileStore`: one pipelined round trip per call.
 
-``load`` reads every user's profile hash, offers and purchased set in one pipeline; ``commit``
-runs one Lua script per user (``commit.lua``: compare-and-set on the profile's ``ver`` field,
-then profile, offers and recent-item sets written atomically, every key's TTL refreshed) in one
-pipeline; a failed compare-and-set returns the stored state. The script is loaded once
+``load`` reads every user's profile hash, offers, purchased set, policy state and consent in
+one pipeline; ``commit`` runs one Lua script per user (``commit.lua``: compare-and-set on the
+profile's ``ver`` field, then profile, offers, recent-item sets, policy state and decision log
+written atomically, every key's TTL refreshed) in one pipeline, together with the cart-timer
+index updates; a failed compare-and-set returns the stored state. The script is loaded once
 (``SCRIPT LOAD``, on every primary of a Redis Cluster) and called with ``EVALSHA``; the same
 code works with a single server (``redis.asyncio.Redis``) and a cluster (``RedisCluster``),
 since every key of one user shares a hash tag; redis-py refuses ``EVALSHA`` in cluster
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -27,11 +28,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.policy.consent import ConsentRecord
+from app.policy.state import UserPolicyState
 from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome
-from app.storage.keys import user_keys
+from app.storage.keys import UserKeys, cart_due_key, user_keys
 from app.storage.profile_codec import decode_profile, profile_fields
 
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def _key_id(keys: UserKeys) -> str:
+    """The user's id as it appears in its keys (``<prefix>:{u:<key_id>}:...``)."""
+    return keys.profile[keys.profile.index("{u:") + 3 : keys.profile.index("}")]
 
 
 @dataclass(frozen=True)
@@ -40,13 +48,17 @@ class RedisStoreConfig:
 
     ``ttl_s``: TTL of every per-user key, refreshed on each write (default 30 days).
     ``seen_cap`` / ``purchased_cap``: most recent items kept per user (defaults 200 / 500).
+    ``decisions_cap``: decision records kept per user (default 20). ``secret``: pseudonymise
+    user ids in keys (:mod:`app.core.pseudonym`; default none).
     """
 
     dim: int = 64
     ttl_s: int = 30 * 86_400
     seen_cap: int = 200
     purchased_cap: int = 500
+    decisions_cap: int = 20
     prefix: str = "nbo"
+    secret: bytes | None = None
 
 
 def _commit_script() -> str:
@@ -64,29 +76,44 @@ class RedisProfileStore:
         self._script_loaded = False
         self.round_trips = 0
 
+    def keys(self, user_id: str) -> UserKeys:
+        """The Redis keys of ``user_id`` (pseudonymised when a secret is configured)."""
+        return user_keys(user_id, self._config.prefix, self._config.secret)
+
     async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
-        """One pipeline: HGETALL profile, GET offers, ZRANGE purchased for each user."""
+        """One pipeline: profile, offers, purchased, policy and consent of each user."""
         if not user_ids:
             return {}
+        loaded = await self._load([self.keys(u) for u in user_ids], user_ids)
+        return dict(zip(user_ids, loaded, strict=True))
+
+    async def _load(
+        self, all_keys: Sequence[UserKeys], user_ids: Sequence[str]
+    ) -> list[StoredUser]:
         self.round_trips += 1
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                for user_id in user_ids:
-                    keys = user_keys(user_id, self._config.prefix)
+                for keys in all_keys:
                     pipe.hgetall(keys.profile)
                     pipe.get(keys.offers)
                     pipe.zrange(keys.purchased, 0, -1)
+                    pipe.get(keys.policy)
+                    pipe.get(keys.consent)
                 replies: list[Any] = await pipe.execute()
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis unreachable while loading: {exc}") from exc
-        result: dict[str, StoredUser] = {}
-        for i, user_id in enumerate(user_ids):
-            raw_profile, offers, purchased = replies[3 * i : 3 * i + 3]
-            result[user_id] = self._stored(user_id, raw_profile, offers, purchased)
-        return result
+        return [
+            self._stored(user_id, *replies[5 * i : 5 * i + 5]) for i, user_id in enumerate(user_ids)
+        ]
 
     def _stored(
-        self, user_id: str, raw_profile: Any, offers: Any, purchased: Sequence[bytes]
+        self,
+        user_id: str,
+        raw_profile: Any,
+        offers: Any,
+        purchased: Sequence[bytes],
+        policy: Any,
+        consent: Any,
     ) -> StoredUser:
         if isinstance(raw_profile, list):  # a flat HGETALL reply from inside Lua
             raw_profile = dict(zip(raw_profile[::2], raw_profile[1::2], strict=True))
@@ -97,6 +124,8 @@ class RedisProfileStore:
             version=version,
             offers_json=offers or None,
             purchased=frozenset(p.decode() for p in purchased),
+            policy=UserPolicyState.from_json(policy) if policy else UserPolicyState(),
+            consent=ConsentRecord.model_validate_json(consent) if consent else None,
         )
 
     async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
@@ -104,11 +133,16 @@ class RedisProfileStore:
         if not writes:
             return WriteOutcome({}, {})
         cfg = self._config
-        calls = [(user_keys(w.user_id, cfg.prefix).all(), self._args(w)) for w in writes]
+        calls = [(self.keys(w.user_id).all(), self._args(w)) for w in writes]
+        index = [
+            (cart_due_key(d.topic, d.partition, cfg.prefix), d.due_ms, self.keys(w.user_id))
+            for w in writes
+            if (d := w.cart_due) is not None
+        ]
         replies: list[Any] = []
         for attempt in (1, 2):
             try:
-                replies = await self._call_commit(calls)
+                replies = await self._call_commit(calls, index)
                 break
             except NoScriptError:
                 # the server restarted or failed over without the script, or SCRIPT FLUSH:
@@ -125,39 +159,46 @@ class RedisProfileStore:
             if int(reply[0]) == 1:
                 versions[write.user_id] = int(reply[1])
             else:
-                conflicts[write.user_id] = self._stored(write.user_id, *reply[2:5])
+                conflicts[write.user_id] = self._stored(write.user_id, *reply[2:7])
         return WriteOutcome(versions, conflicts)
 
     async def _call_commit(
-        self, calls: Sequence[tuple[tuple[str, ...], Sequence[Any]]]
+        self,
+        calls: Sequence[tuple[tuple[str, ...], Sequence[Any]]],
+        index: Sequence[tuple[str, int, UserKeys]],
     ) -> list[Any]:
-        """Run the commit script once per user: one pipeline (single server) or concurrent
-        calls (cluster: redis-py refuses EVALSHA in cluster pipelines)."""
+        """Run the commit script once per user, and ZADD the cart index entries: one
+        pipeline (single server) or concurrent calls (cluster: redis-py refuses EVALSHA in
+        cluster pipelines). Returns the scripts' replies."""
         if not self._script_loaded:  # on every primary of a cluster
             await self._client.script_load(self._script)
             self._script_loaded = True
         if isinstance(self._client, RedisCluster):
-            self.round_trips += len(calls)
-            return list(
-                await asyncio.gather(
-                    *(self._client.evalsha(self._sha, len(k), *k, *a) for k, a in calls)
-                )
+            self.round_trips += len(calls) + len(index)
+            replies = await asyncio.gather(
+                *(self._client.evalsha(self._sha, len(k), *k, *a) for k, a in calls),
+                *(self._client.zadd(key, {_key_id(k): due}) for key, due, k in index),
             )
+            return list(replies[: len(calls)])
         self.round_trips += 1
         async with self._client.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 pipe.evalsha(self._sha, len(keys), *keys, *args)
-            return list(await pipe.execute())
+            for key, due, k in index:
+                pipe.zadd(key, {_key_id(k): due})
+            return list(await pipe.execute())[: len(calls)]
 
     def _args(self, write: UserWrite) -> list[bytes | str | int]:
         cfg = self._config
-        fields = profile_fields(write.profile)
+        fields = profile_fields(write.profile) if write.profile is not None else []
         args: list[bytes | str | int] = [
             write.expected_version,
             cfg.ttl_s,
             write.offers_json if write.offers_json is not None else b"",
             cfg.seen_cap,
             cfg.purchased_cap,
+            write.policy_json if write.policy_json is not None else b"",
+            cfg.decisions_cap,
             len(fields),
         ]
         for name, value in fields:
@@ -166,7 +207,52 @@ class RedisProfileStore:
             args.append(len(items))
             for item_id, ts_ms in items.items():
                 args += [ts_ms, item_id]
+        args.append(len(write.decisions))
+        args.extend(write.decisions)
         return args
+
+    async def decisions(self, user_id: str) -> list[bytes]:
+        """The user's decision records (JSON), newest first (one LRANGE)."""
+        self.round_trips += 1
+        try:
+            found: list[Any] = await self._client.lrange(self.keys(user_id).decisions, 0, -1)
+            return [bytes(f) for f in found]
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis unreachable while reading decisions: {exc}") from exc
+
+    async def due_carts(self, topic: str, partition: int, now_ms: int, limit: int) -> list[str]:
+        """Key ids of the partition's cart index due at ``now_ms``, earliest first."""
+        key = cart_due_key(topic, partition, self._config.prefix)
+        self.round_trips += 1
+        try:
+            found: list[Any] = await self._client.zrangebyscore(
+                key, "-inf", now_ms, start=0, num=limit
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis unreachable while polling timers: {exc}") from exc
+        return [bytes(m).decode() for m in found]
+
+    async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:
+        """ZREM ``key_ids`` from the partition's cart index."""
+        if not key_ids:
+            return
+        self.round_trips += 1
+        try:
+            await self._client.zrem(cart_due_key(topic, partition, self._config.prefix), *key_ids)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis unreachable while dropping timers: {exc}") from exc
+
+    async def load_key_ids(self, key_ids: Sequence[str]) -> dict[str, StoredUser]:
+        """Stored state by key id (a cart index member); ``user_id`` of each result is the
+        real id kept in the policy state (``uid``), else the key id itself."""
+        if not key_ids:
+            return {}
+        prefix = self._config.prefix
+        keys = [user_keys(k, prefix) for k in key_ids]  # already pseudonymised: no secret
+        loaded = await self._load(keys, key_ids)
+        return {
+            k: replace(s, user_id=s.policy.uid or k) for k, s in zip(key_ids, loaded, strict=True)
+        }
 
     async def ping(self) -> bool:
         """Whether Redis answers PING now."""

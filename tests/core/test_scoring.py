@@ -288,3 +288,71 @@ def test_scoring_in_blocks_of_users_gives_the_same_rankings(
         [s.offer_id for s in row] for row in whole
     ]
     assert all("o2" not in [s.offer_id for s in blocks[u]] for u in (0, 3, 6, 9))
+
+
+def exploration_catalogue() -> Catalogue:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_offer(Offer(offer_id="known", title="Known", value=100, channels=("web",)))
+    cat.upsert_offer(Offer(offer_id="new", title="Fresh", value=90, channels=("web",)))
+    return cat
+
+
+def test_the_exploration_part_can_change_the_ranking_and_is_reported_in_the_parts() -> None:
+    cat = exploration_catalogue()
+    assert cat.snapshot().offer_ids == ("known", "new")
+    [plain] = score_batch(np.zeros((1, DIM)), NOW, cat, CFG)
+    assert ids(plain) == ["known", "new"]
+    assert all(s.parts["exploration"] == 0.0 for s in plain)
+
+    explore = np.array([-0.01, 0.05])
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, CFG, exploration=explore)
+    assert ids(row) == ["new", "known"]
+    parts = {s.offer_id: s.parts["exploration"] for s in row}
+    assert parts == {"new": 0.05, "known": -0.01}
+    for scored in row:
+        assert set(scored.parts) == set(PARTS)
+        assert math.fsum(scored.parts.values()) == pytest.approx(scored.score, abs=1e-12)
+
+
+def test_an_offer_lifted_mostly_by_exploration_says_so_in_its_reason() -> None:
+    cat = exploration_catalogue()
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, CFG, exploration=np.array([0.0, 0.19]))
+    assert [s.reason for s in row] == ["Something different: Fresh", "Great value: Known"]
+
+
+def test_exploration_never_makes_an_ineligible_offer_eligible() -> None:
+    cat = exploration_catalogue()
+    cat.upsert_offer(Offer(offer_id="mute", title="t", value=100))  # no channel
+    snap_ids = cat.snapshot().offer_ids
+    explore = np.array([1.0 if o == "mute" else 0.0 for o in snap_ids])
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, CFG, exploration=explore)
+    assert "mute" not in ids(row)
+
+
+@pytest.mark.parametrize("explore", [np.zeros(3), np.array([0.0, np.nan]), np.zeros((1, 2))])
+def test_an_exploration_vector_not_aligned_with_the_catalogue_is_refused(
+    explore: np.ndarray,
+) -> None:
+    with pytest.raises(ValueError):
+        score_batch(np.zeros((1, DIM)), NOW, exploration_catalogue(), CFG, exploration=explore)
+
+
+def test_exploration_is_the_same_when_scoring_in_blocks_of_users(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.core.scoring as scoring
+
+    cat = Catalogue(dim=DIM)
+    for i in range(7):
+        cat.upsert_offer(
+            Offer(offer_id=f"o{i}", title="t", vector=onehot(i), value=1.0, channels=("web",))
+        )
+    rng = np.random.default_rng(5)
+    users = rng.normal(size=(10, DIM)).astype(np.float32)
+    explore = rng.uniform(-0.3, 0.3, size=7)
+    whole = score_batch(users, NOW, cat, CFG, exploration=explore)
+    monkeypatch.setattr(scoring, "MAX_SCORE_CELLS", 14)  # two users per block
+    blocks = score_batch(users, NOW, cat, CFG, exploration=explore)
+    assert [[(s.offer_id, s.parts["exploration"]) for s in row] for row in blocks] == [
+        [(s.offer_id, s.parts["exploration"]) for s in row] for row in whole
+    ]

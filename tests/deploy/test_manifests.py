@@ -169,8 +169,12 @@ def test_topics_are_managed_by_strimzi_not_declared_by_the_worker(overlay: list[
         "offer-catalog",
         "next-best-offers",
         "user-events.dlq",
+        "user-consent",
+        "privacy-requests",
+        "privacy-audit",
+        "nbo-decisions",
     }
-    for compacted in ("item-catalog", "offer-catalog"):
+    for compacted in ("item-catalog", "offer-catalog", "user-consent"):
         assert names[compacted]["config"]["cleanup.policy"] == "compact"
 
 
@@ -191,6 +195,10 @@ def test_the_kafka_user_may_read_and_write_exactly_the_workers_topics_and_group(
         ("topic", "offer-catalog"): ["Describe", "Read"],
         ("topic", "next-best-offers"): ["Describe", "Write"],
         ("topic", "user-events.dlq"): ["Describe", "Write"],
+        ("topic", "user-consent"): ["Describe", "Read"],
+        ("topic", "privacy-requests"): ["Describe", "Read"],
+        ("topic", "privacy-audit"): ["Describe", "Write"],
+        ("topic", "nbo-decisions"): ["Describe", "Write"],
         ("group", config(overlay)["NBO_APP_ID"]): ["Read"],
     }
     assert config(overlay)["NBO_KAFKA_SASL_USERNAME"] == "nbo-stream"

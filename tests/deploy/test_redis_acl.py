@@ -201,3 +201,26 @@ def test_the_shipped_acl_file_cannot_be_loaded_with_its_placeholder_passwords() 
     output = proc.stdout.read().decode() if proc.stdout else ""
     assert proc.returncode != 0
     assert "password hash must be exactly 64 characters" in output
+
+
+async def test_the_worker_user_applies_consent_exports_and_erases(
+    admin: aioredis.Redis, server: Server
+) -> None:
+    from app.policy.consent import decode_consent
+    from app.storage.user_admin import RedisUserAdmin, UserAdminConfig
+
+    client = aioredis.Redis.from_url(server.url("nbo-worker", server.worker_pw), socket_timeout=5)
+    user_admin = RedisUserAdmin(client, UserAdminConfig(dim=4, cart_topic="ev", cart_partitions=2))
+    try:
+        await RedisProfileStore(client, RedisStoreConfig(dim=4)).commit([write("acl-dave", 0)])
+        for objection in ("false", "true"):
+            record = decode_consent(
+                b'{"user_id": "acl-dave", "channels": {}, "ts": 1, "objection": %s}'
+                % objection.encode()
+            )
+            assert await user_admin.apply_consent("acl-dave", record)
+        assert (await user_admin.export("acl-dave")).consent is not None
+        assert (await user_admin.erase("acl-dave")).deleted_keys == 2  # profile, consent
+        assert await admin.acl_log() == []
+    finally:
+        await client.aclose()

@@ -117,7 +117,7 @@ async def test_the_worker_runs_over_scram_kafka_and_tls_redis_with_acl_users(
     kafka = kafka_client_kwargs(settings)
     await ensure_topics(kafka, topic_specs(settings))
     offer = {"offer_id": "o1", "title": "Tent", "tags": ["outdoor"], "value": 3.0,
-             "channels": ["email"]}  # fmt: skip
+             "channels": ["web"]}  # fmt: skip
     await produce(kafka, settings.topic_offer_catalog, [(b"o1", as_json(offer))])
 
     worker = WorkerProcess(env, tmp_path / "worker.log").start()

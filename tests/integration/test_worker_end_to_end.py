@@ -36,7 +36,7 @@ def catalogue_records() -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, by
                         "item_ids": [f"i{i}"],
                         "tags": list(tags),
                         "value": 5.0,
-                        "channels": ["push", "email"],
+                        "channels": ["in_app", "email"],
                     }
                 ),
             )
@@ -77,7 +77,8 @@ async def test_events_become_offer_messages_profiles_and_lookups(
         by_user = {m.key: m for m in messages}
         assert set(by_user) == {user_a.encode(), user_b.encode()}, worker.tail()
         assert b'"offer_id":"o0","rank":1' in by_user[user_a.encode()].value
-        assert dict(by_user[user_a.encode()].headers)["nbo.channel"] == b"push"
+        # email needs an opt-in these users never gave: in_app, allowed by default
+        assert dict(by_user[user_a.encode()].headers)["nbo.channel"] == b"in_app"
 
         profile = await redis_client.hgetall(user_keys(user_a).profile)
         assert len(profile[b"vec"]) == DIM * 4 and profile[b"n_events"] == b"2"

@@ -47,7 +47,7 @@ def catalogue() -> Catalogue:
                 item_ids=(f"i{i}",),
                 tags=tags,
                 value=10.0,
-                channels=("email",),
+                channels=("web",),
             )
         )
     return cat
@@ -252,7 +252,7 @@ async def test_a_message_keeps_k_offers_of_its_channel_when_top_offers_mix_chann
                 title=f"Mixed {i}",
                 tags=("sci-fi",),
                 value=float(20 - i),
-                channels=("email",) if i % 2 else ("push",),
+                channels=("web",) if i % 2 else ("in_app",),
             )
         )
     cfg = PipelineConfig(offers_topic="nbo", dead_letter_topic="dlq")
@@ -262,7 +262,7 @@ async def test_a_message_keeps_k_offers_of_its_channel_when_top_offers_mix_chann
     await processor.process([event(0)])
 
     message = json.loads(publisher.on("nbo")[0].value or b"")
-    assert message["channel"] == "push"  # the best offer (m00) allows push only
+    assert message["channel"] == "in_app"  # the best offer (m00) allows in_app only
     assert [o["offer_id"] for o in message["offers"]] == ["m00", "m02", "m04", "m06", "m08"]
     assert [o["rank"] for o in message["offers"]] == [1, 2, 3, 4, 5]
 

@@ -12,7 +12,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from app.core.profile import Profile
 from app.core.vectors import vec_from_bytes
-from app.ports import ProfileStore, UserWrite
+from app.policy.state import UserPolicyState
+from app.ports import CartDue, ProfileStore, UserWrite
 from app.storage.keys import user_keys
 from app.storage.memory_store import MemoryProfileStore
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
@@ -47,7 +48,7 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 )
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ProfileStore]:
     if request.param == "memory":
-        yield MemoryProfileStore(seen_cap=3)
+        yield MemoryProfileStore(seen_cap=3, decisions_cap=3)
         return
     client: aioredis.Redis | RedisCluster
     if request.param == "cluster":
@@ -56,7 +57,9 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ProfileStore]:
         client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
     prefix = f"nbotest{uuid.uuid4().hex[:8]}"
     try:
-        yield RedisProfileStore(client, RedisStoreConfig(dim=DIM, seen_cap=3, prefix=prefix))
+        yield RedisProfileStore(
+            client, RedisStoreConfig(dim=DIM, seen_cap=3, decisions_cap=3, prefix=prefix)
+        )
     finally:
         if request.param == "redis":
             async for key in client.scan_iter(match=f"{prefix}:*"):
@@ -131,9 +134,52 @@ async def test_redis_layout_is_the_public_contract(redis_url: str) -> None:
         assert np.array_equal(vec_from_bytes(raw[b"vec"], DIM), profile(4).vec)
         assert raw[b"n_events"] == b"4" and raw[b"updated_at"] == b"2004"
         assert await client.zrange(keys.seen, 0, -1) == [b"b", b"c"]  # capped to the newest 2
-        for key in keys.all():
+        for key in (keys.profile, keys.offers, keys.seen, keys.purchased):
             assert 3_500 < await client.ttl(key) <= 3_600
     finally:
         async for key in client.scan_iter(match=f"{prefix}:*"):
             await client.delete(key)
         await client.aclose()
+
+
+async def test_policy_state_and_decisions_are_written_with_the_profile(
+    store: ProfileStore,
+) -> None:
+    policy = UserPolicyState(carts={"i1": 5_000}, uid="u1")
+    records = [b'{"n":1}', b'{"n":2}', b'{"n":3}', b'{"n":4}']
+    await store.commit([UserWrite("u1", 0, profile(1), policy_json=policy.to_json(),
+                                  decisions=records[:2])])  # fmt: skip
+    await store.commit([UserWrite("u1", 1, profile(2), decisions=records[2:])])
+
+    loaded = (await store.load(["u1"]))["u1"]
+    assert loaded.policy == policy  # kept by the write that carried none
+    assert await store.decisions("u1") == [b'{"n":4}', b'{"n":3}', b'{"n":2}']  # newest 3
+
+
+async def test_a_conflict_returns_the_stored_policy_state(store: ProfileStore) -> None:
+    policy = UserPolicyState(fired=("t1",))
+    await store.commit([UserWrite("u1", 0, profile(1), policy_json=policy.to_json())])
+    outcome = await store.commit([UserWrite("u1", 0, profile(2))])
+    assert outcome.conflicts["u1"].policy == policy
+
+
+async def test_a_write_without_a_profile_keeps_the_stored_one(store: ProfileStore) -> None:
+    await store.commit([UserWrite("u1", 0, profile(1))])
+    await store.commit([UserWrite("u1", 1, None, decisions=[b"{}"])])
+    loaded = (await store.load(["u1"]))["u1"]
+    assert loaded.profile == profile(1) and loaded.version == 2
+
+
+async def test_cart_index_returns_due_users_until_dropped(store: ProfileStore) -> None:
+    await store.commit(
+        [
+            UserWrite("u1", 0, profile(1), cart_due=CartDue("ev", 2, 1_000)),
+            UserWrite("u2", 0, profile(1), cart_due=CartDue("ev", 2, 3_000)),
+            UserWrite("u3", 0, profile(1), cart_due=CartDue("ev", 1, 500)),
+        ]
+    )
+    assert await store.due_carts("ev", 2, 2_000, 10) == ["u1"]
+    assert await store.due_carts("ev", 2, 3_000, 10) == ["u1", "u2"]
+    await store.drop_cart_index("ev", 2, ["u1"])
+    assert await store.due_carts("ev", 2, 9_000, 10) == ["u2"]
+    assert await store.due_carts("ev", 1, 9_000, 10) == ["u3"]

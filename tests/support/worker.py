@@ -39,12 +39,17 @@ class WorkerEnv:
             "NBO_TOPIC_OFFER_CATALOG": f"offers-{t}",
             "NBO_TOPIC_OFFERS": f"nbo-{t}",
             "NBO_TOPIC_DEAD_LETTERS": f"dlq-{t}",
+            "NBO_TOPIC_USER_CONSENT": f"consent-{t}",
+            "NBO_TOPIC_PRIVACY_REQUESTS": f"privacy-{t}",
+            "NBO_TOPIC_PRIVACY_AUDIT": f"audit-{t}",
+            "NBO_TOPIC_DECISIONS": f"decisions-{t}",
             "NBO_USER_EVENTS_PARTITIONS": str(self.partitions),
             "NBO_WEB_PORT": str(self.web_port),
             "NBO_SESSION_TIMEOUT_S": "6",
             "NBO_HEARTBEAT_INTERVAL_S": "1",
             "NBO_COMMIT_INTERVAL_S": "0.5",
             "NBO_BATCH_WITHIN_S": "0.05",
+            "NBO_HOLDOUT_SHARE": "0",  # tests that need the control group set it
             **self.extra,
         }
 

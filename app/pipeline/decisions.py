@@ -1,0 +1,119 @@
+"""From ranked candidates to a decision, its message and its audit record (no I/O).
+
+:class:`DecisionMaker` applies the contact policy (:func:`app.policy.decide`) to a user's
+candidates, builds the next-best-offer message when something is sent (reasons from the
+actual score parts), updates the user's policy state (contact history) and writes the
+``nbo-decisions`` record. The batch processor and the cart timers both use it, so every
+trigger goes through the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from app.core.catalog import Catalogue
+from app.core.enums import Channel
+from app.core.messages import Trigger, message_for, message_id
+from app.core.pseudonym import pseudonymise
+from app.core.scoring import ScoredOffer, unit_user, with_reasons
+from app.pipeline.config import PipelineConfig
+from app.policy.consent import ConsentRecord
+from app.policy.decision import Decision, decide, record_decision
+from app.policy.state import UserPolicyState
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A decision and what follows from it.
+
+    ``offers_json``: the message (bytes, as published) when sent, else ``None``.
+    ``channel``: the message's channel. ``record``: the ``nbo-decisions`` record (JSON
+    bytes). ``state``: the user's policy state after the decision.
+    """
+
+    decision: Decision
+    offers_json: bytes | None
+    channel: Channel | None
+    record: bytes
+    state: UserPolicyState
+
+
+class DecisionMaker:
+    """Decides for one user at a time (see module doc)."""
+
+    def __init__(self, catalogue: Catalogue, config: PipelineConfig) -> None:
+        self._catalogue = catalogue
+        self._cfg = config
+
+    def decide(
+        self,
+        user_id: str,
+        user_vec: npt.NDArray[np.float32] | None,
+        candidates: Sequence[ScoredOffer],
+        state: UserPolicyState,
+        consent: ConsentRecord | None,
+        trigger: Trigger,
+        now_ms: int,
+        *,
+        requested_channel: Channel | None = None,
+        tz_hint: str | None = None,
+        max_offers: int | None = None,
+        group: str = "personalised",
+    ) -> Outcome:
+        """The outcome for ``candidates`` (ranked best first) under the contact policy."""
+        cfg = self._cfg
+        policy = cfg.policy
+        decision = decide(
+            candidates,
+            state,
+            consent,
+            now_ms,
+            policy,
+            policy.consent_defaults,
+            max_offers=max_offers or cfg.scoring.k,
+            requested_channel=requested_channel,
+            tz_hint=tz_hint,
+        )
+        offers_json: bytes | None = None
+        reasons: list[str] = []
+        if decision.sent and decision.channel is not None:
+            vec = unit_user(user_vec) if user_vec is not None else None
+            explained = decision.offers
+            if vec is not None:
+                explained = with_reasons(
+                    vec, decision.offers, self._catalogue.snapshot(), cfg.scoring
+                )
+            reasons = [s.reason for s in explained]
+            message = message_for(
+                user_id,
+                trigger,
+                decision.channel,
+                explained,
+                now_ms,
+                model_version=cfg.model_version,
+                dim=self._catalogue.dim,
+                ttl_ms=cfg.offer_ttl_ms,
+                group=group,
+            )
+            offers_json = message.to_json_bytes()
+            state = record_decision(state, decision, policy)
+        record = decision.to_record(
+            pseudonymise(user_id, cfg.pseudonym_secret), trigger.event_id, trigger.type, group
+        )
+        record["decision_id"] = message_id(user_id, f"decision\x1f{trigger.event_id}")
+        if offers_json is not None:
+            record["message_id"] = message_id(user_id, trigger.event_id)
+        for offer, reason in zip(record["offers"], reasons, strict=False):
+            offer["reason"] = reason
+        return Outcome(
+            decision,
+            offers_json,
+            decision.channel if offers_json is not None else None,
+            json.dumps(record, separators=(",", ":")).encode("utf-8"),
+            state,
+        )

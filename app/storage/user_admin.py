@@ -1,0 +1,184 @@
+"""Redis adapter of :class:`app.ports.UserAdmin`: consent, erasure and export of one user.
+
+* ``apply_consent``: one call of ``consent.lua`` over the user's keys (one hash tag, so one
+  slot of a Redis Cluster): the newer-``ts`` check, the consent write or delete, the ``ver``
+  bump and, on objection, the deletion of profile, offers, seen and purchased happen
+  atomically. The script is loaded once (``SCRIPT LOAD``, on every primary of a cluster) and
+  called with ``EVALSHA``; after ``NOSCRIPT`` (restart, failover, ``SCRIPT FLUSH``) it is
+  loaded again and the call repeated once.
+* ``erase``: one ``DEL`` of every key of the user (they share a slot), then ``ZREM`` of the
+  user's key id from the cart-timer index of every partition of the user-events topic
+  (:attr:`UserAdminConfig.cart_partitions`, which must be the topic's partition count:
+  ``NBO_USER_EVENTS_PARTITIONS``, as the deployment checks assert). The index keys live in
+  other slots, so that part is a pipeline (split per node on a cluster), not atomic; an
+  entry left behind by a crash is harmless (a timer without state fires nothing) and the
+  retried request removes it.
+* ``export``: one pipeline of reads over the user's keys.
+
+Works with ``redis.asyncio.Redis`` and ``RedisCluster`` alike. Connection failures raise
+:class:`~app.ports.StoreUnavailable`. Key names: :func:`app.storage.keys.user_keys` with the
+configured prefix and pseudonym secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.core.pseudonym import pseudonymise
+from app.policy.consent import ConsentRecord
+from app.ports import EraseResult, StoreUnavailable, UserExport
+from app.storage.keys import PREFIX, UserKeys, cart_due_key, user_keys
+from app.storage.profile_codec import decode_profile
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class UserAdminConfig:
+    """Parameters of the user-admin adapters.
+
+    ``dim``: vector dimension D (default 64). ``ttl_s``: TTL given to a profile hash that has
+    none (default 30 days, ``NBO_USER_TTL_S``). ``prefix``: key prefix (default ``nbo``).
+    ``secret``: pseudonymisation secret (``None``: raw user ids in keys). ``cart_topic`` /
+    ``cart_partitions``: the user-events topic and its partition count, whose cart-timer
+    indexes an erase cleans (defaults ``user-events`` / 12).
+    """
+
+    dim: int = 64
+    ttl_s: int = 30 * 86_400
+    prefix: str = PREFIX
+    secret: bytes | None = None
+    cart_topic: str = "user-events"
+    cart_partitions: int = 12
+
+    def keys(self, user_id: str) -> UserKeys:
+        """The keys of ``user_id``."""
+        return user_keys(user_id, self.prefix, self.secret)
+
+    def key_id(self, user_id: str) -> str:
+        """The id of ``user_id`` inside its keys and the cart-timer indexes."""
+        return pseudonymise(user_id, self.secret)
+
+    def cart_indexes(self) -> list[str]:
+        """Every cart-timer index key of the user-events topic."""
+        return [cart_due_key(self.cart_topic, p, self.prefix) for p in range(self.cart_partitions)]
+
+
+def consent_script_keys(keys: UserKeys) -> tuple[str, ...]:
+    """The KEYS of ``consent.lua``, in its order."""
+    return (keys.profile, keys.offers, keys.seen, keys.purchased, keys.consent)
+
+
+def consent_script_args(record: ConsentRecord | None, ttl_s: int) -> list[bytes | int | str]:
+    """The ARGV of ``consent.lua`` for ``record`` (``None``: tombstone)."""
+    if record is None:
+        return [b"", 0, "0", ttl_s]
+    return [record.to_json_bytes(), record.ts_ms, "1" if record.objection else "0", ttl_s]
+
+
+def parse_json(raw: bytes | str | None) -> object:
+    """A stored JSON document, parsed; ``None`` stays ``None``; a value that is not JSON is
+    returned as its text (an export must not fail on one bad value)."""
+    if raw is None:
+        return None
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        parsed: object = json.loads(text)
+    except ValueError:
+        return text
+    return parsed
+
+
+def _consent_script() -> str:
+    return resources.files("app.storage").joinpath("consent.lua").read_text(encoding="utf-8")
+
+
+class RedisUserAdmin:
+    """Consent, erasure and export of users in Redis (see module doc)."""
+
+    def __init__(self, client: aioredis.Redis | RedisCluster, config: UserAdminConfig) -> None:
+        self._client = client
+        self._config = config
+        self._script = _consent_script()
+        self._sha = hashlib.sha1(self._script.encode()).hexdigest()
+        self._script_loaded = False
+
+    async def apply_consent(self, user_id: str, record: ConsentRecord | None) -> bool:
+        """Run ``consent.lua`` once (see module doc); ``False``: a newer record is stored."""
+        if record is not None and record.user_id != user_id:
+            raise ValueError("the consent record is of another user")
+        keys = consent_script_keys(self._config.keys(user_id))
+        args = consent_script_args(record, self._config.ttl_s)
+        for attempt in (1, 2):
+            try:
+                if not self._script_loaded:
+                    await self._client.script_load(self._script)
+                    self._script_loaded = True
+                reply = await self._client.evalsha(self._sha, len(keys), *keys, *args)
+                return int(reply) == 1
+            except NoScriptError:
+                self._script_loaded = False
+                if attempt == 2:
+                    raise StoreUnavailable("Redis keeps losing the consent script") from None
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(f"Redis unreachable while applying consent: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def erase(self, user_id: str) -> EraseResult:
+        """One DEL of the user's keys, then ZREM from every cart-timer index."""
+        cfg = self._config
+        try:
+            deleted = int(await self._client.delete(*cfg.keys(user_id).all()))
+            indexes = cfg.cart_indexes()
+            removed: list[Any] = []
+            if indexes:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for index in indexes:
+                        pipe.zrem(index, cfg.key_id(user_id))
+                    removed = await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis unreachable while erasing: {exc}") from exc
+        return EraseResult(deleted_keys=deleted, timers_removed=sum(int(n) for n in removed))
+
+    async def export(self, user_id: str) -> UserExport:
+        """One pipeline reading every key of the user."""
+        keys = self._config.keys(user_id)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.profile)
+                pipe.get(keys.consent)
+                pipe.get(keys.policy)
+                pipe.lrange(keys.decisions, 0, -1)
+                pipe.get(keys.offers)
+                pipe.zrange(keys.seen, 0, -1, withscores=True)
+                pipe.zrange(keys.purchased, 0, -1, withscores=True)
+                replies: list[Any] = await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis unreachable while exporting: {exc}") from exc
+        raw_profile, consent, policy, decisions, offers, seen, purchased = replies
+        profile, _ = decode_profile(raw_profile, self._config.dim)
+        return UserExport(
+            user_id=user_id,
+            profile=profile,
+            consent=parse_json(consent),
+            contact_history=parse_json(policy),
+            decisions=[parse_json(d) for d in decisions],
+            current_offers=parse_json(offers),
+            seen=_scored(seen),
+            purchased=_scored(purchased),
+        )
+
+
+def _scored(pairs: Sequence[tuple[bytes, float]]) -> dict[str, int]:
+    return {member.decode("utf-8", "replace"): int(score) for member, score in pairs}

@@ -1,0 +1,282 @@
+"""The contact policy inside the batch pipeline: consent, caps, requests, objection, carts.
+
+Runs the real processor on the in-memory store twin with a controllable clock. NOON is a
+winter Monday 12:00 UTC, outside the default quiet hours (21:00-08:00).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from app.core.catalog import Catalogue
+from app.core.catalog_records import Item, Offer
+from app.pipeline.config import PipelineConfig
+from app.pipeline.processor import CHANNEL_HEADER, BatchProcessor
+from app.pipeline.records import InboundRecord
+from app.policy.consent import ConsentRecord
+from app.ports import OutboundRecord
+from app.storage.memory_store import MemoryProfileStore
+from tests.policy.builders import HOUR, NOON, at
+
+pytestmark = pytest.mark.unit
+
+MINUTE = 60_000
+CFG = PipelineConfig(
+    offers_topic="nbo", dead_letter_topic="dlq", decisions_topic="dec", cart_delay_ms=30 * MINUTE
+)
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.records: list[OutboundRecord] = []
+
+    async def publish(self, records: Sequence[OutboundRecord]) -> None:
+        self.records.extend(records)
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [json.loads(r.value or b"") for r in self.records if r.topic == topic]
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def catalogue(channels: tuple[str, ...] = ("push", "email", "in_app")) -> Catalogue:
+    cat = Catalogue(dim=64)
+    for i, tags in enumerate([("sci-fi", "space"), ("romance", "drama"), ("action", "cars")]):
+        cat.upsert_item(Item(item_id=f"i{i}", tags=tags))
+        cat.upsert_offer(
+            Offer(offer_id=f"o{i}", title=f"Offer {i}", item_ids=(f"i{i}",), tags=tags,
+                  value=10.0, channels=channels)
+        )  # fmt: skip
+    return cat
+
+
+class Rig:
+    def __init__(self, cat: Catalogue | None = None, now: int = NOON) -> None:
+        self.store = MemoryProfileStore()
+        self.publisher = RecordingPublisher()
+        self.clock = Clock(now)
+        self.processor = BatchProcessor(
+            self.store, self.publisher, cat or catalogue(), CFG, self.clock
+        )
+        self.offset = 0
+
+    def event(self, kind: str = "like", item: str | None = "i0", user: str = "u1",
+              **extra: Any) -> InboundRecord:  # fmt: skip
+        self.offset += 1
+        body: dict[str, Any] = {
+            "event_id": f"e{self.offset}", "user_id": user, "type": kind,
+            "ts": self.clock.now, **extra,
+        }  # fmt: skip
+        if item is not None:
+            body["item_id"] = item
+        return InboundRecord("events", 0, self.offset, user.encode(), json.dumps(body).encode())
+
+    async def send(self, *records: InboundRecord) -> None:
+        await self.processor.process(list(records))
+
+    def consent(self, user: str = "u1", objection: bool = False, **channels: bool) -> None:
+        self.store.set_consent(
+            ConsentRecord.model_validate(
+                {"user_id": user, "channels": channels, "objection": objection,
+                 "ts": self.clock.now}
+            )
+        )  # fmt: skip
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.publisher.on("nbo")
+
+    @property
+    def decisions(self) -> list[dict[str, Any]]:
+        return self.publisher.on("dec")
+
+
+async def test_without_consent_only_default_channels_are_used() -> None:
+    rig = Rig()
+    await rig.send(rig.event())
+    assert [m["channel"] for m in rig.messages] == ["in_app"]  # push/email need an opt-in
+    header = dict(rig.publisher.records[0].headers)[CHANNEL_HEADER]
+    assert header == b"in_app"
+
+
+async def test_no_message_ever_goes_to_a_channel_without_consent() -> None:
+    rig = Rig(catalogue(("push", "email")))
+    await rig.send(rig.event())
+    assert rig.messages == []
+    (decision,) = rig.decisions
+    assert decision["sent"] is False and decision["reason"] == "consent"
+    assert decision["rejected"] == {"consent": 3} and decision["candidate_count"] == 3
+
+
+async def test_an_opt_in_makes_the_channel_usable_and_a_revocation_stops_it() -> None:
+    rig = Rig(catalogue(("push",)))
+    rig.consent(push=True)
+    await rig.send(rig.event(item="i0"))
+    assert [m["channel"] for m in rig.messages] == ["push"]
+
+    rig.clock.now += 2 * HOUR  # past the hourly push cap
+    rig.consent(push=False)
+    await rig.send(rig.event(item="i1"), rig.event(item="i1"), rig.event(item="i1"))
+    assert len(rig.messages) == 1
+    assert rig.decisions[-1]["reason"] == "consent"
+
+
+async def test_a_burst_for_one_user_sends_no_more_than_the_caps_allow() -> None:
+    rig = Rig(catalogue(("push",)))
+    rig.consent(push=True)
+    items = ["i0", "i1", "i2"]
+    for n in range(100):  # every event flips the ranking, one batch each
+        await rig.send(rig.event(item=items[n % 3]))
+        rig.clock.now += 10 * MINUTE  # 1000 minutes in all: caps of 1/h and 3/day
+    assert 1 <= len(rig.messages) <= 3
+    capped = [d for d in rig.decisions if d["reason"] == "cap"]
+    assert capped and all(d["rejected"]["cap"] >= 1 for d in capped)
+
+
+async def test_quiet_hours_hold_push_messages() -> None:
+    rig = Rig(catalogue(("push",)), now=at("2024-01-15T23:30:00+00:00"))
+    rig.consent(push=True)
+    await rig.send(rig.event())
+    assert rig.messages == [] and rig.decisions[-1]["reason"] == "quiet_hours"
+
+
+async def test_quiet_hours_follow_the_time_zone_of_the_event() -> None:
+    rig = Rig(catalogue(("push",)), now=NOON)  # noon UTC = 21:00 in Tokyo
+    rig.consent(push=True)
+    await rig.send(rig.event(context={"tz": "Asia/Tokyo"}))
+    assert rig.messages == [] and rig.decisions[-1]["tz"] == "Asia/Tokyo"
+
+
+async def test_a_decision_request_decides_now_for_its_channel() -> None:
+    rig = Rig(catalogue(("in_app", "web")))
+    await rig.send(rig.event())
+    await rig.send(rig.event("decision_request", item=None, channel="web"))
+    assert [m["channel"] for m in rig.messages] == ["in_app", "web"]
+    request = rig.decisions[-1]
+    assert request["trigger"]["type"] == "decision_request" and request["channel"] == "web"
+
+
+async def test_a_decision_request_for_a_channel_without_consent_is_refused_and_logged() -> None:
+    rig = Rig(catalogue(("in_app", "sms")))
+    await rig.send(rig.event("decision_request", item=None, channel="sms"))
+    assert rig.messages == []
+    assert rig.decisions[-1]["reason"] == "consent"
+
+
+async def test_an_objection_stops_profiling_and_offers_until_withdrawn() -> None:
+    rig = Rig()
+    await rig.send(rig.event())
+    rig.consent(objection=True)
+    assert (await rig.store.load(["u1"]))["u1"].profile is None  # deleted by the consent write
+
+    await rig.send(rig.event(item="i1"), rig.event(item="i2"))
+    assert len(rig.messages) == 1
+    assert (await rig.store.load(["u1"]))["u1"].profile is None  # nothing applied
+    assert rig.decisions[-1]["reason"] == "objection"
+
+    rig.clock.now += 1
+    rig.consent(objection=False)
+    await rig.send(rig.event(item="i1"))
+    assert len(rig.messages) == 2
+    stored = (await rig.store.load(["u1"]))["u1"]
+    assert stored.profile is not None and stored.profile.n_events == 1
+
+
+async def test_decisions_are_kept_per_user_newest_first() -> None:
+    rig = Rig(catalogue(("push",)))
+    await rig.send(rig.event())
+    rig.consent(push=True)
+    await rig.send(rig.event(item="i1"))
+    stored = [json.loads(r) for r in await rig.store.decisions("u1")]
+    assert [d["sent"] for d in stored] == [True, False]
+    assert stored[0]["offers"][0]["reason"]  # the message's reason is in the record too
+
+
+async def test_every_sent_offer_carries_a_reason_built_from_its_parts() -> None:
+    rig = Rig()
+    await rig.send(rig.event(item="i0"))
+    (message,) = rig.messages
+    assert message["offers"][0]["reason"] == "Matches your interest in sci-fi, space"
+
+
+async def test_an_abandoned_cart_fires_once_after_the_delay() -> None:
+    rig = Rig(catalogue(("in_app",)))
+    await rig.send(rig.event("add_to_cart", item="i2"))
+    sent = len(rig.messages)
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 0  # not due yet
+
+    rig.clock.now += 31 * MINUTE
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 1
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 0
+    cart = rig.messages[sent:]
+    assert len(cart) == 1 and cart[0]["trigger"]["type"] == "cart_abandonment"
+    assert [o["offer_id"] for o in cart[0]["offers"]] == ["o2"]  # related to the cart item
+    assert rig.decisions[-1]["trigger"]["type"] == "cart_abandonment"
+    assert rig.store.cart_index("events", 0) == {}
+
+
+async def test_a_purchase_before_the_delay_cancels_the_cart_timer() -> None:
+    rig = Rig(catalogue(("in_app",)))
+    await rig.send(rig.event("add_to_cart", item="i2"))
+    rig.clock.now += 5 * MINUTE
+    await rig.send(rig.event("purchase", item="i2"))
+    sent = len(rig.messages)
+
+    rig.clock.now += 60 * MINUTE
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 0
+    assert len(rig.messages) == sent
+    assert rig.store.cart_index("events", 0) == {}
+
+
+async def test_a_cart_timer_survives_a_new_processor_on_the_same_store() -> None:
+    rig = Rig(catalogue(("in_app",)))
+    await rig.send(rig.event("add_to_cart", item="i1"))
+    restarted = BatchProcessor(rig.store, rig.publisher, catalogue(("in_app",)), CFG, rig.clock)
+
+    rig.clock.now += 31 * MINUTE
+    assert await restarted.fire_due_carts([("events", 0)]) == 1
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 0  # the old one: nothing
+    assert sum(m["trigger"]["type"] == "cart_abandonment" for m in rig.messages) == 1
+
+
+async def test_a_crash_after_the_cart_commit_republishes_the_same_message() -> None:
+    rig = Rig(catalogue(("in_app",)))
+    await rig.send(rig.event("add_to_cart", item="i1"))
+    rig.clock.now += 31 * MINUTE
+
+    class Failing(RecordingPublisher):
+        async def publish(self, records: Sequence[OutboundRecord]) -> None:
+            raise ConnectionError("broker gone")
+
+    crashed = BatchProcessor(rig.store, Failing(), catalogue(("in_app",)), CFG, rig.clock)
+    with pytest.raises(ConnectionError):
+        await crashed.fire_due_carts([("events", 0)])  # committed, never published
+
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 0
+    (again,) = [m for m in rig.messages if m["trigger"]["type"] == "cart_abandonment"]
+    stored = json.loads((await rig.store.load(["u1"]))["u1"].offers_json or b"")
+    assert again["message_id"] == stored["message_id"]
+    assert rig.store.cart_index("events", 0) == {}
+
+
+async def test_a_redelivered_batch_publishes_its_stored_decision_records_again() -> None:
+    rig = Rig(catalogue(("push",)))  # no consent: a suppressed decision, no message
+    batch = [rig.event(), rig.event(item="i1")]
+    await rig.send(*batch)
+    first = rig.decisions
+
+    await rig.send(*batch)  # as after a crash between the commit and the publish
+
+    assert rig.messages == []
+    assert rig.decisions == first + first  # the same records, nothing decided anew
+    assert len(await rig.store.decisions("u1")) == 1
