@@ -65,6 +65,9 @@ async def cart_entries(client: aioredis.Redis, topic: str, partitions: int, key_
     return sum(score is not None for score in scores)
 
 
+CART_DELAY_S = 12
+
+
 async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -84,7 +87,10 @@ def secret(request: pytest.FixtureRequest) -> str | None:
 def worker_env(
     kafka_bootstrap: str, redis_url: str, unique: Callable[[str], str], secret: str | None
 ) -> WorkerEnv:
-    extra = {"NBO_PSEUDONYM_SECRET": secret} if secret else {}
+    # alice's cart timer would fire CART_DELAY_S after her add_to_cart, after the erasure
+    extra = {"NBO_CART_ABANDON_AFTER_S": str(CART_DELAY_S), "NBO_CART_POLL_INTERVAL_S": "0.5"}
+    if secret:
+        extra["NBO_PSEUDONYM_SECRET"] = secret
     return WorkerEnv(kafka_bootstrap, redis_url, unique("p"), extra=extra)
 
 
@@ -132,6 +138,7 @@ async def test_erase_and_export_requests_are_carried_out_and_audited(
         assert alice_timers == 1  # the add_to_cart without a purchase
         if secret:
             assert not [k async for k in redis_client.scan_iter(match=f"*{alice}*")]
+        cart_due = time.monotonic() + CART_DELAY_S  # at the latest (its ts was earlier)
         await produce(
             bootstrap,
             s.topic_privacy_requests,
@@ -154,6 +161,15 @@ async def test_erase_and_export_requests_are_carried_out_and_audited(
             )
             == 0
         )
+
+        # no further offers: the erased user's pending cart timer never fires
+        before = [m for m in await read_topic(bootstrap, s.topic_offers, 1000, 2.0)
+                  if m.key == alice.encode()]  # fmt: skip
+        await asyncio.sleep(max(0.0, cart_due - time.monotonic()) + 3.0)
+        after = [m for m in await read_topic(bootstrap, s.topic_offers, 1000, 2.0)
+                 if m.key == alice.encode()]  # fmt: skip
+        assert len(after) == len(before), worker.tail()
+        assert await user_keys_in_redis(redis_client, alice_id) == set()
 
         exported = json.loads(by_request["r-export"].value)
         assert (exported["kind"], exported["status"]) == ("export", "completed")
