@@ -31,7 +31,9 @@ from app.connections import (
     redis_client,
 )
 from app.core.catalog import Catalogue
+from app.core.cooccurrence import RecentItemsConfig
 from app.core.exploration import ExplorationConfig
+from app.core.neighbours import NeighbourTable
 from app.core.profile import ProfileConfig
 from app.core.scoring import ScoringConfig
 from app.logs import logging_config
@@ -57,6 +59,7 @@ class Worker:
     settings: Settings
     app: Any  # faust.App (untyped library)
     catalogue: Catalogue
+    neighbours: NeighbourTable
     store: RedisProfileStore
     redis: aioredis.Redis | RedisCluster
     feed: CatalogueFeed
@@ -99,7 +102,13 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
             half_life_ms=int(settings.half_life_s * 1000),
             recent_ids_max=settings.recent_event_ids,
         ),
-        scoring=ScoringConfig(k=settings.top_k),
+        scoring=ScoringConfig(
+            k=settings.top_k,
+            w_affinity=settings.w_affinity,
+            w_cooccurrence=settings.w_cooccurrence,
+        ),
+        recent=RecentItemsConfig(n_recent=settings.recent_items),
+        popularity_half_life_ms=int(settings.popularity_half_life_s * 1000),
     )
 
 
@@ -127,6 +136,7 @@ def build_worker(settings: Settings) -> Worker:
         web_host=settings.web_host,
     )
     catalogue = Catalogue(dim=settings.vector_dim)
+    neighbours = NeighbourTable(max_neighbours=settings.neighbours_max)
     metrics = WorkerMetrics()
     redis = redis_client(settings)
     store = RedisProfileStore(
@@ -137,6 +147,8 @@ def build_worker(settings: Settings) -> Worker:
             prefix=settings.redis_prefix,
             decisions_cap=settings.decisions_kept,
             secret=pseudonym_secret(settings),
+            # the recent items ride along with every load, only when co-occurrence is on
+            recent_items=settings.recent_items if settings.w_cooccurrence > 0 else 0,
         ),
     )
     feed = CatalogueFeed(
@@ -145,6 +157,8 @@ def build_worker(settings: Settings) -> Worker:
         settings.topic_offer_catalog,
         catalogue,
         metrics,
+        neighbours_topic=settings.topic_item_neighbours,
+        neighbours=neighbours,
     )
     offer_stats = RedisOfferStatsStore(
         redis,
@@ -161,8 +175,9 @@ def build_worker(settings: Settings) -> Worker:
         pipeline_config(settings),
         now_ms,
         offer_stats=offer_stats,
+        neighbours=neighbours,
     )
-    worker = Worker(settings, app, catalogue, store, redis, feed, processor, metrics)
+    worker = Worker(settings, app, catalogue, neighbours, store, redis, feed, processor, metrics)
     register_event_agent(worker)
     register_consent_agent(worker)
     register_privacy_agent(worker)

@@ -79,6 +79,9 @@ class WorkerMetrics:
         )
         self.catalogue_offers = Gauge("nbo_catalogue_offers", "Offers in the catalogue", registry=r)
         self.catalogue_items = Gauge("nbo_catalogue_items", "Items in the catalogue", registry=r)
+        self.neighbour_items = Gauge(
+            "nbo_neighbour_items", "Items with co-occurrence neighbours", registry=r
+        )
         self.catalogue_rejected = Counter(
             "nbo_catalogue_rejected", "Catalogue records that failed to decode", registry=r
         )

@@ -31,12 +31,13 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic of the worker with its defaults (catalogues compacted)."""
+    """Every topic of the worker with its defaults (catalogues and neighbours compacted)."""
     n = settings.user_events_partitions
     return [
         TopicSpec(settings.topic_user_events, n, {}),
         TopicSpec(settings.topic_item_catalog, 1, COMPACTED),
         TopicSpec(settings.topic_offer_catalog, 1, COMPACTED),
+        TopicSpec(settings.topic_item_neighbours, 1, COMPACTED),
         TopicSpec(settings.topic_offers, n, {}),
         TopicSpec(settings.topic_dead_letters, n, {}),
         # consumed in the consumer group next to user-events: same partition count

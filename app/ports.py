@@ -22,7 +22,9 @@ class StoredUser:
 
     ``version`` is 0 for a user with nothing stored. ``offers_json`` is the last published
     NextBestOffer message (bytes, as published) or ``None``. ``purchased`` holds item ids the
-    user bought (recent ones, capped by the store).
+    user bought (recent ones, capped by the store). ``recent``: the user's newest distinct
+    item ids, newest first (the store's ``recent_items``, default 20, of the ``seen`` set,
+    read in the same round trip), for the co-occurrence part of scoring.
     """
 
     user_id: str
@@ -34,6 +36,7 @@ class StoredUser:
     """Contact history, offer feedback, channel engagement and cart timers (empty if none)."""
     consent: ConsentRecord | None = None
     """The user's consent record as written by the consent agent (``None``: defaults)."""
+    recent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

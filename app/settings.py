@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     topic_user_events: str = Field(default="user-events", description="Input events topic.")
     topic_item_catalog: str = Field(default="item-catalog", description="Items (compacted).")
     topic_offer_catalog: str = Field(default="offer-catalog", description="Offers (compacted).")
+    topic_item_neighbours: str = Field(
+        default="item-neighbours",
+        description="Co-occurrence neighbours per item, key item_id (compacted; nbo embed "
+        "--publish writes it).",
+    )
     topic_offers: str = Field(default="next-best-offers", description="Outbound offer messages.")
     topic_dead_letters: str = Field(default="user-events.dlq", description="Rejected events.")
     topic_decisions: str = Field(
@@ -119,6 +124,34 @@ class Settings(BaseSettings):
         default=7 * 86_400.0, gt=0, description="Half-life of an event's weight, seconds."
     )
     top_k: int = Field(default=5, ge=1, le=100, description="Offers per message.")
+    w_affinity: float = Field(
+        default=0.7, ge=0, description="Weight of the cosine between user and offer vectors."
+    )
+    w_cooccurrence: float = Field(
+        default=0.3,
+        ge=0,
+        description="Weight of the co-occurrence part (neighbours of the user's recent items); "
+        "counts only while item-neighbours has records; 0: off (no recent items read).",
+    )
+    recent_items: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Newest distinct items per user that co-occurrence uses (read with the "
+        "user from the seen set, which keeps 200).",
+    )
+    neighbours_max: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Neighbours kept per item from item-neighbours (memory: about 8 bytes "
+        "each per item; CPU of a ranking grows with recent items x neighbours).",
+    )
+    popularity_half_life_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Half-life of the popularity prior, seconds of event time.",
+    )
     offer_ttl_s: int = Field(default=86_400, ge=1, description="Offer message lifetime, seconds.")
     user_ttl_s: int = Field(
         default=30 * 86_400, ge=60, description="TTL of every per-user Redis key, seconds."

@@ -5,16 +5,17 @@ collaborative model (:func:`app.learning.model.train_collab_model`) on all of it
 item that got a vector as an Item record (its tags, title and price kept, ``vector`` = D
 floats) to the item-catalog topic (``--publish``; running workers pick the vectors up without a
 restart) and/or to a JSON-lines file (``--output``). Items without a learned vector are not
-sent: the catalogue keeps using their tag hash. ``--neighbours FILE`` also writes the
-co-occurrence index of the hybrid score, one ``{"item_id", "neighbours": [[item_id, weight],
-...]}`` record per item with neighbours (best first; read back with
-:meth:`app.core.cooccurrence.CooccurrenceIndex.from_records`).
+sent: the catalogue keeps using their tag hash. ``--publish`` also sends the co-occurrence
+neighbours of the hybrid score to the item-neighbours topic (key item id, value
+``{"schema_version": 1, "item_id", "neighbours": [[item_id, weight], ...]}``, best first), with
+a tombstone for every other item of the catalogue, so an item that lost its neighbours loses
+them in the workers too. ``--neighbours FILE`` writes the same records (without tombstones;
+read back with :meth:`app.core.cooccurrence.CooccurrenceIndex.from_records`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from app.commands.learning_data import LearningData, load_event_data, load_movielens_data
 from app.core.catalog_records import Item
+from app.core.neighbours import neighbours_record
 from app.learning.model import CollabConfig, CollabModel, train_collab_model
 from app.settings import Settings
 
@@ -60,6 +62,8 @@ class EmbedSummary:
     published: int
     neighbours_written: int
     seconds: float
+    neighbours_published: int = 0
+    """Item-neighbours records sent, tombstones included."""
 
 
 def item_updates(model: CollabModel, items: Iterable[Item]) -> list[Item]:
@@ -76,6 +80,24 @@ def item_updates(model: CollabModel, items: Iterable[Item]) -> list[Item]:
 def item_record(item: Item) -> tuple[bytes, bytes]:
     """(key, value) of an item-catalog record: key = item id, value = Item JSON."""
     return item.item_id.encode(), item.model_dump_json(exclude_none=True).encode()
+
+
+def neighbour_records(
+    model: CollabModel, items: Iterable[Item]
+) -> list[tuple[bytes, bytes | None]]:
+    """(key, value) of item-neighbours records: one per item with neighbours (best first), then
+    a tombstone (value ``None``) for every other item of ``items``."""
+    records: list[tuple[bytes, bytes | None]] = [
+        (str(r["item_id"]).encode(), neighbours_record(str(r["item_id"]), r["neighbours"]))
+        for r in model.cooccurrence.to_records()
+    ]
+    with_neighbours = {key for key, _ in records}
+    for item in items:
+        key = item.item_id.encode()
+        if key not in with_neighbours:
+            records.append((key, None))
+            with_neighbours.add(key)
+    return records
 
 
 def _write_lines(path: Path, lines: Sequence[bytes]) -> int:
@@ -118,27 +140,36 @@ def run_embed(
         updates = item_updates(model, data.items)
         records = [item_record(i) for i in updates]
         written = _write_lines(output, [v for _, v in records]) if output is not None else 0
+        neighbour_recs = neighbour_records(model, data.items)
         n_neighbours = 0
         if neighbours is not None:
-            lines = [
-                json.dumps(r, separators=(",", ":")).encode()
-                for r in model.cooccurrence.to_records()
-            ]
+            lines = [value for _, value in neighbour_recs if value is not None]
             n_neighbours = _write_lines(neighbours, lines)
         bar.update()
-    published = 0
+    published = neighbours_published = 0
     if publish:
         from app.commands.kafka_io import send_all
         from app.connections import kafka_client_kwargs
 
+        kafka = kafka_client_kwargs(settings)
         published = asyncio.run(
             send_all(
-                kafka_client_kwargs(settings),
+                kafka,
                 settings.topic_item_catalog,
                 records,
                 total=len(records),
                 progress=progress,
                 description="publishing item vectors",
+            )
+        )
+        neighbours_published = asyncio.run(
+            send_all(
+                kafka,
+                settings.topic_item_neighbours,
+                neighbour_recs,
+                total=len(neighbour_recs),
+                progress=progress,
+                description="publishing item neighbours",
             )
         )
     return EmbedSummary(
@@ -149,4 +180,5 @@ def run_embed(
         published=published,
         neighbours_written=n_neighbours,
         seconds=time.perf_counter() - started,
+        neighbours_published=neighbours_published,
     )

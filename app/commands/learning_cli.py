@@ -59,6 +59,10 @@ def _embed(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {summary.neighbours_written} neighbour records to {args.neighbours}")
     if args.publish:
         print(f"published {summary.published} item records to {settings.topic_item_catalog}")
+        print(
+            f"published {summary.neighbours_published} neighbour records (tombstones for items"
+            f" without neighbours) to {settings.topic_item_neighbours}"
+        )
     return 0
 
 
@@ -95,7 +99,10 @@ def register_learning_commands(sub: Any) -> None:
     )
     _add_source(embed)
     embed.add_argument(
-        "--publish", action="store_true", help="send the Item records to the item-catalog topic"
+        "--publish",
+        action="store_true",
+        help="send the Item records to the item-catalog topic and the co-occurrence neighbours"
+        " to the item-neighbours topic",
     )
     embed.add_argument("--output", type=Path, metavar="FILE", help="write Item JSON lines")
     embed.add_argument(

@@ -14,6 +14,12 @@ The score of a candidate item ``j`` for a user whose recent items are ``r_0`` (n
 divided by its largest value over all items (so the part lies in ``[0, 1]``; a user without
 recent items, or whose recent items have no neighbours, scores 0 everywhere). An offer scores
 the largest ``s`` of its items.
+
+:func:`cooccurrence_scores` returns that part as a dense U x N matrix (simple, for small
+catalogues and tests); :func:`sparse_offer_scores` returns, per user, only the offers with a
+positive score (at most ``n_recent x M`` items each), which is what
+:func:`app.core.scoring.score_batch` takes: the same numbers, bit for bit, at a cost that grows
+with the neighbours touched instead of with U x N.
 """
 
 from __future__ import annotations
@@ -29,8 +35,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.catalog import CatalogueSnapshot
 
 I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+Indices = npt.NDArray[np.intp]
+SparseRow = tuple[Indices, F64]
+"""One user's sparse part: offer rows (distinct, any order) and their values."""
+
+DENSE_SUM_FACTOR = 32
+"""Neighbour weights are summed in a dense users x items array when it has at most this many
+cells per neighbour entry touched, else by sorting the entries (same sums, bit for bit)."""
+CHUNK_CELLS = 1 << 18
+"""Users x items cells summed at once (2 MiB of float64: stays in cache, twice as fast as one
+array for a whole batch)."""
 
 
 class RecentItemsConfig(BaseModel):
@@ -165,12 +182,59 @@ def item_scores(index: CooccurrenceIndex, rows: npt.ArrayLike, cfg: RecentItemsC
 
 @dataclass(frozen=True, eq=False)
 class OfferAlignment:
-    """Which offer rows of a catalogue snapshot contain which index items (pairs)."""
+    """Which offer rows of a catalogue snapshot contain which index items (pairs).
+
+    ``one_to_one``: every offer row appears in at most one pair (an offer holds at most one
+    index item; an item may be in several offers). ``item_ptr`` / ``offers_by_item``: the
+    pairs grouped by item row (CSR; computed), so the offers of item ``i`` are
+    ``offers_by_item[item_ptr[min(i, n)] : item_ptr[min(i, n) + 1]]`` with ``n`` the largest
+    item row + 1 (``item_ptr`` has ``n + 2`` entries; rows past ``n`` have no offers).
+    """
 
     item_rows: npt.NDArray[np.intp]
     offer_rows: npt.NDArray[np.intp]
     n_offers: int
     one_to_one: bool
+    item_ptr: npt.NDArray[np.intp] = field(init=False, repr=False)
+    offers_by_item: npt.NDArray[np.intp] = field(init=False, repr=False)
+    at_most_one: bool = field(init=False, repr=False)
+    """No item is in more than one offer (then :meth:`offers_of` is a plain gather)."""
+    offer_of_item: npt.NDArray[np.intp] = field(init=False, repr=False)
+    """With :attr:`at_most_one`: item row -> its offer row, ``-1`` for none (``n + 1``
+    entries; the last stands for every row past ``n``)."""
+
+    def __post_init__(self) -> None:
+        items = np.asarray(self.item_rows, dtype=np.intp)
+        order = np.argsort(items, kind="stable")
+        by_item = items[order]
+        n = int(by_item[-1]) + 1 if by_item.size else 0
+        ptr = np.searchsorted(by_item, np.arange(n + 2)).astype(np.intp)
+        object.__setattr__(self, "item_ptr", ptr)
+        offers = np.asarray(self.offer_rows, dtype=np.intp)[order]
+        object.__setattr__(self, "offers_by_item", offers)
+        counts = np.diff(ptr)
+        object.__setattr__(self, "at_most_one", bool(np.all(counts <= 1)))
+        single = np.full(n + 1, -1, dtype=np.intp)
+        if self.at_most_one:
+            has = np.flatnonzero(counts[: n + 1])
+            single[has] = offers[ptr[has]]
+        object.__setattr__(self, "offer_of_item", single)
+
+    def offers_of(self, items: npt.ArrayLike) -> tuple[Indices, Indices]:
+        """For item rows ``items`` (>= 0): ``(which, offer_rows)``, one entry per (item,
+        offer) pair, ``which`` indexing ``items``, in the order of ``items``."""
+        rows = np.minimum(np.asarray(items, dtype=np.intp), len(self.item_ptr) - 2)
+        if self.at_most_one:
+            offer = self.offer_of_item[rows]
+            found = np.flatnonzero(offer >= 0)
+            return found.astype(np.intp), offer[found]
+        start = self.item_ptr[rows]
+        counts = self.item_ptr[rows + 1] - start
+        which = np.repeat(np.arange(len(rows), dtype=np.intp), counts)
+        offsets = np.arange(len(which), dtype=np.intp) - np.repeat(
+            np.cumsum(counts) - counts, counts
+        )
+        return which, self.offers_by_item[start[which] + offsets]
 
 
 def offer_alignment(index: CooccurrenceIndex, snapshot: CatalogueSnapshot) -> OfferAlignment:
@@ -198,6 +262,85 @@ def offer_scores(scores: npt.ArrayLike, alignment: OfferAlignment) -> F64:
     else:
         np.maximum.at(out.T, alignment.offer_rows, item[:, alignment.item_rows].T)
     return out
+
+
+def _sum_by_key(keys: I64, weights: F64, n_cells: int) -> tuple[I64, F64]:
+    """Distinct ``keys`` in ``[0, n_cells)`` (ascending) with their summed ``weights`` (key
+    ``n_cells`` marks an entry to drop), each sum accumulated in input order (as
+    ``np.bincount`` does, so equal to the dense sums bit for bit)."""
+    if n_cells <= DENSE_SUM_FACTOR * max(len(keys), 1):
+        sums: F64 = np.asarray(np.bincount(keys, weights, n_cells + 1), dtype=np.float64)
+        present = np.flatnonzero(sums[:n_cells] > 0)  # weights >= 0: the rest add nothing
+        return present.astype(np.int64), sums[present]
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    summed: F64 = np.asarray(np.bincount(inverse.ravel(), weights), dtype=np.float64)
+    kept = distinct < n_cells
+    return distinct[kept].astype(np.int64), summed[kept]
+
+
+def sparse_offer_scores(
+    index: CooccurrenceIndex, rows: npt.ArrayLike, alignment: OfferAlignment, cfg: RecentItemsConfig
+) -> list[SparseRow]:
+    """Per user, the offers with a positive co-occurrence score and that score (in (0, 1]).
+
+    ``rows``: U x L recent item rows, newest first, ``-1`` for none (:func:`recent_rows`).
+    Equal to the positive entries of ``offer_scores(item_scores(index, rows, cfg),
+    alignment)`` (bit for bit); offer rows are distinct within a user, in no set order.
+    """
+    recent = np.asarray(rows, dtype=np.int64)
+    n_users, length = recent.shape
+    n_items = len(index.item_ids)
+    empty: list[SparseRow] = [
+        (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float64)) for _ in range(n_users)
+    ]
+    if n_users == 0 or n_items == 0 or len(alignment.offers_by_item) == 0:
+        return empty
+    position_weight = cfg.recency_decay ** np.arange(length, dtype=np.float64)
+    chunk = max(1, CHUNK_CELLS // n_items)
+    user_parts: list[I64] = []
+    item_parts: list[I64] = []
+    sum_parts: list[F64] = []
+    for start in range(0, n_users, chunk):  # a user's sums depend on its own entries only
+        block = recent[start : start + chunk]
+        valid = block >= 0
+        safe = np.where(valid, block, 0)
+        nbr = index.neighbours[safe].astype(np.int64)  # u x L x M
+        wts = index.weights[safe].astype(np.float64) * (position_weight * valid)[:, :, None]
+        n_cells = len(block) * n_items
+        user_base = np.arange(len(block), dtype=np.int64)[:, None, None] * n_items
+        flat = np.where(nbr >= 0, user_base + nbr, n_cells)  # empty slots: dropped
+        keys, block_sums = _sum_by_key(flat.ravel(), wts.ravel(), n_cells)
+        user_parts.append(keys // n_items + start)
+        item_parts.append(keys % n_items)
+        sum_parts.append(block_sums)
+    users, items = np.concatenate(user_parts), np.concatenate(item_parts)
+    sums = np.concatenate(sum_parts)
+    if len(users) == 0:
+        return empty
+    # each user's largest sum (keys ascend, so each user's entries are contiguous)
+    starts = np.flatnonzero(np.concatenate(([True], users[1:] != users[:-1])))
+    top = np.repeat(np.maximum.reduceat(sums, starts), np.diff(np.append(starts, len(users))))
+    values = np.zeros_like(sums)
+    np.divide(sums, top, out=values, where=top > 0)
+    which, offers = alignment.offers_of(items)
+    off_users, off_values = users[which], values[which]
+    if not alignment.one_to_one:  # an offer of several items: its best item's score
+        key2 = off_users * alignment.n_offers + offers
+        distinct, inverse = np.unique(key2, return_inverse=True)
+        best = np.zeros(len(distinct))
+        np.maximum.at(best, inverse.ravel(), off_values)
+        off_users, offers, off_values = (
+            distinct // alignment.n_offers,
+            (distinct % alignment.n_offers).astype(np.intp),
+            best,
+        )
+    positive = off_values > 0
+    off_users, offers, off_values = off_users[positive], offers[positive], off_values[positive]
+    bounds = np.searchsorted(off_users, np.arange(n_users + 1))  # grouped by user, ascending
+    return [
+        (offers[bounds[u] : bounds[u + 1]], off_values[bounds[u] : bounds[u + 1]])
+        for u in range(n_users)
+    ]
 
 
 def cooccurrence_scores(

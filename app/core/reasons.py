@@ -6,7 +6,7 @@ hash vector; tags come from the catalogue's vocabulary (item and offer tags).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,10 @@ REASON_FALLBACK = "Recommended for you"
 """Reason when no score part is positive (nothing to explain)."""
 REASON_POPULAR = "Popular right now"
 REASON_SIMILAR = "Similar to things you have shown interest in"
+
+Because = Callable[[Offer], str | None]
+"""For one user: the title of the recent item an offer's co-occurrence part comes from
+(``None``: none), see :func:`app.core.neighbours.because_you_chose`."""
 
 
 def _unit_or_none(user_vec: npt.ArrayLike) -> npt.NDArray[np.float32] | None:
@@ -69,7 +73,11 @@ def strongest_tags(
 
 
 def build_reason(
-    parts: Mapping[str, float], offer: Offer, matched_tags: Sequence[str], max_tags: int = 2
+    parts: Mapping[str, float],
+    offer: Offer,
+    matched_tags: Sequence[str],
+    max_tags: int = 2,
+    because: Because | None = None,
 ) -> str:
     """A reason naming the dominant (largest positive) score part.
 
@@ -77,12 +85,21 @@ def build_reason(
     :data:`REASON_SIMILAR` without such tags; value -> "Great value: <title>"; popularity ->
     :data:`REASON_POPULAR`; priority -> "Featured: <title>"; exploration (the offer was lifted
     to give it a chance, :mod:`app.core.exploration`) -> "Something different: <title>";
+    cooccurrence (people who chose one of the user's recent items chose this next,
+    :mod:`app.core.cooccurrence`) -> "Because you chose <title of that item>", the title
+    given by ``because`` (without it, or when it finds none, the next largest part speaks);
     nothing positive -> :data:`REASON_FALLBACK`.
     """
     positive = {k: v for k, v in parts.items() if v > 0}
     if not positive:
         return REASON_FALLBACK
     dominant = max(sorted(positive), key=lambda k: positive[k])
+    if dominant == "cooccurrence":
+        source = because(offer) if because is not None else None
+        if source:
+            return f"Because you chose {source}"
+        rest = {k: v for k, v in parts.items() if k != "cooccurrence"}
+        return build_reason(rest, offer, matched_tags, max_tags)
     title = offer.title.strip() or offer.offer_id
     if dominant == "affinity":
         tags = list(matched_tags)[:max_tags]

@@ -5,9 +5,9 @@
   (:class:`app.core.catalog.Catalogue`), the popularity prior is the engine's
   :class:`app.core.popularity.PopularityTracker` fed with every event and pushed into the
   catalogue before each scoring batch (so it is at most ``batch_size`` queries old, never
-  ahead); ``engine_tags`` ranks with :func:`app.core.scoring.score_batch`, ``engine_collab``
-  with the same score plus the co-occurrence part of the user's recent items
-  (:mod:`app.core.hybrid_scoring`).
+  ahead); both rank with :func:`app.core.scoring.score_batch`, as the worker does,
+  ``engine_collab`` with the sparse co-occurrence part of the user's recent items
+  (:func:`app.core.cooccurrence.sparse_offer_scores`, weighted by ``w_cooccurrence``).
 * ``popularity``: interactions per offer so far (updated by every event).
 * ``random``: a uniformly random order (seeded).
 * ``batch_model``: trained once before the split and never updated: the user's factor vector
@@ -30,10 +30,10 @@ from app.core.cooccurrence import (
     CooccurrenceIndex,
     OfferAlignment,
     RecentItemsConfig,
-    item_scores,
-    offer_scores,
+    SparseRow,
+    sparse_offer_scores,
 )
-from app.core.hybrid_scoring import score_matrix, top_k
+from app.core.hybrid_scoring import top_k
 from app.core.popularity import PopularityTracker
 from app.core.profile import PendingEvent, Profile, ProfileConfig, apply_events
 from app.core.scoring import ScoringConfig, score_batch
@@ -198,6 +198,27 @@ class _EngineMethod(_Deferred):
         profile = self._profiles.get(query.user)
         self._defer(query, profile.vec if profile is not None else self._zero)
 
+    def _rank_and_record(
+        self,
+        queries: list[Query],
+        rows: F32,
+        now_ms: int,
+        scoring: ScoringConfig,
+        cooccurrence: Sequence[SparseRow] | None = None,
+    ) -> None:
+        """Rank with :func:`score_batch` (seen items excluded) and record each query."""
+        exclude = [[self._item_ids[c] for c in q.seen.tolist()] for q in queries]
+        ranked = score_batch(
+            rows, now_ms, self._catalogue, scoring, exclude, reasons=False,
+            cooccurrence=cooccurrence,
+        )  # fmt: skip
+        index = self._snap.offer_index
+        for query, offers in zip(queries, ranked, strict=True):
+            top = np.array([index[o.offer_id] for o in offers], dtype=np.intp)
+            hits = np.flatnonzero(np.isin(top, query.targets))
+            rank = int(hits[0]) if hits.size else self.metrics.k_max
+            self.metrics.record(query.qid, query.user, query.cold, rank, top, query.returning)
+
 
 class EngineTags(_EngineMethod):
     """The engine as it runs: tag-hash item vectors, :func:`score_batch` (module docs)."""
@@ -217,14 +238,7 @@ class EngineTags(_EngineMethod):
         self._scoring = scoring.model_copy(update={"k": metrics.k_max})
 
     def _score(self, queries: list[Query], rows: F32, now_ms: int) -> None:
-        exclude = [[self._item_ids[c] for c in q.seen.tolist()] for q in queries]
-        ranked = score_batch(rows, now_ms, self._catalogue, self._scoring, exclude, reasons=False)
-        index = self._snap.offer_index
-        for query, offers in zip(queries, ranked, strict=True):
-            top = np.array([index[o.offer_id] for o in offers], dtype=np.intp)
-            hits = np.flatnonzero(np.isin(top, query.targets))
-            rank = int(hits[0]) if hits.size else self.metrics.k_max
-            self.metrics.record(query.qid, query.user, query.cold, rank, top, query.returning)
+        self._rank_and_record(queries, rows, now_ms, self._scoring)
 
 
 class EngineCollab(_EngineMethod):
@@ -248,27 +262,22 @@ class EngineCollab(_EngineMethod):
         super().__init__(name, metrics, catalogue, item_ids, profile_cfg, batch_size, popularity)
         if tuple(index.item_ids[: len(item_ids)]) != tuple(item_ids):
             raise ValueError("the co-occurrence index must be built over the log's item codes")
-        self._offers = item_offers
-        self._scoring = scoring
+        self._scoring = scoring.model_copy(
+            update={"w_cooccurrence": w_cooccurrence, "k": metrics.k_max}
+        )
         self._index = index
-        self._w_cooc = w_cooccurrence
         self._recent = recent
-        self._pairs = alignment(item_offers)
+        self._pairs = alignment(item_offers)  # index rows are the log's item codes
 
     def _score(self, queries: list[Query], rows: F32, now_ms: int) -> None:
-        extra: F64 | None = None
-        if self._w_cooc > 0:
+        parts: list[SparseRow] | None = None
+        if self._scoring.w_cooccurrence > 0:
             recent = np.full((len(queries), self._recent.n_recent), -1, dtype=np.int64)
             for b, q in enumerate(queries):
                 r = q.recent[: self._recent.n_recent]
                 recent[b, : len(r)] = r
-            per_item = item_scores(self._index, recent, self._recent)
-            extra = self._w_cooc * offer_scores(
-                per_item[:, : len(self._offers.ptr) - 1], self._pairs
-            )
-        scores = score_matrix(rows, now_ms, self._snap, self._scoring, None, extra)
-        _mask_seen(scores, queries, self._offers)
-        _record_matrix(self.metrics, queries, scores, self.metrics.k_max)
+            parts = sparse_offer_scores(self._index, recent, self._pairs, self._recent)
+        self._rank_and_record(queries, rows, now_ms, self._scoring, parts)
 
 
 class BatchModel(_Deferred):

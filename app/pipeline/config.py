@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.core.cooccurrence import RecentItemsConfig
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.exploration import ExplorationConfig
 from app.core.messages import DEFAULT_TTL_MS
@@ -39,6 +40,10 @@ class PipelineConfig:
     ``events_topic`` (``events_partitions`` of them) are reread, wall clock (5 s).
     ``holdout_share``: share of users in the control group (popularity ranking through the
     same policy; default 0 here, 5 % in the worker's settings); ``holdout_salt`` keys it.
+    ``recent``: how each user's recent items (newest first: the batch's own item events, then
+    the stored ones) weigh in the co-occurrence part, which counts only when
+    ``scoring.w_cooccurrence > 0`` and the processor's neighbour table has items (off here;
+    0.3 in the worker's settings).
     """
 
     offers_topic: str = "next-best-offers"
@@ -66,3 +71,4 @@ class PipelineConfig:
     events_partitions: int = 12
     holdout_share: float = 0.0
     holdout_salt: str = "nbo-holdout"
+    recent: RecentItemsConfig = field(default_factory=RecentItemsConfig)

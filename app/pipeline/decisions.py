@@ -20,6 +20,7 @@ from app.core.catalog import Catalogue
 from app.core.enums import Channel
 from app.core.messages import Trigger, message_for, message_id
 from app.core.pseudonym import pseudonymise
+from app.core.reasons import Because
 from app.core.scoring import ScoredOffer, unit_user, with_reasons
 from app.pipeline.config import PipelineConfig
 from app.policy.consent import ConsentRecord
@@ -64,8 +65,11 @@ class DecisionMaker:
         tz_hint: str | None = None,
         max_offers: int | None = None,
         group: str = "personalised",
+        because: Because | None = None,
     ) -> Outcome:
-        """The outcome for ``candidates`` (ranked best first) under the contact policy."""
+        """The outcome for ``candidates`` (ranked best first) under the contact policy.
+
+        ``because`` names the recent item behind a dominant co-occurrence part in a reason."""
         cfg = self._cfg
         policy = cfg.policy
         decision = decide(
@@ -80,13 +84,14 @@ class DecisionMaker:
             tz_hint=tz_hint,
         )
         offers_json: bytes | None = None
+        sent_id: str | None = None
         reasons: list[str] = []
         if decision.sent and decision.channel is not None:
             vec = unit_user(user_vec) if user_vec is not None else None
             explained = decision.offers
             if vec is not None:
                 explained = with_reasons(
-                    vec, decision.offers, self._catalogue.snapshot(), cfg.scoring
+                    vec, decision.offers, self._catalogue.snapshot(), cfg.scoring, because
                 )
             reasons = [s.reason for s in explained]
             message = message_for(
@@ -100,14 +105,14 @@ class DecisionMaker:
                 ttl_ms=cfg.offer_ttl_ms,
                 group=group,
             )
-            offers_json = message.to_json_bytes()
+            offers_json, sent_id = message.to_json_bytes(), message.message_id
             state = record_decision(state, decision, policy)
         record = decision.to_record(
             pseudonymise(user_id, cfg.pseudonym_secret), trigger.event_id, trigger.type, group
         )
         record["decision_id"] = message_id(user_id, f"decision\x1f{trigger.event_id}")
-        if offers_json is not None:
-            record["message_id"] = message_id(user_id, trigger.event_id)
+        if sent_id is not None:
+            record["message_id"] = sent_id
         for offer, reason in zip(record["offers"], reasons, strict=False):
             offer["reason"] = reason
         return Outcome(

@@ -7,7 +7,10 @@ The order of effects makes the pipeline effectively-once with at-least-once cons
    events already applied (offset or event id), so a redelivered batch changes nothing.
    The newly applied events also update the user's policy state (offer feedback, channel
    engagement, cart timers). A user who objected to profiling gets no profile update at all.
-3. Changed users are ranked with one matrix product for the whole batch; each ranking, and
+3. Changed users are ranked with one matrix product for the whole batch, plus, when a
+   neighbour table is given and ``scoring.w_cooccurrence > 0``, the co-occurrence part of
+   each user's recent items (the batch's item events in front of the stored newest ones,
+   loaded with the user: no extra round trip); each ranking, and
    each ``decision_request``, goes through the contact policy (:mod:`app.pipeline.decisions`):
    consent, caps, cooldowns, quiet hours, channel choice. A message is published only when
    the policy sends something new; every decision, sent or not, gets an audit record.
@@ -54,9 +57,11 @@ from app.core.exploration import (
 )
 from app.core.holdout import CONTROL, PERSONALISED, group_of
 from app.core.messages import CART_ABANDONMENT, Trigger
+from app.core.neighbours import NeighbourTable
 from app.core.popularity import PopularityTracker
 from app.core.profile import ApplyResult, PendingEvent, Profile, apply_events
 from app.core.pseudonym import pseudonymise
+from app.core.reasons import Because
 from app.core.scoring import ScoredOffer, ranking_changed, score_batch
 from app.core.weights import event_weight
 from app.pipeline.cache import UserCache
@@ -128,6 +133,8 @@ class _Plan:
     policy: UserPolicyState
     profiling: bool = True
     group: str = PERSONALISED
+    recent: tuple[str, ...] = ()
+    """The user's recent item ids after this batch, newest first."""
     fresh: list[UserEvent] = field(default_factory=list)
     replayed: bool = False
     requests: list[UserEvent] = field(default_factory=list)
@@ -160,6 +167,15 @@ def _item_times(
     }
 
 
+def _recent(
+    events: list[tuple[InboundRecord, UserEvent]], stored: tuple[str, ...], n: int
+) -> tuple[str, ...]:
+    """The newest ``n`` distinct items: the batch's item events (newest first, as the ``seen``
+    zset orders them) in front of the stored ones."""
+    batch = sorted(_item_times(events).items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+    return tuple(dict.fromkeys([*(item for item, _ in batch), *stored]))[:n]
+
+
 def _fresh(events: list[tuple[InboundRecord, UserEvent]], ids: frozenset[str]) -> list[UserEvent]:
     """The events whose ids were applied now, each once, in order."""
     out: dict[str, UserEvent] = {}
@@ -181,8 +197,12 @@ class BatchProcessor:
         clock_ms: Callable[[], int],
         *,
         offer_stats: OfferStatsStore | None = None,
+        neighbours: NeighbourTable | None = None,
     ) -> None:
+        """``neighbours``: the item-neighbour table kept next to ``catalogue`` (the
+        co-occurrence part counts while it has items and ``scoring.w_cooccurrence > 0``)."""
         self._store = store
+        self._neighbours = neighbours
         self._offer_stats = offer_stats
         self._stats: dict[str, OfferStats] = {}
         self._stats_read_ms: int | None = None
@@ -200,6 +220,17 @@ class BatchProcessor:
         # rank more than K so that K remain after the policy drops offers
         k = config.scoring.k * config.candidate_factor
         self._candidates = config.scoring.model_copy(update={"k": min(k, 1000)})
+
+    def _cooccurrence_on(self) -> bool:
+        """Whether rankings get the co-occurrence part now (weight set, neighbours known)."""
+        table = self._neighbours
+        return self._cfg.scoring.w_cooccurrence > 0 and table is not None and len(table) > 0
+
+    def _because(self, plan: _Plan) -> Because | None:
+        """What names the source of the user's co-occurrence reasons (``None``: off)."""
+        if self._neighbours is None or not plan.recent or not self._cooccurrence_on():
+            return None
+        return self._neighbours.because(plan.recent, self._cfg.recent, self._catalogue)
 
     def forget_cached_users(self) -> None:
         """Drop the in-memory user cache (call on every rebalance)."""
@@ -371,6 +402,7 @@ class BatchProcessor:
                     purchased=frozenset(plan.exclude),
                     policy=plan.policy,
                     consent=state.consent,
+                    recent=plan.recent,
                 )
             )
             stats.applied += plan.result.applied
@@ -458,7 +490,7 @@ class BatchProcessor:
             unchanged = ApplyResult(state.profile or _empty(catalogue.dim), 0, 0, 0, False)
             plan = _Plan(
                 state.user_id, state, events, unchanged, old_ids, stored_trigger, exclude,
-                state.policy, profiling=False,
+                state.policy, profiling=False, recent=state.recent,
             )  # fmt: skip
             outcome = self._decider.decide(
                 state.user_id, None, [], state.policy, state.consent,
@@ -486,9 +518,10 @@ class BatchProcessor:
             cart_delay_ms=self._cfg.cart_delay_ms,
             limits=self._cfg.policy.state,
         )
+        recent = _recent(events, state.recent, self._cfg.recent.n_recent)
         plan = _Plan(
             state.user_id, state, events, result, old_ids, stored_trigger, exclude, policy,
-            group=self._group(state.user_id), fresh=fresh,
+            group=self._group(state.user_id), fresh=fresh, recent=recent,
         )  # fmt: skip
         by_channel = {e.channel: e for e in fresh if e.type is EventType.DECISION_REQUEST}
         plan.requests = list(by_channel.values())
@@ -515,9 +548,15 @@ class BatchProcessor:
             [p.result.profile.vec if p.group != CONTROL else _zeros(dim) for p in to_rank]
         )
         exclude = [p.exclude for p in to_rank]
+        cooccurrence = None
+        if self._neighbours is not None and self._cooccurrence_on():
+            # the control group is not personalised: no recent items either
+            recent = [p.recent if p.group != CONTROL else () for p in to_rank]
+            snap = self._catalogue.snapshot()
+            cooccurrence = self._neighbours.scores(recent, snap, self._cfg.recent)
         candidates = score_batch(
             vecs, now, self._catalogue, self._candidates, exclude, reasons=False,
-            exploration=self._exploration,
+            exploration=self._exploration, cooccurrence=cooccurrence,
         )  # fmt: skip
         for plan, ranked in zip(to_rank, candidates, strict=True):
             if plan.requests:
@@ -548,6 +587,7 @@ class BatchProcessor:
             requested_channel=requested,
             tz_hint=tz_hint(trigger),
             group=plan.group,
+            because=self._because(plan) if plan.group != CONTROL else None,
         )
         if requested is None:
             if outcome.offers_json is not None:

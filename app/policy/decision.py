@@ -122,6 +122,10 @@ class Decision:
         }
 
 
+Verdict = tuple[tuple[Channel, ...], Rejection | None]
+"""What :func:`usable_channels` returns: usable channels, or ``()`` and the rejection."""
+
+
 def usable_channels(
     offer: Offer,
     *,
@@ -131,7 +135,7 @@ def usable_channels(
     quiet: Collection[Channel],
     requested: Channel | None = None,
     transactional_quiet_bypass: bool = True,
-) -> tuple[tuple[Channel, ...], Rejection | None]:
+) -> Verdict:
     """The offer's usable channels (in the offer's order), or ``()`` and the rejection.
 
     Applies checks 2 to 6 of the module docstring to one offer; ``cooling``: whether the
@@ -211,16 +215,27 @@ def decide(
     quiet = quiet_channels(now_ms, zone, policy.quiet_hours)
     rejected: Counter[str] = Counter()
     usable: list[tuple[ScoredOffer, tuple[Channel, ...]]] = []
+    # the verdict depends only on the offer's channels, its transactional flag and whether it
+    # is cooling, and catalogues reuse a few channel sets: decide each combination once
+    verdicts: dict[tuple[tuple[Channel, ...], bool, bool], Verdict] = {}
     for candidate in candidates:
-        channels, rejection = usable_channels(
-            candidate.offer,
-            cooling=in_cooldown(state, candidate.offer_id, now_ms, policy.cooldown),
-            consented=consented,
-            capped=capped,
-            quiet=quiet,
-            requested=requested_channel,
-            transactional_quiet_bypass=policy.quiet_hours.transactional_bypass,
+        offer = candidate.offer
+        cooling = bool(state.offers) and in_cooldown(
+            state, candidate.offer_id, now_ms, policy.cooldown
         )
+        key = (offer.channels, offer.transactional, cooling)
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = verdicts[key] = usable_channels(
+                offer,
+                cooling=cooling,
+                consented=consented,
+                capped=capped,
+                quiet=quiet,
+                requested=requested_channel,
+                transactional_quiet_bypass=policy.quiet_hours.transactional_bypass,
+            )
+        channels, rejection = verdict
         if rejection is not None:
             rejected[rejection.value] += 1
         else:

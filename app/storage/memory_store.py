@@ -23,6 +23,13 @@ def _capped(current: dict[str, int], added: Mapping[str, int], cap: int) -> dict
     return dict(newest)
 
 
+def _newest(seen: Mapping[str, int], n: int) -> tuple[str, ...]:
+    """The ``n`` newest items, newest first, as ``ZREVRANGE seen 0 n-1`` orders them (event
+    time descending, then item id descending)."""
+    ordered = sorted(seen.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+    return tuple(item for item, _ in ordered[: max(n, 0)])
+
+
 @dataclass
 class _Entry:
     stored: StoredUser
@@ -35,10 +42,15 @@ class MemoryProfileStore:
     """Per-user state in a dict; counts round trips like the Redis store would make."""
 
     def __init__(
-        self, seen_cap: int = 200, purchased_cap: int = 500, decisions_cap: int = 20
+        self,
+        seen_cap: int = 200,
+        purchased_cap: int = 500,
+        decisions_cap: int = 20,
+        recent_items: int = 20,
     ) -> None:
         self._users: dict[str, _Entry] = {}
         self._carts: dict[tuple[str, int], dict[str, int]] = {}
+        self._recent_items = recent_items
         self._seen_cap = seen_cap
         self._purchased_cap = purchased_cap
         self._decisions_cap = decisions_cap
@@ -52,7 +64,9 @@ class MemoryProfileStore:
 
     def _stored(self, user_id: str) -> StoredUser:
         entry = self._users.get(user_id)
-        return entry.stored if entry else StoredUser(user_id, None)
+        if entry is None:
+            return StoredUser(user_id, None)
+        return replace(entry.stored, recent=_newest(entry.seen, self._recent_items))
 
     async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
         if not user_ids:

@@ -1,10 +1,11 @@
 """Redis adapter of :class:`app.ports.ProfileStore`: one pipelined round trip per call.
 
-``load`` reads every user's profile hash, offers, purchased set, policy state and consent in
-one pipeline; ``commit`` runs one Lua script per user (``commit.lua``: compare-and-set on the
-profile's ``ver`` field, then profile, offers, recent-item sets, policy state and decision log
-written atomically, every key's TTL refreshed) in one pipeline, together with the cart-timer
-index updates; a failed compare-and-set returns the stored state. The script is loaded once
+``load`` reads every user's profile hash, offers, purchased set, policy state, consent and
+newest ``recent_items`` seen items (``ZREVRANGE``) in one pipeline; ``commit`` runs one Lua
+script per user (``commit.lua``: compare-and-set on the profile's ``ver`` field, then profile,
+offers, recent-item sets, policy state and decision log written atomically, every key's TTL
+refreshed) in one pipeline, together with the cart-timer index updates; a failed
+compare-and-set returns the stored state (with the recent items). The script is loaded once
 (``SCRIPT LOAD``, on every primary of a Redis Cluster) and called with ``EVALSHA``; the same
 code works with a single server (``redis.asyncio.Redis``) and a cluster (``RedisCluster``),
 since every key of one user shares a hash tag; redis-py refuses ``EVALSHA`` in cluster
@@ -49,7 +50,8 @@ class RedisStoreConfig:
     ``ttl_s``: TTL of every per-user key, refreshed on each write (default 30 days).
     ``seen_cap`` / ``purchased_cap``: most recent items kept per user (defaults 200 / 500).
     ``decisions_cap``: decision records kept per user (default 20). ``secret``: pseudonymise
-    user ids in keys (:mod:`app.core.pseudonym`; default none).
+    user ids in keys (:mod:`app.core.pseudonym`; default none). ``recent_items``: newest seen
+    items loaded with each user (:attr:`StoredUser.recent`, default 20; 0 reads none).
     """
 
     dim: int = 64
@@ -59,6 +61,7 @@ class RedisStoreConfig:
     decisions_cap: int = 20
     prefix: str = "nbo"
     secret: bytes | None = None
+    recent_items: int = 20
 
 
 def _commit_script() -> str:
@@ -81,7 +84,8 @@ class RedisProfileStore:
         return user_keys(user_id, self._config.prefix, self._config.secret)
 
     async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
-        """One pipeline: profile, offers, purchased, policy and consent of each user."""
+        """One pipeline: profile, offers, purchased, policy, consent and recent items of each
+        user."""
         if not user_ids:
             return {}
         loaded = await self._load([self.keys(u) for u in user_ids], user_ids)
@@ -91,6 +95,8 @@ class RedisProfileStore:
         self, all_keys: Sequence[UserKeys], user_ids: Sequence[str]
     ) -> list[StoredUser]:
         self.round_trips += 1
+        recent_n = self._config.recent_items
+        width = 6 if recent_n > 0 else 5
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for keys in all_keys:
@@ -99,11 +105,14 @@ class RedisProfileStore:
                     pipe.zrange(keys.purchased, 0, -1)
                     pipe.get(keys.policy)
                     pipe.get(keys.consent)
+                    if recent_n > 0:
+                        pipe.zrevrange(keys.seen, 0, recent_n - 1)
                 replies: list[Any] = await pipe.execute()
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis unreachable while loading: {exc}") from exc
         return [
-            self._stored(user_id, *replies[5 * i : 5 * i + 5]) for i, user_id in enumerate(user_ids)
+            self._stored(user_id, *replies[width * i : width * (i + 1)])
+            for i, user_id in enumerate(user_ids)
         ]
 
     def _stored(
@@ -114,6 +123,7 @@ class RedisProfileStore:
         purchased: Sequence[bytes],
         policy: Any,
         consent: Any,
+        recent: Sequence[bytes] = (),
     ) -> StoredUser:
         if isinstance(raw_profile, list):  # a flat HGETALL reply from inside Lua
             raw_profile = dict(zip(raw_profile[::2], raw_profile[1::2], strict=True))
@@ -126,6 +136,7 @@ class RedisProfileStore:
             purchased=frozenset(p.decode() for p in purchased),
             policy=UserPolicyState.from_json(policy) if policy else UserPolicyState(),
             consent=ConsentRecord.model_validate_json(consent) if consent else None,
+            recent=tuple(bytes(r).decode() for r in recent),
         )
 
     async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
@@ -159,7 +170,7 @@ class RedisProfileStore:
             if int(reply[0]) == 1:
                 versions[write.user_id] = int(reply[1])
             else:
-                conflicts[write.user_id] = self._stored(write.user_id, *reply[2:7])
+                conflicts[write.user_id] = self._stored(write.user_id, *reply[2:8])
         return WriteOutcome(versions, conflicts)
 
     async def _call_commit(
@@ -199,6 +210,7 @@ class RedisProfileStore:
             cfg.purchased_cap,
             write.policy_json if write.policy_json is not None else b"",
             cfg.decisions_cap,
+            max(cfg.recent_items, 0),
             len(fields),
         ]
         for name, value in fields:

@@ -13,6 +13,7 @@ from app.cli import build_parser, main
 from app.commands.learning_cli import METHOD_NAMES
 from app.core.catalog_records import decode_item
 from app.core.cooccurrence import CooccurrenceIndex
+from app.core.neighbours import NeighbourTable, decode_neighbours
 from app.evaluation.config import METHODS
 from tests.support.planted import group_log
 
@@ -68,7 +69,7 @@ def test_embed_writes_item_records_with_vectors(files: tuple[Path, Path], tmp_pa
     assert item.title is not None and item.tags
     records = [json.loads(line) for line in neighbours.read_text().splitlines()]
     assert len(records) == 16
-    assert {"item_id", "neighbours"} == set(records[0])
+    assert {"schema_version", "item_id", "neighbours"} == set(records[0])
     index = CooccurrenceIndex.from_records(records)
     assert all(n.split("-")[0] == "g0" for n, _ in index.neighbours_of("g0-i00"))
 
@@ -87,10 +88,39 @@ def test_embed_publishes_to_the_item_catalog_topic(
     monkeypatch.setattr("app.commands.kafka_io.send_all", fake_send_all)
     events, catalog = files
     assert main(["embed", "--events", str(events), "--catalog", str(catalog), "--publish"]) == 0
-    (_, topic, records), *_ = sent
+    (_, topic, records), (_, neighbours_topic, neighbours) = sent
     assert topic == "item-catalog"
     key, value = records[0]
     assert value is not None and key == decode_item(value).item_id.encode()
+    assert neighbours_topic == "item-neighbours"
+    table = NeighbourTable()
+    for key, value in neighbours:
+        assert value is not None  # every item of the planted log has neighbours
+        record = decode_neighbours(value)
+        assert key == record.item_id.encode() and record.neighbours
+        table.upsert(record.item_id, record.neighbours)
+    assert len(table) == 16
+    assert all(n.split("-")[0] == "g0" for n, _ in table.neighbours_of("g0-i00"))
+
+
+def test_published_neighbours_delete_those_of_catalogue_items_that_have_none_now(
+    files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sent: dict[str, list[tuple[bytes | None, bytes | None]]] = {}
+
+    async def fake_send_all(
+        kafka: Any, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **_: Any
+    ) -> int:
+        sent[topic] = list(records)
+        return len(sent[topic])
+
+    monkeypatch.setattr("app.commands.kafka_io.send_all", fake_send_all)
+    events, catalog = files
+    extended = tmp_path / "catalog-plus.jsonl"
+    extended.write_text(catalog.read_text() + '{"item_id": "never-chosen", "tags": ["x"]}\n')
+    assert main(["embed", "--events", str(events), "--catalog", str(extended), "--publish"]) == 0
+    assert (b"never-chosen", None) in sent["item-neighbours"]
+    assert sum(1 for _, value in sent["item-neighbours"] if value is None) == 1
 
 
 def test_embed_without_a_destination_is_an_error(files: tuple[Path, Path]) -> None:

@@ -12,7 +12,9 @@ from app.core.cooccurrence import (
     RecentItemsConfig,
     cooccurrence_scores,
     item_scores,
+    offer_alignment,
     recent_rows,
+    sparse_offer_scores,
     strongest_source,
 )
 
@@ -97,3 +99,59 @@ def test_invalid_indexes_are_rejected() -> None:
         CooccurrenceIndex(("a",), np.zeros((2, 1), dtype=np.int32), np.zeros((2, 1), np.float32))
     with pytest.raises(ValueError):
         CooccurrenceIndex(("a",), np.zeros((1, 1), dtype=np.int32), -np.ones((1, 1), np.float32))
+
+
+def _random_case(
+    seed: int, n_items: int, n_offers: int, multi: bool
+) -> tuple[CooccurrenceIndex, Catalogue, list[list[str]]]:
+    rng = np.random.default_rng(seed)
+    table = {
+        f"i{i}": [(f"i{j}", float(rng.integers(0, 4))) for j in rng.choice(n_items, 5, False)]
+        for i in range(n_items)
+        if rng.random() < 0.8
+    }
+    catalogue = Catalogue(dim=4)
+    for o in range(n_offers):
+        items = tuple(f"i{j}" for j in rng.choice(n_items + 3, 2 if multi else 1, False))
+        catalogue.upsert_offer(Offer(offer_id=f"o{o}", title="t", item_ids=items))
+    recent = [
+        [f"i{j}" for j in rng.choice(n_items + 3, int(rng.integers(0, 6)), False)] for _ in range(7)
+    ]
+    return CooccurrenceIndex.from_neighbours(table), catalogue, recent
+
+
+@pytest.mark.parametrize("multi", [False, True])
+@pytest.mark.parametrize("dense_sums", [False, True])
+def test_sparse_scores_are_the_positive_dense_scores_bit_for_bit(
+    multi: bool, dense_sums: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.core.cooccurrence as cooccurrence
+
+    monkeypatch.setattr(cooccurrence, "DENSE_SUM_FACTOR", 10**9 if dense_sums else 0)
+    for seed in range(5):
+        index, catalogue, recent = _random_case(seed, n_items=30, n_offers=25, multi=multi)
+        snap = catalogue.snapshot()
+        cfg = RecentItemsConfig(n_recent=4, recency_decay=0.7)
+        dense = cooccurrence_scores(index, recent, snap, cfg)
+        sparse = sparse_offer_scores(
+            index, recent_rows(index, recent, cfg), offer_alignment(index, snap), cfg
+        )
+        assert len(sparse) == len(recent)
+        for u, (rows, values) in enumerate(sparse):
+            assert len(set(rows.tolist())) == len(rows)
+            rebuilt = np.zeros(snap.size)
+            rebuilt[rows] = values
+            assert np.array_equal(rebuilt, dense[u])
+            assert np.all(values > 0)
+
+
+def test_sparse_scores_of_users_without_known_recent_items_are_empty() -> None:
+    index = CooccurrenceIndex.from_neighbours(TABLE)
+    catalogue = Catalogue(dim=4)
+    catalogue.upsert_offer(Offer(offer_id="o-b", title="b", item_ids=("b",)))
+    snap = catalogue.snapshot()
+    cfg = RecentItemsConfig()
+    rows = recent_rows(index, [[], ["zzz"], ["d"], ["a"]], cfg)
+    sparse = sparse_offer_scores(index, rows, offer_alignment(index, snap), cfg)
+    assert [r.tolist() for r, _ in sparse] == [[], [], [], [0]]
+    assert sparse[3][1].tolist() == [1.0]  # a -> b 2, c 1: b is a's best

@@ -7,12 +7,11 @@ import pytest
 
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
-from app.core.cooccurrence import CooccurrenceIndex, RecentItemsConfig
+from app.core.cooccurrence import CooccurrenceIndex, RecentItemsConfig, cooccurrence_scores
 from app.core.hybrid_scoring import (
     COOCCURRENCE_PART,
     HybridConfig,
     hybrid_score_batch,
-    score_matrix,
     top_k,
 )
 from app.core.scoring import ScoringConfig, score_batch
@@ -45,21 +44,35 @@ def _catalogue(n: int = 40, seed: int = 0) -> Catalogue:
     return catalogue
 
 
-def test_score_matrix_ranks_exactly_like_score_batch() -> None:
+def test_hybrid_ranks_by_the_engine_score_plus_the_weighted_dense_cooccurrence_part() -> None:
     catalogue = _catalogue()
     rng = np.random.default_rng(1)
+    table = {
+        f"i{i}": [(f"i{j}", float(rng.random())) for j in rng.choice(40, 6, replace=False)]
+        for i in range(40)
+    }
+    index = CooccurrenceIndex.from_neighbours(table)
     users = rng.standard_normal((6, DIM)).astype(np.float32)
     users[2] = 0.0
+    recent = [["i1", "i5"], [], ["i3"], ["i7", "i8", "i9"], ["unknown", "i2"], ["i0"]]
     exclude = [{"i1", "i2"}, set(), {"i3"}, set(), {"i0", "i4"}, set()]
-    cfg = ScoringConfig(k=12)
-    expected = score_batch(users, NOW, catalogue, cfg, exclude, reasons=False)
+    cfg = HybridConfig(scoring=ScoringConfig(k=12), w_cooccurrence=0.4)
+    ranked = hybrid_score_batch(users, recent, NOW, catalogue, index, cfg, exclude)
+
     snap = catalogue.snapshot()
-    scores = score_matrix(users, NOW, snap, cfg, exclude)
-    for u, rows in enumerate(top_k(scores, cfg.k)):
-        got = [snap.offer_ids[i] for i in rows if np.isfinite(scores[u, i])]
-        assert got == [s.offer_id for s in expected[u]]
-        for s in expected[u]:
-            assert scores[u, snap.offer_index[s.offer_id]] == pytest.approx(s.score, abs=1e-6)
+    dense = cooccurrence_scores(index, recent, snap, cfg.recent)
+    everything = score_batch(users, NOW, catalogue, ScoringConfig(k=1000), exclude)
+    for u, row in enumerate(ranked):
+        expected = {
+            s.offer_id: s.score + 0.4 * dense[u, snap.offer_index[s.offer_id]]
+            for s in everything[u]
+        }
+        best = sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))[:12]
+        assert [s.offer_id for s in row] == [o for o, _ in best]
+        for scored in row:
+            assert scored.score == pytest.approx(expected[scored.offer_id], abs=1e-6)
+            cooc = 0.4 * dense[u, snap.offer_index[scored.offer_id]]
+            assert scored.parts[COOCCURRENCE_PART] == pytest.approx(cooc, abs=1e-12)
 
 
 def test_top_k_breaks_ties_by_row() -> None:
@@ -105,4 +118,4 @@ def test_shapes_are_checked() -> None:
     with pytest.raises(ValueError):
         hybrid_score_batch(np.zeros((2, DIM)), [[]], NOW, catalogue, index, HybridConfig())
     with pytest.raises(ValueError):
-        score_matrix(np.zeros((1, DIM + 1)), NOW, catalogue.snapshot(), ScoringConfig())
+        hybrid_score_batch(np.zeros((1, DIM + 1)), [[]], NOW, catalogue, index, HybridConfig())

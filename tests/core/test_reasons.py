@@ -73,3 +73,22 @@ def test_reason_tag_count_is_configurable() -> None:
 def test_reason_uses_the_offer_id_when_the_title_is_blank() -> None:
     blank = Offer(offer_id="o-9", title="  ")
     assert build_reason(parts(value=0.2), blank, []) == "Great value: o-9"
+
+
+def test_a_dominant_cooccurrence_part_names_the_recent_item_it_comes_from() -> None:
+    scores = parts(affinity=0.1, cooccurrence=0.3)
+    reason = build_reason(scores, OFFER, ["sci-fi"], because=lambda offer: "Alien")
+    assert reason == "Because you chose Alien"
+
+
+def test_a_cooccurrence_part_without_a_named_source_leaves_the_reason_to_the_next_part() -> None:
+    scores = parts(affinity=0.1, value=0.05, cooccurrence=0.3)
+    assert build_reason(scores, OFFER, ["sci-fi"]) == "Matches your interest in sci-fi"
+    unnamed = build_reason(scores, OFFER, ["sci-fi"], because=lambda offer: None)
+    assert unnamed == "Matches your interest in sci-fi"
+    assert build_reason(parts(cooccurrence=0.3), OFFER, []) == REASON_FALLBACK
+
+
+def test_a_smaller_cooccurrence_part_does_not_name_its_source() -> None:
+    scores = parts(value=0.2, cooccurrence=0.1)
+    assert build_reason(scores, OFFER, [], because=lambda o: "Alien") == "Great value: Space Box"

@@ -356,3 +356,97 @@ def test_exploration_is_the_same_when_scoring_in_blocks_of_users(
     assert [[(s.offer_id, s.parts["exploration"]) for s in row] for row in blocks] == [
         [(s.offer_id, s.parts["exploration"]) for s in row] for row in whole
     ]
+
+
+COOC = CFG.model_copy(update={"w_cooccurrence": 0.3})
+
+
+def sparse(*pairs: tuple[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([r for r, _ in pairs], dtype=np.intp), np.array([v for _, v in pairs]))
+
+
+def test_the_cooccurrence_part_is_weighted_added_before_the_top_k_and_reported() -> None:
+    cat = exploration_catalogue()  # known (value 100), new (value 90)
+    [plain] = score_batch(np.zeros((1, DIM)), NOW, cat, COOC.model_copy(update={"k": 1}))
+    assert ids(plain) == ["known"]
+
+    part = [sparse((1, 0.5))]
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, COOC, cooccurrence=part)
+    assert ids(row) == ["new", "known"]
+    assert {s.offer_id: s.parts["cooccurrence"] for s in row} == {"new": 0.15, "known": 0.0}
+    for scored in row:
+        assert tuple(scored.parts) == (*PARTS, "cooccurrence")
+        assert math.fsum(scored.parts.values()) == pytest.approx(scored.score, abs=1e-12)
+    [top] = score_batch(
+        np.zeros((1, DIM)), NOW, cat, COOC.model_copy(update={"k": 1}), cooccurrence=part
+    )
+    assert ids(top) == ["new"]  # added before the top K, not re-ranked after it
+
+
+def test_without_a_cooccurrence_weight_the_part_is_neither_added_nor_reported() -> None:
+    cat = exploration_catalogue()
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, CFG, cooccurrence=[sparse((1, 1.0))])
+    assert ids(row) == ["known", "new"]
+    assert all(tuple(s.parts) == PARTS for s in row)
+
+
+def test_cooccurrence_never_makes_an_ineligible_or_purchased_offer_eligible() -> None:
+    cat = exploration_catalogue()
+    cat.upsert_offer(Offer(offer_id="mute", title="t", value=100))  # no channel
+    cat.upsert_offer(Offer(offer_id="owned", title="t", item_ids=("x",), channels=("web",)))
+    rows = {o: i for i, o in enumerate(cat.snapshot().offer_ids)}
+    part = [sparse((rows["mute"], 1.0), (rows["owned"], 1.0))]
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, COOC, [{"x"}], cooccurrence=part)
+    assert ids(row) == ["known", "new"]
+
+
+def test_each_user_gets_only_their_own_cooccurrence_part_also_in_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.core.scoring as scoring
+
+    cat = Catalogue(dim=DIM)
+    for i in range(7):
+        cat.upsert_offer(Offer(offer_id=f"o{i}", title="t", value=1.0, channels=("web",)))
+    parts = [sparse((u % 7, 1.0), ((u + 3) % 7, 0.5)) for u in range(10)]
+    cfg = COOC.model_copy(update={"k": 2})
+    whole = score_batch(np.zeros((10, DIM)), NOW, cat, cfg, cooccurrence=parts)
+    assert [ids(row) for row in whole] == [[f"o{u % 7}", f"o{(u + 3) % 7}"] for u in range(10)]
+    monkeypatch.setattr(scoring, "MAX_SCORE_CELLS", 14)  # two users per block
+    blocks = score_batch(np.zeros((10, DIM)), NOW, cat, cfg, cooccurrence=parts)
+    assert [[(s.offer_id, s.score, s.parts["cooccurrence"]) for s in row] for row in blocks] == [
+        [(s.offer_id, s.score, s.parts["cooccurrence"]) for s in row] for row in whole
+    ]
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        [],  # one entry per user is required
+        [sparse((2, 1.0))],  # no such offer row
+        [sparse((-1, 1.0))],
+        [sparse((0, float("nan")))],
+        [(np.array([0, 1]), np.array([1.0]))],
+    ],
+)
+def test_a_cooccurrence_part_not_aligned_with_users_and_offers_is_refused(
+    part: list[tuple[np.ndarray, np.ndarray]],
+) -> None:
+    with pytest.raises(ValueError):
+        score_batch(np.zeros((1, DIM)), NOW, exploration_catalogue(), COOC, cooccurrence=part)
+
+
+def test_an_offer_lifted_mostly_by_cooccurrence_is_explained_by_its_source() -> None:
+    cat = exploration_catalogue()
+    [row] = score_batch(
+        np.zeros((1, DIM)),
+        NOW,
+        cat,
+        COOC,
+        cooccurrence=[sparse((1, 1.0))],
+        because=[lambda offer: f"the item before {offer.title}"],
+    )
+    assert [s.reason for s in row] == [
+        "Because you chose the item before Fresh",
+        "Great value: Known",
+    ]

@@ -167,6 +167,7 @@ def test_topics_are_managed_by_strimzi_not_declared_by_the_worker(overlay: list[
         "user-events",
         "item-catalog",
         "offer-catalog",
+        "item-neighbours",
         "next-best-offers",
         "user-events.dlq",
         "user-consent",
@@ -174,7 +175,7 @@ def test_topics_are_managed_by_strimzi_not_declared_by_the_worker(overlay: list[
         "privacy-audit",
         "nbo-decisions",
     }
-    for compacted in ("item-catalog", "offer-catalog", "user-consent"):
+    for compacted in ("item-catalog", "offer-catalog", "item-neighbours", "user-consent"):
         assert names[compacted]["config"]["cleanup.policy"] == "compact"
 
 
@@ -193,6 +194,7 @@ def test_the_kafka_user_may_read_and_write_exactly_the_workers_topics_and_group(
         ("topic", "user-events"): ["Describe", "Read"],
         ("topic", "item-catalog"): ["Describe", "Read"],
         ("topic", "offer-catalog"): ["Describe", "Read"],
+        ("topic", "item-neighbours"): ["Describe", "Read"],
         ("topic", "next-best-offers"): ["Describe", "Write"],
         ("topic", "user-events.dlq"): ["Describe", "Write"],
         ("topic", "user-consent"): ["Describe", "Read"],

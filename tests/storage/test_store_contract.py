@@ -48,7 +48,7 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 )
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ProfileStore]:
     if request.param == "memory":
-        yield MemoryProfileStore(seen_cap=3, decisions_cap=3)
+        yield MemoryProfileStore(seen_cap=3, decisions_cap=3, recent_items=2)
         return
     client: aioredis.Redis | RedisCluster
     if request.param == "cluster":
@@ -58,7 +58,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ProfileStore]:
     prefix = f"nbotest{uuid.uuid4().hex[:8]}"
     try:
         yield RedisProfileStore(
-            client, RedisStoreConfig(dim=DIM, seen_cap=3, decisions_cap=3, prefix=prefix)
+            client,
+            RedisStoreConfig(dim=DIM, seen_cap=3, decisions_cap=3, prefix=prefix, recent_items=2),
         )
     finally:
         if request.param == "redis":
@@ -108,6 +109,27 @@ async def test_a_write_on_a_stale_version_is_a_conflict_and_changes_nothing(
     loaded = await store.load(["u1", "u2"])
     assert loaded["u1"].profile == profile(1)
     assert loaded["u2"].profile == profile(3)
+
+
+async def test_a_user_loads_with_the_newest_distinct_seen_items_newest_first(
+    store: ProfileStore,
+) -> None:
+    assert (await store.load(["u1"]))["u1"].recent == ()
+    await store.commit([UserWrite("u1", 0, profile(1), seen={"a": 1, "b": 3, "c": 2})])
+    assert (await store.load(["u1"]))["u1"].recent == ("b", "c")  # the newest 2
+    await store.commit([UserWrite("u1", 1, profile(1), seen={"a": 9, "b": 4})])
+    assert (await store.load(["u1"]))["u1"].recent == ("a", "b")  # seen again: newer, once
+    await store.commit([UserWrite("u1", 2, profile(1), seen={"x": 10, "y": 10})])
+    assert (await store.load(["u1"]))["u1"].recent == ("y", "x")  # equal times: id descending
+
+
+async def test_a_conflict_returns_the_recent_items_with_the_stored_state(
+    store: ProfileStore,
+) -> None:
+    await store.commit([UserWrite("u1", 0, profile(1), seen={"a": 1, "b": 2, "c": 3})])
+    outcome = await store.commit([UserWrite("u1", 0, profile(2), seen={"z": 99})])
+    assert outcome.conflicts["u1"].recent == ("c", "b")
+    assert (await store.load(["u1"]))["u1"].recent == ("c", "b")  # the failed write added none
 
 
 async def test_offers_are_kept_when_a_write_carries_none(store: ProfileStore) -> None:

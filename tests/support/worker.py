@@ -37,6 +37,7 @@ class WorkerEnv:
             "NBO_TOPIC_USER_EVENTS": f"events-{t}",
             "NBO_TOPIC_ITEM_CATALOG": f"items-{t}",
             "NBO_TOPIC_OFFER_CATALOG": f"offers-{t}",
+            "NBO_TOPIC_ITEM_NEIGHBOURS": f"neighbours-{t}",
             "NBO_TOPIC_OFFERS": f"nbo-{t}",
             "NBO_TOPIC_DEAD_LETTERS": f"dlq-{t}",
             "NBO_TOPIC_USER_CONSENT": f"consent-{t}",
