@@ -30,6 +30,7 @@ from app.connections import (
     kafka_client_kwargs,
     redis_client,
 )
+from app.core.ann import AnnConfig
 from app.core.catalog import Catalogue
 from app.core.cooccurrence import RecentItemsConfig
 from app.core.exploration import ExplorationConfig
@@ -94,6 +95,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         events_partitions=settings.user_events_partitions,
         holdout_share=settings.holdout_share,
         holdout_salt=settings.holdout_salt,
+        ann=AnnConfig(min_offers=settings.ann_min_offers) if settings.ann_min_offers else None,
         model_version=settings.model_version,
         offer_ttl_ms=settings.offer_ttl_s * 1000,
         cache_users=settings.cache_users,

@@ -113,9 +113,11 @@ class ProfileStore(Protocol):
         """The user's stored decision records (JSON), newest first."""
         ...
 
-    async def due_carts(self, topic: str, partition: int, now_ms: int, limit: int) -> list[str]:
-        """Key ids in the cart index of ``topic``/``partition`` due at ``now_ms`` (at most
-        ``limit``, earliest first)."""
+    async def due_carts(
+        self, topic: str, partitions: Sequence[int], now_ms: int, limit: int
+    ) -> dict[int, list[str]]:
+        """Per partition of ``topic`` (those with any), the key ids in its cart index due at
+        ``now_ms``, at most ``limit`` each, earliest first; one round trip for all."""
         ...
 
     async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:

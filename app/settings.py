@@ -193,6 +193,13 @@ class Settings(BaseSettings):
         "by HMAC-SHA256(secret, user_id).",
     )
 
+    ann_min_offers: int = Field(
+        default=20_000,
+        ge=0,
+        description="Catalogues of at least this many offers are ranked from approximate "
+        "nearest candidates (faiss), rescored exactly; 0: always exact.",
+    )
+
     # --- learning loop -----------------------------------------------------------------------
     exploration_weight: float = Field(
         default=0.1,

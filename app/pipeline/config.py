@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.core.ann import AnnConfig
 from app.core.cooccurrence import RecentItemsConfig
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.exploration import ExplorationConfig
@@ -71,4 +72,8 @@ class PipelineConfig:
     events_partitions: int = 12
     holdout_share: float = 0.0
     holdout_salt: str = "nbo-holdout"
+    ann: AnnConfig | None = None
+    """Approximate candidate retrieval for catalogues of at least ``ann.min_offers`` offers
+    (:mod:`app.core.ann`; ``None``, the default here: always exact). Not combined with the
+    co-occurrence part: a batch that has one is scored exactly."""
     recent: RecentItemsConfig = field(default_factory=RecentItemsConfig)

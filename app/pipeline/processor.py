@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from app.core.ann import CandidateIndex, IndexStats
 from app.core.catalog import Catalogue
 from app.core.dead_letters import dead_letter_headers
 from app.core.enums import OFFER_EVENT_TYPES, Channel, EventType
@@ -216,6 +217,7 @@ class BatchProcessor:
         self._popularity = PopularityTracker(half_life_ms=config.popularity_half_life_ms)
         self._popularity_refreshed_ms = 0
         self._decider = DecisionMaker(catalogue, config)
+        self._ann = CandidateIndex(config.ann) if config.ann is not None else None
         self._lock = asyncio.Lock()
         # rank more than K so that K remain after the policy drops offers
         k = config.scoring.k * config.candidate_factor
@@ -231,6 +233,11 @@ class BatchProcessor:
         if self._neighbours is None or not plan.recent or not self._cooccurrence_on():
             return None
         return self._neighbours.because(plan.recent, self._cfg.recent, self._catalogue)
+
+    @property
+    def ann_stats(self) -> IndexStats | None:
+        """Counters of the approximate candidate index (``None`` when it is off)."""
+        return self._ann.stats if self._ann is not None else None
 
     def forget_cached_users(self) -> None:
         """Drop the in-memory user cache (call on every rebalance)."""
@@ -554,10 +561,16 @@ class BatchProcessor:
             recent = [p.recent if p.group != CONTROL else () for p in to_rank]
             snap = self._catalogue.snapshot()
             cooccurrence = self._neighbours.scores(recent, snap, self._cfg.recent)
-        candidates = score_batch(
-            vecs, now, self._catalogue, self._candidates, exclude, reasons=False,
-            exploration=self._exploration, cooccurrence=cooccurrence,
-        )  # fmt: skip
+        if cooccurrence is None and self._ann is not None:  # large catalogues: candidates
+            candidates = self._ann.score_batch(
+                vecs, now, self._catalogue, self._candidates, exclude, reasons=False,
+                exploration=self._exploration,
+            )  # fmt: skip
+        else:
+            candidates = score_batch(
+                vecs, now, self._catalogue, self._candidates, exclude, reasons=False,
+                exploration=self._exploration, cooccurrence=cooccurrence,
+            )  # fmt: skip
         for plan, ranked in zip(to_rank, candidates, strict=True):
             if plan.requests:
                 for request in plan.requests:
@@ -615,18 +628,21 @@ class BatchProcessor:
         decision; the index entry is dropped only after the message is published, so a crash
         in between republishes the stored message (same ``message_id``) on the next poll.
         """
-        made = 0
+        by_topic: dict[str, list[int]] = {}
         for topic, partition in partitions:
-            async with self._lock:
-                made += await self._fire_partition(topic, partition)
+            by_topic.setdefault(topic, []).append(partition)
+        made = 0
+        for topic, owned in by_topic.items():
+            limit = self._cfg.cart_poll_limit
+            due = await self._store.due_carts(topic, owned, self._clock_ms(), limit)
+            for partition, key_ids in sorted(due.items()):
+                async with self._lock:
+                    made += await self._fire_partition(topic, partition, key_ids)
         return made
 
-    async def _fire_partition(self, topic: str, partition: int) -> int:
+    async def _fire_partition(self, topic: str, partition: int, key_ids: list[str]) -> int:
         now = self._clock_ms()
         store = self._store
-        key_ids = await store.due_carts(topic, partition, now, self._cfg.cart_poll_limit)
-        if not key_ids:
-            return 0
         states = await store.load_key_ids(key_ids)
         done: list[str] = []
         firing: list[tuple[str, StoredUser, list[tuple[str, int]]]] = []
@@ -695,7 +711,8 @@ class BatchProcessor:
                 vec = _zeros(catalogue.dim)  # the control group: not personalised
             vecs.append(vec)
         exclude = [set(s.purchased) for _, s, _ in firing]
-        ranked = score_batch(
+        score = score_batch if self._ann is None else self._ann.score_batch
+        ranked = score(
             np.stack(vecs), now, catalogue, self._candidates, exclude, reasons=False,
             exploration=self._draw_exploration(now, f"cart:{topic}:{partition}:{now}"),
         )  # fmt: skip

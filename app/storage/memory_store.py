@@ -123,11 +123,19 @@ class MemoryProfileStore:
         entry = self._users.get(user_id)
         return list(entry.decisions) if entry else []
 
-    async def due_carts(self, topic: str, partition: int, now_ms: int, limit: int) -> list[str]:
+    async def due_carts(
+        self, topic: str, partitions: Sequence[int], now_ms: int, limit: int
+    ) -> dict[int, list[str]]:
+        if not partitions:
+            return {}
         self._check()
-        index = self._carts.get((topic, partition), {})
-        due = sorted((t, k) for k, t in index.items() if t <= now_ms)
-        return [k for _, k in due[:limit]]
+        found: dict[int, list[str]] = {}
+        for partition in partitions:
+            index = self._carts.get((topic, partition), {})
+            due = sorted((t, k) for k, t in index.items() if t <= now_ms)
+            if due:
+                found[partition] = [k for _, k in due[:limit]]
+        return found
 
     async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:
         if key_ids:

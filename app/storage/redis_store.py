@@ -232,17 +232,27 @@ class RedisProfileStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis unreachable while reading decisions: {exc}") from exc
 
-    async def due_carts(self, topic: str, partition: int, now_ms: int, limit: int) -> list[str]:
-        """Key ids of the partition's cart index due at ``now_ms``, earliest first."""
-        key = cart_due_key(topic, partition, self._config.prefix)
+    async def due_carts(
+        self, topic: str, partitions: Sequence[int], now_ms: int, limit: int
+    ) -> dict[int, list[str]]:
+        """Due key ids per partition's cart index: one pipeline of ZRANGEBYSCORE."""
+        if not partitions:
+            return {}
+        prefix = self._config.prefix
         self.round_trips += 1
         try:
-            found: list[Any] = await self._client.zrangebyscore(
-                key, "-inf", now_ms, start=0, num=limit
-            )
+            async with self._client.pipeline(transaction=False) as pipe:
+                for partition in partitions:
+                    key = cart_due_key(topic, partition, prefix)
+                    pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=limit)
+                replies: list[Any] = await pipe.execute()
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis unreachable while polling timers: {exc}") from exc
-        return [bytes(m).decode() for m in found]
+        return {
+            partition: [bytes(m).decode() for m in found]
+            for partition, found in zip(partitions, replies, strict=True)
+            if found
+        }
 
     async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:
         """ZREM ``key_ids`` from the partition's cart index."""

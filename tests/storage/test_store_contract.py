@@ -200,8 +200,9 @@ async def test_cart_index_returns_due_users_until_dropped(store: ProfileStore) -
             UserWrite("u3", 0, profile(1), cart_due=CartDue("ev", 1, 500)),
         ]
     )
-    assert await store.due_carts("ev", 2, 2_000, 10) == ["u1"]
-    assert await store.due_carts("ev", 2, 3_000, 10) == ["u1", "u2"]
+    assert await store.due_carts("ev", [2], 2_000, 10) == {2: ["u1"]}
+    assert await store.due_carts("ev", [1, 2, 3], 3_000, 10) == {1: ["u3"], 2: ["u1", "u2"]}
+    assert await store.due_carts("ev", [2], 3_000, 1) == {2: ["u1"]}
     await store.drop_cart_index("ev", 2, ["u1"])
-    assert await store.due_carts("ev", 2, 9_000, 10) == ["u2"]
-    assert await store.due_carts("ev", 1, 9_000, 10) == ["u3"]
+    assert await store.due_carts("ev", [2, 1], 9_000, 10) == {2: ["u2"], 1: ["u3"]}
+    assert await store.due_carts("ev", [], 9_000, 10) == {}
