@@ -1,10 +1,11 @@
 """``nbo embed``: learn collaborative item vectors and publish them as catalogue updates.
 
-Reads an interaction log (UserEvent JSON lines, or a MovieLens directory), learns the
-collaborative model (:func:`app.learning.model.train_collab_model`) on all of it, and writes each
-item that got a vector as an Item record (its tags, title and price kept, ``vector`` = D
-floats) to the item-catalog topic (``--publish``; running workers pick the vectors up without a
-restart) and/or to a JSON-lines file (``--output``). Items without a learned vector are not
+Reads an interaction log (UserEvent JSON lines, a MovieLens directory, or the events topic:
+:mod:`app.commands.topic_source`), learns the collaborative model
+(:func:`app.learning.model.train_collab_model`) on all of it, and writes each item that got a
+vector as an Item record (its tags, title and price kept, ``vector`` = D floats) to the
+item-catalog topic (``--publish``; running workers pick the vectors up without a restart) and/or
+to a JSON-lines file (``--output``). Items without a learned vector are not
 sent: the catalogue keeps using their tag hash. ``--publish`` also sends the co-occurrence
 neighbours of the hybrid score to the item-neighbours topic (key item id, value
 ``{"schema_version": 1, "item_id", "neighbours": [[item_id, weight], ...]}``, best first), with
@@ -24,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from app.commands.learning_data import LearningData, load_event_data, load_movielens_data
+from app.commands.topic_source import TopicSource
 from app.core.catalog_records import Item
 from app.core.neighbours import neighbours_record
 from app.learning.model import CollabConfig, CollabModel, train_collab_model
@@ -35,20 +37,25 @@ VECTOR_DECIMALS = 6
 
 @dataclass(frozen=True)
 class LearningSource:
-    """Where the interaction log comes from: a MovieLens directory, or an events file with an
-    optional catalogue file (Item/Offer JSON lines, as for ``nbo catalog load``)."""
+    """Where the interaction log comes from: a MovieLens directory, an events file, or the
+    Kafka topics (``topics``), the last two with an optional catalogue file (Item/Offer JSON
+    lines, as for ``nbo catalog load``)."""
 
     movielens: Path | None = None
     events: Path | None = None
     catalog: Path | None = None
+    topics: TopicSource | None = None
 
     def load(self) -> LearningData:
-        """Read the log and its items (see :mod:`app.commands.learning_data`)."""
+        """Read the log and its items (see :mod:`app.commands.learning_data` and
+        :mod:`app.commands.topic_source`)."""
         if self.movielens is not None:
             return load_movielens_data(self.movielens)
         if self.events is not None:
             return load_event_data(self.events, self.catalog)
-        raise ValueError("give a MovieLens directory or an events file")
+        if self.topics is not None:
+            return self.topics.load(self.catalog)
+        raise ValueError("give a MovieLens directory, an events file or the topics")
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ class EmbedSummary:
     seconds: float
     neighbours_published: int = 0
     """Item-neighbours records sent, tombstones included."""
+    rejected: int = 0
+    """Event records (lines, or topic records) that failed to decode and were skipped."""
 
 
 def item_updates(model: CollabModel, items: Iterable[Item]) -> list[Item]:
@@ -181,4 +190,5 @@ def run_embed(
         neighbours_written=n_neighbours,
         seconds=time.perf_counter() - started,
         neighbours_published=neighbours_published,
+        rejected=data.rejected,
     )

@@ -16,43 +16,85 @@ METHOD_NAMES = ("engine_tags", "engine_collab", "popularity", "random", "batch_m
 """Names accepted by ``nbo evaluate --methods`` (same as ``app.evaluation.config.METHODS``)."""
 
 
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of days, got {text!r}")
+    return days
+
+
 def _add_source(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--movielens", type=Path, metavar="DIR", help="a MovieLens directory")
     source.add_argument("--events", type=Path, metavar="FILE", help="UserEvent JSON lines")
+    source.add_argument(
+        "--from-topic",
+        action="store_true",
+        help="the events topic (NBO_TOPIC_USER_EVENTS) and the items of the item-catalog topic"
+        " (NBO_TOPIC_ITEM_CATALOG), read in full up to their end at start",
+    )
     parser.add_argument(
         "--catalog",
         type=Path,
         metavar="FILE",
-        help="Item/Offer JSON lines for --events (default: items from the events' tags)",
+        help="Item/Offer JSON lines for --events or --from-topic (default: --events: items from"
+        " the events' tags; --from-topic: the item-catalog topic, then the events' tags)",
+    )
+    parser.add_argument(
+        "--since-days",
+        type=_days,
+        metavar="N",
+        help="with --from-topic: only events of the last N days by event time (default all)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
-def _source(args: argparse.Namespace) -> Any:
-    from app.commands.embed import LearningSource
+class SourceError(ValueError):
+    """Source options that do not fit together (the message is for the command line)."""
 
-    return LearningSource(movielens=args.movielens, events=args.events, catalog=args.catalog)
+
+def _source(args: argparse.Namespace, settings: Settings) -> Any:
+    from app.commands.embed import LearningSource
+    from app.commands.topic_source import TopicSource
+
+    if args.since_days is not None and not args.from_topic:
+        raise SourceError("--since-days needs --from-topic")
+    topics = (
+        TopicSource.from_settings(settings, since_days=args.since_days) if args.from_topic else None
+    )
+    return LearningSource(
+        movielens=args.movielens, events=args.events, catalog=args.catalog, topics=topics
+    )
 
 
 def _embed(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands.embed import run_embed
+    from app.commands.topic_source import TopicSourceError
 
     if not args.publish and args.output is None:
         print("nbo embed: nothing to do: give --publish and/or --output FILE", file=sys.stderr)
         return 2
-    summary = run_embed(
-        settings,
-        _source(args),
-        args.publish,
-        args.output,
-        seed=args.seed,
-        neighbours=args.neighbours,
-    )
+    try:
+        summary = run_embed(
+            settings,
+            _source(args, settings),
+            args.publish,
+            args.output,
+            seed=args.seed,
+            neighbours=args.neighbours,
+        )
+    except (SourceError, TopicSourceError) as exc:
+        print(f"nbo embed: {exc}", file=sys.stderr)
+        return 2
     print(
         f"learned {summary.n_vectors} item vectors (D={settings.vector_dim}) of "
         f"{summary.n_items} items from {summary.n_events} events in {summary.seconds:.1f} s"
     )
+    if summary.rejected:
+        print(f"skipped {summary.rejected} undecodable events")
     if args.output is not None:
         print(f"wrote {summary.written} item records to {args.output}")
     if args.neighbours is not None:
@@ -78,6 +120,7 @@ def _methods(text: str) -> tuple[str, ...]:
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from app.commands.evaluate import EvaluateOptions, run_evaluate
+    from app.commands.topic_source import TopicSourceError
 
     options = EvaluateOptions(
         report=args.report,
@@ -87,7 +130,11 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         methods=args.methods,
         tune=args.tune,
     )
-    run_evaluate(settings, _source(args), options)
+    try:
+        run_evaluate(settings, _source(args, settings), options)
+    except (SourceError, TopicSourceError) as exc:
+        print(f"nbo evaluate: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

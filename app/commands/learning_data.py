@@ -1,15 +1,17 @@
-"""Reading the inputs of ``nbo embed`` and ``nbo evaluate``: MovieLens or JSON-lines files."""
+"""Reading the inputs of ``nbo embed`` and ``nbo evaluate``: MovieLens or JSON-lines files
+(the Kafka topics: :mod:`app.commands.topic_source`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.catalog_records import Item, Offer
 from app.core.enums import EventType
 from app.core.errors import EventRejected
-from app.core.events import decode_event
+from app.core.events import UserEvent, decode_event
 from app.core.weights import EventWeights
 from app.datasets.movielens import load_movielens, rating_events
 from app.learning.interactions import InteractionLog
@@ -55,6 +57,44 @@ def load_movielens_data(directory: Path, weights: EventWeights | None = None) ->
     return LearningData(log, items, offers)
 
 
+def read_catalog_file(path: Path) -> tuple[list[Item], list[Offer]]:
+    """Item and Offer JSON lines (as for ``nbo catalog load``); ``"delete": true`` lines and
+    blank lines are skipped."""
+    items: list[Item] = []
+    offers: list[Offer] = []
+    with path.open("rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            doc = json.loads(line)
+            if "offer_id" in doc:
+                offers.append(Offer.model_validate(doc))
+            elif "item_id" in doc and doc.get("delete") is not True:
+                items.append(Item.model_validate(doc))
+    return items, offers
+
+
+def event_data(
+    events: Sequence[UserEvent],
+    items: Sequence[Item] = (),
+    offers: Sequence[Offer] = (),
+    rejected: int = 0,
+    weights: EventWeights | None = None,
+) -> LearningData:
+    """The learning data of decoded ``events`` and a catalogue (``items``, ``offers``): every
+    item of an item event that is not in ``items`` is added with the tags of its first event.
+    ``rejected``: records that failed to decode, passed through for the report."""
+    all_items = list(items)
+    known = {i.item_id for i in all_items}
+    tags: dict[str, tuple[str, ...]] = {}
+    for event in events:
+        if event.is_item_event and event.item_id is not None and event.item_id not in known:
+            tags.setdefault(event.item_id, event.tags)
+    all_items.extend(Item(item_id=i, tags=t) for i, t in tags.items())
+    log = InteractionLog.from_events(events, weights, [i.item_id for i in all_items])
+    return LearningData(log, all_items, list(offers), rejected)
+
+
 def load_event_data(
     events_path: Path, catalog_path: Path | None = None, weights: EventWeights | None = None
 ) -> LearningData:
@@ -71,23 +111,5 @@ def load_event_data(
                 events.append(decode_event(line.strip()))
             except EventRejected:
                 rejected += 1
-    items: list[Item] = []
-    offers: list[Offer] = []
-    if catalog_path is not None:
-        with catalog_path.open("rb") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                doc = json.loads(line)
-                if "offer_id" in doc:
-                    offers.append(Offer.model_validate(doc))
-                elif "item_id" in doc and doc.get("delete") is not True:
-                    items.append(Item.model_validate(doc))
-    known = {i.item_id for i in items}
-    tags: dict[str, tuple[str, ...]] = {}
-    for event in events:
-        if event.is_item_event and event.item_id is not None and event.item_id not in known:
-            tags.setdefault(event.item_id, event.tags)
-    items.extend(Item(item_id=i, tags=t) for i, t in tags.items())
-    log = InteractionLog.from_events(events, weights, [i.item_id for i in items])
-    return LearningData(log, items, offers, rejected)
+    items, offers = read_catalog_file(catalog_path) if catalog_path is not None else ([], [])
+    return event_data(events, items, offers, rejected, weights)

@@ -54,6 +54,47 @@ def test_the_sub_commands_are_registered() -> None:
         build_parser().parse_args(["evaluate", "--movielens", "x", "--methods", "oracle"])
 
 
+def test_the_topics_are_a_third_source_that_needs_no_file() -> None:
+    args = build_parser().parse_args(["embed", "--from-topic", "--since-days", "7", "--publish"])
+    assert args.from_topic and args.since_days == 7.0
+    assert args.movielens is None and args.events is None
+    args = build_parser().parse_args(["evaluate", "--from-topic"])
+    assert args.from_topic and args.since_days is None
+
+
+@pytest.mark.parametrize("command", ["embed", "evaluate"])
+def test_a_command_without_a_source_names_the_three_sources(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--publish"] if command == "embed" else [command])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--movielens" in err and "--events" in err and "--from-topic" in err
+
+
+def test_two_sources_at_once_are_refused() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["embed", "--events", "e", "--from-topic", "--publish"])
+
+
+@pytest.mark.parametrize("days", ["0", "-3", "soon"])
+def test_since_days_must_be_a_positive_number(days: str) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["embed", "--from-topic", "--since-days", days, "--publish"])
+
+
+def test_since_days_without_the_topics_is_an_error(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, _ = files
+    out = tmp_path / "items.jsonl"
+    argv = ["embed", "--events", str(events), "--since-days", "7", "--output", str(out)]
+    assert main(argv) == 2
+    assert "--since-days needs --from-topic" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_embed_writes_item_records_with_vectors(files: tuple[Path, Path], tmp_path: Path) -> None:
     events, catalog = files
     out, neighbours = tmp_path / "items.jsonl", tmp_path / "neighbours.jsonl"

@@ -179,17 +179,30 @@ def test_topics_are_managed_by_strimzi_not_declared_by_the_worker(overlay: list[
         assert names[compacted]["config"]["cleanup.policy"] == "compact"
 
 
+def kafka_grants(docs: list[Doc], user: str) -> dict[tuple[str, str], list[str]]:
+    """(resource type, name) -> sorted operations of a SCRAM KafkaUser with literal allow ACLs."""
+    spec = one(docs, "KafkaUser", user)["spec"]
+    assert spec["authentication"]["type"] == "scram-sha-512"
+    assert spec["authorization"]["type"] == "simple"
+    acls = spec["authorization"]["acls"]
+    assert all(acl.get("type", "allow") == "allow" for acl in acls)
+    assert all(acl["resource"]["patternType"] == "literal" for acl in acls)
+    grants = {(a["resource"]["type"], a["resource"]["name"]): sorted(a["operations"]) for a in acls}
+    assert len(grants) == len(acls), f"{user}: one ACL per resource"
+    return grants
+
+
+def embed_container(docs: list[Doc]) -> Doc:
+    cron = one(docs, "CronJob", "nbo-embed")["spec"]
+    (container,) = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    found: Doc = container
+    return found
+
+
 def test_the_kafka_user_may_read_and_write_exactly_the_workers_topics_and_group(
     overlay: list[Doc],
 ) -> None:
-    spec = one(overlay, "KafkaUser", "nbo-stream")["spec"]
-    assert spec["authentication"]["type"] == "scram-sha-512"
-    grants = {
-        (acl["resource"]["type"], acl["resource"]["name"]): sorted(acl["operations"])
-        for acl in spec["authorization"]["acls"]
-    }
-    assert all(acl.get("type", "allow") == "allow" for acl in spec["authorization"]["acls"])
-    assert all(acl["resource"]["patternType"] == "literal" for acl in spec["authorization"]["acls"])
+    grants = kafka_grants(overlay, "nbo-stream")
     assert grants == {
         ("topic", "user-events"): ["Describe", "Read"],
         ("topic", "item-catalog"): ["Describe", "Read"],
@@ -204,6 +217,37 @@ def test_the_kafka_user_may_read_and_write_exactly_the_workers_topics_and_group(
         ("group", config(overlay)["NBO_APP_ID"]): ["Read"],
     }
     assert config(overlay)["NBO_KAFKA_SASL_USERNAME"] == "nbo-stream"
+
+
+def test_the_embed_job_has_its_own_kafka_user_with_exactly_the_topics_embed_reads_and_writes(
+    overlay: list[Doc],
+) -> None:
+    # `nbo embed --from-topic --publish`: reads the events and the item catalogue in full with
+    # a plain consumer (group_id=None: no group ACL), writes items and item neighbours
+    cfg = config(overlay)
+    events = cfg.get("NBO_TOPIC_USER_EVENTS", "user-events")
+    items = cfg.get("NBO_TOPIC_ITEM_CATALOG", "item-catalog")
+    neighbours = cfg.get("NBO_TOPIC_ITEM_NEIGHBOURS", "item-neighbours")
+    assert kafka_grants(overlay, "nbo-embed") == {
+        ("topic", events): ["Describe", "Read"],
+        ("topic", items): ["Describe", "Read", "Write"],
+        ("topic", neighbours): ["Describe", "Write"],
+    }
+
+
+def test_the_embed_job_connects_as_its_own_kafka_user_and_holds_no_other_secret(
+    overlay: list[Doc],
+) -> None:
+    env = {e["name"]: e for e in embed_container(overlay)["env"]}
+    assert env["NBO_KAFKA_SASL_USERNAME"]["value"] == "nbo-embed"
+    password = env["NBO_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "nbo-embed", "key": "password"}
+    secrets = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in env.values()
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert secrets == {"nbo-embed"}
 
 
 # --- the worker pod -------------------------------------------------------------------------------
@@ -301,9 +345,9 @@ def test_secrets_are_referenced_by_the_pods_never_rendered(overlay: list[Doc]) -
 
 def test_the_embed_cronjob_runs_the_worker_image_one_run_at_a_time(overlay: list[Doc]) -> None:
     cron = one(overlay, "CronJob")["spec"]
-    (container,) = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    container = embed_container(overlay)
     assert cron["concurrencyPolicy"] == "Forbid"
-    assert container["args"] == ["embed", "--publish"]
+    assert container["args"] == ["embed", "--from-topic", "--publish"]
     assert container["image"] == worker_container(overlay)["image"]
 
 

@@ -4,6 +4,7 @@ line and a non-zero exit, not a retry loop."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import trustme
 
 from agents.topics import ensure_topics, topic_specs
+from app.commands.topic_source import TopicSource
 from app.connections import kafka_client_kwargs
 from app.settings import Settings
 from app.stack import stack_down, stack_up
@@ -161,3 +163,36 @@ def test_a_wrong_redis_password_exits_with_one_clear_line(
     lines = [line for line in result.stderr.splitlines() if line.startswith("nbo: ")]
     assert len(lines) == 1 and "Redis" in lines[0] and "authentication failed" in lines[0]
     assert "not-the-password" not in result.stderr
+
+
+async def test_embed_from_topic_reads_the_topics_over_scram_kafka(
+    sasl_broker: Settings, unique: Callable[[str], str]
+) -> None:
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{sasl_broker.stack_kafka_sasl_port}",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username=SCRAM_USER,
+        kafka_sasl_password=SCRAM_PASSWORD,
+        topic_user_events=unique("events"),
+        topic_item_catalog=unique("items"),
+    )
+    kafka = kafka_client_kwargs(settings)
+    specs = [s for s in topic_specs(settings) if s.name in {settings.topic_user_events,
+             settings.topic_item_catalog}]  # fmt: skip
+    await ensure_topics(kafka, specs)
+    events = [
+        {"event_id": f"e{n}", "user_id": f"u{n % 3}", "type": "like", "item_id": f"i{n % 4}",
+         "tags": ["outdoor"], "ts": int(time.time() * 1000)}
+        for n in range(12)
+    ]  # fmt: skip
+    await produce(kafka, settings.topic_user_events, [(None, as_json(e)) for e in events])
+    item = {"item_id": "i0", "title": "Tent", "tags": ["outdoor"]}
+    await produce(kafka, settings.topic_item_catalog, [(b"i0", as_json(item))])
+
+    source = TopicSource.from_settings(settings, progress=False)
+    data = await asyncio.wait_for(asyncio.to_thread(source.load), 60)
+
+    assert len(data.log) == 12
+    titles = {i.item_id: i.title for i in data.items}
+    assert titles == {"i0": "Tent", "i1": None, "i2": None, "i3": None}
