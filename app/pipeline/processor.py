@@ -532,8 +532,11 @@ class BatchProcessor:
         )  # fmt: skip
         by_channel = {e.channel: e for e in fresh if e.type is EventType.DECISION_REQUEST}
         plan.requests = list(by_channel.values())
-        if not result.changed and result.duplicates:
-            plan.replayed = True  # its decision records are published again (see _round)
+        stored_offsets = state.profile.offsets if state.profile is not None else {}
+        if not result.changed and any(
+            r.offset <= stored_offsets.get(r.partition, -1) for r, _ in events
+        ):  # redelivered (not a producer's duplicate at a new offset): see _round
+            plan.replayed = True
             batch_ids = {e.event_id for _, e in events}
             if state.offers_json is not None and stored_trigger in batch_ids:
                 # redelivered after a crash: publish again
