@@ -120,9 +120,10 @@ class ProfileStore(Protocol):
         ``now_ms``, at most ``limit`` each, earliest first; one round trip for all."""
         ...
 
-    async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:
-        """Remove ``key_ids`` from the cart index (after their timers fired or were found
-        cancelled); a later commit re-adds a user whose other timers are still pending."""
+    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[str]]) -> None:
+        """Remove key ids from the cart indexes of ``topic`` (partition -> key ids), after
+        their timers fired or were found cancelled, in one round trip; a later commit re-adds
+        a user whose other timers are still pending."""
         ...
 
 

@@ -34,6 +34,14 @@ from app.commands.kafka_io import keyed_json, send_all
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
 
 PARTITIONS = 12
+SIDE_TOPICS = {
+    "NBO_TOPIC_DECISIONS": "decisions",
+    "NBO_TOPIC_USER_CONSENT": "consent",
+    "NBO_TOPIC_PRIVACY_REQUESTS": "privacy",
+    "NBO_TOPIC_PRIVACY_AUDIT": "audit",
+    "NBO_TOPIC_ITEM_NEIGHBOURS": "neighbours",
+}
+"""The worker's topics besides events, catalogues and offers: one per run."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class Bench:
             "NBO_TOPIC_USER_EVENTS": self.events_topic,
             "NBO_TOPIC_ITEM_CATALOG": self.items_topic,
             "NBO_DECLARE_TOPICS": "false",
+            # the worker's other topics, per run too (created by prepare)
+            **{var: f"{self.token}-{name}" for var, name in SIDE_TOPICS.items()},
             "NBO_BATCH_SIZE": str(self.options.batch_size),
             "NBO_VECTOR_DIM": str(self.options.dim),
             **extra,
@@ -103,6 +113,7 @@ class Bench:
             *(TopicSpec(f"{self.token}-offers-{n}", 1, {}) for n in sizes),
             *(TopicSpec(f"{self.token}-nbo-{n}", PARTITIONS, {}) for n in sizes),
             TopicSpec(f"{self.token}-nbo-naive", PARTITIONS, {}),
+            *(TopicSpec(f"{self.token}-{name}", PARTITIONS, {}) for name in SIDE_TOPICS.values()),
         ]
         await ensure_topics(self.bootstrap, specs)
         await send_all(self.bootstrap, self.items_topic, keyed_json(workload.items, "item_id"),
@@ -167,6 +178,7 @@ class Bench:
         if received < n:
             raise RuntimeError(f"the worker consumed {received:.0f} of {n}:\n{worker.tail()}")
         metrics = worker.metrics()
+        batches = metrics.get("nbo_batch_seconds_count", 0.0)
         calls = await redis_command_calls(self.redis_url) - calls_before
         figures = _drain_figures(
             {"count": n, "first_ms": first * 1000, "done_ms": done * 1000},
@@ -177,6 +189,13 @@ class Bench:
             offers=offers,
             batch_size=self.options.batch_size,
             redis_round_trips_per_event=metrics.get("nbo_store_round_trips", 0.0) / n,
+            batches=int(batches),
+            store_conflicts=int(metrics.get("nbo_store_conflicts", 0.0)),
+            cart_decisions=int(metrics.get("nbo_cart_decisions", 0.0)),
+            mean_batch=n / batches if batches else 0.0,
+            redis_round_trips_per_batch=(
+                metrics.get("nbo_store_round_trips", 0.0) / batches if batches else 0.0
+            ),
             redis_commands_per_event=calls / n,
             offers_published=int(metrics.get("nbo_offers_published", 0)),
             phase_s={
@@ -296,6 +315,8 @@ def _ratios(report: dict[str, Any], options: BenchOptions) -> dict[str, float]:
     ratios["redis_calls_per_event_times_batch"] = (
         first["redis_round_trips_per_event"] * options.batch_size
     )
+    # the same with the batch size in use (faust hands over what arrived within the wait)
+    ratios["redis_round_trips_per_batch"] = first.get("redis_round_trips_per_batch", 0.0)
     lat = report["latency"]
     ratios["p99_vs_raw"] = lat["pipeline_ms"]["p99"] / lat["raw_ms"]["p99"]
     return ratios
@@ -308,14 +329,17 @@ def _size(n: int) -> str:
 
 def render(report: dict[str, Any]) -> str:
     """The terminal table."""
-    lines = ["", f"{'run':<22}{'events/s':>12}{'CPU s/1k':>10}{'peak MB':>9}{'RT/event':>10}"]
+    lines = ["", f"{'run':<22}{'events/s':>12}{'CPU s/1k':>10}{'peak MB':>9}{'RT/event':>10}"
+             f"{'batch':>7}"]  # fmt: skip
     rows = [("raw passthrough", report["raw"]), ("naive per-event", report["naive"])]
     rows += [(f"worker {int(n):,} offers", v) for n, v in report["pipeline"].items()]
     for name, r in rows:
         rt = r.get("redis_round_trips_per_event")
+        batch = r.get("mean_batch")
         lines.append(
             f"{name:<22}{r['events_per_s']:>12,.0f}{r['cpu_s_per_1k_events']:>10.3f}"
             f"{r['peak_rss_mb']:>9.0f}{'' if rt is None else f'{rt:.4f}':>10}"
+            f"{'' if batch is None else f'{batch:.0f}':>7}"
         )
     lat = report["latency"]
     lines.append(f"\nlatency at {lat['rate_per_s']:,.0f}/s   p50 / p95 / p99 ms")

@@ -33,7 +33,7 @@ class PipelineConfig:
     ``decisions_topic``: where one audit record per decision goes. ``policy``: the contact
     policy (default: the shipped one). ``cart_delay_ms``: an ``add_to_cart`` without a
     purchase of the item for this long (event time) fires a cart decision (30 min).
-    ``cart_poll_limit``: due users handled per partition per poll (200).
+    ``cart_poll_limit``: due users per partition per poll, and per pass of the lock (100).
     ``pseudonym_secret``: pseudonymise user ids in decision records (default none).
     ``exploration``: Thompson sampling on offer feedback (:mod:`app.core.exploration`; off
     here, weight 0.1 in the worker's settings).
@@ -64,7 +64,7 @@ class PipelineConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     policy: ContactPolicy = field(default_factory=default_policy)
     cart_delay_ms: int = 30 * 60_000
-    cart_poll_limit: int = 200
+    cart_poll_limit: int = 100
     pseudonym_secret: bytes | None = None
     exploration: ExplorationConfig = field(default_factory=lambda: ExplorationConfig(weight=0))
     offer_stats_refresh_ms: int = 5_000

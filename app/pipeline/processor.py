@@ -37,7 +37,8 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -120,6 +121,15 @@ class BatchStats:
         now = time.perf_counter()
         self.phase_s[phase] = self.phase_s.get(phase, 0.0) + now - started
         return now
+
+
+class _Firing(NamedTuple):
+    """A user with due cart timers: index entry (key id, partition), state, due timers."""
+
+    key_id: str
+    partition: int
+    state: StoredUser
+    due: list[tuple[str, int]]
 
 
 @dataclass
@@ -638,23 +648,32 @@ class BatchProcessor:
         for topic, owned in by_topic.items():
             limit = self._cfg.cart_poll_limit
             due = await self._store.due_carts(topic, owned, self._clock_ms(), limit)
-            for partition, key_ids in sorted(due.items()):
+            entries = [(p, key_id) for p, key_ids in sorted(due.items()) for key_id in key_ids]
+            # at most `limit` users per pass: event batches get the lock in between
+            for start in range(0, len(entries), limit):
+                chunk: dict[int, list[str]] = {}
+                for partition, key_id in entries[start : start + limit]:
+                    chunk.setdefault(partition, []).append(key_id)
                 async with self._lock:
-                    made += await self._fire_partition(topic, partition, key_ids)
+                    made += await self._fire(topic, chunk)
         return made
 
-    async def _fire_partition(self, topic: str, partition: int, key_ids: list[str]) -> int:
+    async def _fire(self, topic: str, due_keys: dict[int, list[str]]) -> int:
+        """Fire the due users of ``topic``'s partitions (partition -> key ids): one load,
+        one decision pass, one commit, one publish and one index cleanup for all."""
         now = self._clock_ms()
         store = self._store
-        states = await store.load_key_ids(key_ids)
-        done: list[str] = []
-        firing: list[tuple[str, StoredUser, list[tuple[str, int]]]] = []
+        where = {key_id: p for p, key_ids in due_keys.items() for key_id in key_ids}
+        states = await store.load_key_ids(list(where))
+        done: dict[int, list[str]] = {}
+        firing: list[_Firing] = []
         outbound: list[OutboundRecord] = []
         reindex: list[UserWrite] = []
         for key_id, state in states.items():
+            partition = where[key_id]
             due = due_timers(state.policy, now)
             if due:
-                firing.append((key_id, state, due))
+                firing.append(_Firing(key_id, partition, state, due))
                 continue
             later = next_due(state.policy)
             if later is not None:  # restarted timer: index it at its new due time
@@ -668,41 +687,46 @@ class BatchProcessor:
             if state.offers_json and fired and stored_trigger == fired[-1]:
                 # fired and committed, but the publish may not have happened: again
                 outbound.append(self._offer_record(state.user_id, state.offers_json))
-            done.append(key_id)
+            done.setdefault(partition, []).append(key_id)
 
-        writes, outcomes = self._cart_decisions(firing, topic, partition, now)
+        writes, outcomes = self._cart_decisions(firing, topic, now)
         result = await store.commit([*writes, *reindex])
-        for (key_id, state, _), write, outcome in zip(firing, writes, outcomes, strict=True):
+        for firing_user, write, outcome in zip(firing, writes, outcomes, strict=True):
+            state = firing_user.state
             if state.user_id in result.conflicts:
+                self._cache.evict(state.user_id)
                 continue  # changed meanwhile: the next poll sees the new state
-            self._cache.evict(state.user_id)
+            self._cache.put(  # what was just written: the next event batch needs no reread
+                replace(
+                    state,
+                    version=result.versions[state.user_id],
+                    policy=UserPolicyState.from_json(write.policy_json or b"{}"),
+                    offers_json=outcome.offers_json or state.offers_json,
+                )
+            )
             if outcome.offers_json is not None:
                 outbound.append(
                     self._offer_record(state.user_id, outcome.offers_json, outcome.channel)
                 )
             outbound.append(self._decision_record(state.user_id, outcome.record))
             if write.cart_due is None:
-                done.append(key_id)
+                done.setdefault(firing_user.partition, []).append(firing_user.key_id)
         for write in reindex:
-            self._cache.evict(write.user_id)
+            self._cache.evict(write.user_id)  # rare (a restarted timer): reread next time
         if outbound:
             await self._publisher.publish(outbound)
-        await store.drop_cart_index(topic, partition, done)
+        await store.drop_cart_index(topic, done)
         return len(outcomes)
 
     def _cart_decisions(
-        self,
-        firing: list[tuple[str, StoredUser, list[tuple[str, int]]]],
-        topic: str,
-        partition: int,
-        now: int,
+        self, firing: list[_Firing], topic: str, now: int
     ) -> tuple[list[UserWrite], list[Outcome]]:
         """One decision per user with due timers: the best offer for the cart items."""
         if not firing:
             return [], []
         catalogue = self._catalogue
         vecs = []
-        for _, state, due in firing:
+        for _, _, state, due in firing:
             vec = np.zeros(catalogue.dim, dtype=np.float32)
             for item_id, _ in due:
                 item_vec = catalogue.item_vector(item_id)
@@ -713,15 +737,15 @@ class BatchProcessor:
             if self._group(state.user_id) == CONTROL:
                 vec = _zeros(catalogue.dim)  # the control group: not personalised
             vecs.append(vec)
-        exclude = [set(s.purchased) for _, s, _ in firing]
+        exclude = [set(f.state.purchased) for f in firing]
         score = score_batch if self._ann is None else self._ann.score_batch
         ranked = score(
             np.stack(vecs), now, catalogue, self._candidates, exclude, reasons=False,
-            exploration=self._draw_exploration(now, f"cart:{topic}:{partition}:{now}"),
+            exploration=self._draw_exploration(now, f"cart:{topic}:{now}"),
         )  # fmt: skip
         writes: list[UserWrite] = []
         outcomes: list[Outcome] = []
-        for (_, state, due), vec, candidates in zip(firing, vecs, ranked, strict=True):
+        for (_, partition, state, due), vec, candidates in zip(firing, vecs, ranked, strict=True):
             trigger = Trigger(event_id=timer_id(*due[0]), type=CART_ABANDONMENT)
             if not profiling_allowed(state.consent):
                 candidates = []

@@ -137,12 +137,13 @@ class MemoryProfileStore:
                 found[partition] = [k for _, k in due[:limit]]
         return found
 
-    async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:
-        if key_ids:
+    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[str]]) -> None:
+        if any(entries.values()):
             self._check()
-            index = self._carts.get((topic, partition), {})
-            for key_id in key_ids:
-                index.pop(key_id, None)
+            for partition, key_ids in entries.items():
+                index = self._carts.get((topic, partition), {})
+                for key_id in key_ids:
+                    index.pop(key_id, None)
 
     def set_consent(self, record: ConsentRecord) -> None:
         """Store ``record`` as the consent agent would (bumps the version)."""

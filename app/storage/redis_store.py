@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
@@ -254,13 +254,18 @@ class RedisProfileStore:
             if found
         }
 
-    async def drop_cart_index(self, topic: str, partition: int, key_ids: Sequence[str]) -> None:
-        """ZREM ``key_ids`` from the partition's cart index."""
-        if not key_ids:
+    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[str]]) -> None:
+        """ZREM the key ids from their partitions' cart indexes: one pipeline."""
+        entries = {p: ids for p, ids in entries.items() if ids}
+        if not entries:
             return
+        prefix = self._config.prefix
         self.round_trips += 1
         try:
-            await self._client.zrem(cart_due_key(topic, partition, self._config.prefix), *key_ids)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for partition, key_ids in entries.items():
+                    pipe.zrem(cart_due_key(topic, partition, prefix), *key_ids)
+                await pipe.execute()
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis unreachable while dropping timers: {exc}") from exc
 

@@ -203,6 +203,6 @@ async def test_cart_index_returns_due_users_until_dropped(store: ProfileStore) -
     assert await store.due_carts("ev", [2], 2_000, 10) == {2: ["u1"]}
     assert await store.due_carts("ev", [1, 2, 3], 3_000, 10) == {1: ["u3"], 2: ["u1", "u2"]}
     assert await store.due_carts("ev", [2], 3_000, 1) == {2: ["u1"]}
-    await store.drop_cart_index("ev", 2, ["u1"])
+    await store.drop_cart_index("ev", {2: ["u1"], 1: []})
     assert await store.due_carts("ev", [2, 1], 9_000, 10) == {2: ["u2"], 1: ["u3"]}
     assert await store.due_carts("ev", [], 9_000, 10) == {}
