@@ -16,6 +16,7 @@ RATIOS = {
     "throughput_vs_raw_60",
     "throughput_vs_naive",
     "redis_calls_per_event_times_batch",
+    "redis_round_trips_per_batch",
     "p99_vs_raw",
 }
 
@@ -39,6 +40,7 @@ def test_a_tiny_benchmark_reports_every_figure(
     assert all(math.isfinite(v) and v > 0 for v in report["ratios"].values())
     worker = report["pipeline"]["60"]
     assert worker["events"] == 1_500 and worker["redis_round_trips_per_event"] > 0
+    assert worker["batches"] > 0 and 0 < worker["mean_batch"] <= 100
     assert set(worker["phase_s"]) >= {"decode", "apply", "rank", "commit"}
     assert report["raw"]["peak_rss_mb"] > 0 and report["naive"]["events"] > 0
     assert report["latency"]["pipeline_ms"]["samples"] > 0
