@@ -75,6 +75,7 @@ def register_event_agent(worker: Worker) -> None:
 
     async def process_events(stream: Any) -> None:
         await worker.feed.ready.wait()
+        worker.processor.warm_up()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             records = [
                 InboundRecord(

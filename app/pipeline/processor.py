@@ -249,6 +249,13 @@ class BatchProcessor:
         """Counters of the approximate candidate index (``None`` when it is off)."""
         return self._ann.stats if self._ann is not None else None
 
+    def warm_up(self) -> None:
+        """Build the catalogue's arrays and, for a large catalogue, the candidate index now
+        (call once the catalogue is loaded), so the first batch does not wait for them."""
+        self._catalogue.snapshot()
+        if self._ann is not None:
+            self._ann.prepare(self._catalogue)
+
     def forget_cached_users(self) -> None:
         """Drop the in-memory user cache (call on every rebalance)."""
         self._cache.clear()

@@ -82,3 +82,15 @@ async def test_a_catalogue_below_the_threshold_stays_exact() -> None:
     processor, _ = await run(AnnConfig(min_offers=10_000))
     stats = processor.ann_stats
     assert stats is not None and (stats.approximate_users, stats.exact_users) == (0, 120)
+
+
+async def test_warming_up_builds_the_index_before_the_first_batch() -> None:
+    cfg = PipelineConfig(offers_topic="nbo", ann=AnnConfig(min_offers=1_000))
+    processor = BatchProcessor(
+        MemoryProfileStore(), RecordingPublisher(), catalogue(), cfg, lambda: NOON
+    )
+    processor.warm_up()
+    stats = processor.ann_stats
+    assert stats is not None and stats.builds == 1
+    await processor.process(events(10))
+    assert stats.builds == 1 and stats.approximate_users == 10  # the same index
