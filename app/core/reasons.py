@@ -15,8 +15,9 @@ from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Offer
 from app.core.vectors import unit
 
-REASON_FALLBACK = "Recommended for you"
-"""Reason when no score part is positive (nothing to explain)."""
+REASON_FALLBACK = "Best available for you now: {title}"
+"""Reason when no score part is positive: the offer ranked first among what is eligible,
+without a positive part to name (formatted with the offer's title)."""
 REASON_POPULAR = "Popular right now"
 REASON_SIMILAR = "Similar to things you have shown interest in"
 
@@ -88,11 +89,12 @@ def build_reason(
     cooccurrence (people who chose one of the user's recent items chose this next,
     :mod:`app.core.cooccurrence`) -> "Because you chose <title of that item>", the title
     given by ``because`` (without it, or when it finds none, the next largest part speaks);
-    nothing positive -> :data:`REASON_FALLBACK`.
+    nothing positive -> :data:`REASON_FALLBACK` with the title: never a generic string.
     """
+    title = offer.title.strip() or offer.offer_id
     positive = {k: v for k, v in parts.items() if v > 0}
     if not positive:
-        return REASON_FALLBACK
+        return REASON_FALLBACK.format(title=title)
     dominant = max(sorted(positive), key=lambda k: positive[k])
     if dominant == "cooccurrence":
         source = because(offer) if because is not None else None
@@ -100,7 +102,6 @@ def build_reason(
             return f"Because you chose {source}"
         rest = {k: v for k, v in parts.items() if k != "cooccurrence"}
         return build_reason(rest, offer, matched_tags, max_tags)
-    title = offer.title.strip() or offer.offer_id
     if dominant == "affinity":
         tags = list(matched_tags)[:max_tags]
         return f"Matches your interest in {', '.join(tags)}" if tags else REASON_SIMILAR
@@ -112,4 +113,4 @@ def build_reason(
         return f"Featured: {title}"
     if dominant == "exploration":
         return f"Something different: {title}"
-    return REASON_FALLBACK
+    return REASON_FALLBACK.format(title=title)

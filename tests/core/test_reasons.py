@@ -6,7 +6,6 @@ import pytest
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
 from app.core.reasons import (
-    REASON_FALLBACK,
     REASON_POPULAR,
     REASON_SIMILAR,
     build_reason,
@@ -16,6 +15,7 @@ from app.core.reasons import (
 pytestmark = pytest.mark.unit
 
 OFFER = Offer(offer_id="o-1", title="Space Box")
+FALLBACK = "Best available for you now: Space Box"
 
 
 def parts(**kw: float) -> dict[str, float]:
@@ -61,8 +61,8 @@ def test_reason_names_the_dominant_part() -> None:
     assert build_reason(parts(affinity=0.1, value=0.2), OFFER, ["a"]) == "Great value: Space Box"
     assert build_reason(parts(popularity=0.05, value=0.01), OFFER, []) == REASON_POPULAR
     assert build_reason(parts(priority=0.05), OFFER, []) == "Featured: Space Box"
-    assert build_reason(parts(), OFFER, []) == REASON_FALLBACK
-    assert build_reason(parts(affinity=-0.3), OFFER, ["a"]) == REASON_FALLBACK
+    assert build_reason(parts(), OFFER, []) == FALLBACK
+    assert build_reason(parts(affinity=-0.3), OFFER, ["a"]) == FALLBACK
 
 
 def test_reason_tag_count_is_configurable() -> None:
@@ -86,7 +86,7 @@ def test_a_cooccurrence_part_without_a_named_source_leaves_the_reason_to_the_nex
     assert build_reason(scores, OFFER, ["sci-fi"]) == "Matches your interest in sci-fi"
     unnamed = build_reason(scores, OFFER, ["sci-fi"], because=lambda offer: None)
     assert unnamed == "Matches your interest in sci-fi"
-    assert build_reason(parts(cooccurrence=0.3), OFFER, []) == REASON_FALLBACK
+    assert build_reason(parts(cooccurrence=0.3), OFFER, []) == FALLBACK
 
 
 def test_a_smaller_cooccurrence_part_does_not_name_its_source() -> None:
