@@ -41,9 +41,10 @@ from app.core.scoring import (
     MAX_SCORE_CELLS,
     ScoredOffer,
     ScoringConfig,
-    _unit_rows,
     score_batch,
-    with_reasons,
+    scored_offers,
+    static_parts,
+    unit_rows,
 )
 
 F32 = npt.NDArray[np.float32]
@@ -140,7 +141,7 @@ class CandidateIndex:
         rows = max(1, MAX_SCORE_CELLS // (self.config.candidates + ranker.static_rows.size))
         results: list[list[ScoredOffer]] = []
         for start in range(0, n_users, rows):
-            block = _unit_rows(users[start : start + rows])
+            block = unit_rows(users[start : start + rows])
             part = None if exclude is None else exclude[start : start + rows]
             sims, found = index.search(np.ascontiguousarray(block), self.config.candidates)
             results += ranker.rank(block, np.asarray(sims), np.asarray(found), part, reasons)
@@ -202,8 +203,8 @@ class CandidateIndex:
 class _Ranker:
     """One call's user-independent arrays, and the exact rescoring of candidates.
 
-    The arithmetic mirrors :func:`~app.core.scoring.score_batch` line by line (see
-    ``docs/ann.md``: the helpers to share once ``scoring.py`` exposes them).
+    The arithmetic is :func:`~app.core.scoring.score_batch`'s: the same static parts
+    (:func:`~app.core.scoring.static_parts`) and rows (:func:`~app.core.scoring.scored_offers`).
     """
 
     def __init__(
@@ -216,12 +217,8 @@ class _Ranker:
     ) -> None:
         self.snap, self.cfg = snap, cfg
         self.eligible = snap.eligible_at(now_ms)
-        self.value_part = cfg.w_value * snap.value_norm
-        self.pop_part = cfg.w_popularity * snap.popularity
-        self.prio_part = cfg.w_priority * snap.priority_norm
-        self.explore = explore
-        parts_sum = self.value_part + self.pop_part + self.prio_part + explore
-        self.static: F64 = np.where(self.eligible, parts_sum, -np.inf)
+        self.parts = static_parts(snap, cfg, now_ms, explore)
+        self.static: F64 = self.parts.total
         self.static32 = self.static.astype(np.float32)
         n_eligible = int(self.eligible.sum())
         take = min(n_static, n_eligible)
@@ -283,56 +280,7 @@ class _Ranker:
         order = np.lexsort((top_rows, -top_scores), axis=1)
         ranked = np.take_along_axis(top_rows, order, axis=1)
         kept = np.isfinite(np.take_along_axis(top_scores, order, axis=1))
-        return self._scored(unit_users, ranked, kept, reasons)
-
-    def _scored(
-        self,
-        unit_users: F32,
-        ranked: npt.NDArray[np.int64],
-        kept: npt.NDArray[np.bool_],
-        reasons: bool,
-    ) -> list[list[ScoredOffer]]:
-        """``ScoredOffer`` rows exactly as ``score_batch`` builds them from its ranking."""
-        snap, cfg = self.snap, self.cfg
-        affinity = np.einsum("ud,ukd->uk", unit_users.astype(np.float64), snap.matrix[ranked])
-        aff_top = cfg.w_affinity * affinity
-        top_scores = np.where(kept, aff_top + self.static[ranked], -np.inf)
-        score_rows = top_scores.tolist()
-        aff_rows = aff_top.tolist()
-        value_rows = self.value_part[ranked].tolist()
-        pop_rows = self.pop_part[ranked].tolist()
-        prio_rows = self.prio_part[ranked].tolist()
-        explore_rows = self.explore[ranked].tolist()
-        offers = snap.offers
-        results: list[list[ScoredOffer]] = []
-        for u, indices in enumerate(ranked.tolist()):
-            row = [
-                ScoredOffer(
-                    offers[i],
-                    score,
-                    {
-                        "affinity": aff,
-                        "value": value,
-                        "popularity": pop,
-                        "priority": prio,
-                        "exploration": explore_part,
-                    },
-                    "",
-                )
-                for i, score, aff, value, pop, prio, explore_part in zip(
-                    indices,
-                    score_rows[u],
-                    aff_rows[u],
-                    value_rows[u],
-                    pop_rows[u],
-                    prio_rows[u],
-                    explore_rows[u],
-                    strict=True,
-                )
-                if score != -np.inf
-            ]
-            results.append(with_reasons(unit_users[u], row, snap, cfg) if reasons else row)
-        return results
+        return scored_offers(unit_users, ranked, kept, snap, cfg, self.parts, reasons=reasons)
 
     def short_users(
         self, results: Sequence[Sequence[ScoredOffer]], exclude: Sequence[Collection[str]] | None

@@ -25,6 +25,7 @@ from app.core.catalog_records import Offer
 from app.core.cooccurrence import SparseRow
 from app.core.reasons import Because, build_reason, tags_by_interest
 
+F64 = npt.NDArray[np.float64]
 MAX_SCORE_CELLS = 4_000_000
 """Most user x offer scores held at once (16 MB of float32): larger batches are scored in
 blocks of users, so memory stays flat as the catalogue grows."""
@@ -73,7 +74,8 @@ class ScoredOffer:
         return self.offer.offer_id
 
 
-def _unit_rows(users: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def unit_rows(users: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Each row as a unit vector (float32); zero or non-finite rows become zeros."""
     finite = np.all(np.isfinite(users), axis=1, keepdims=True)
     clean = np.where(finite, users, 0.0).astype(np.float64)
     norms = np.linalg.norm(clean, axis=1, keepdims=True)
@@ -149,16 +151,11 @@ def score_batch(
             )
         return blocks
 
-    unit_users = _unit_rows(users)
-    # the parts that do not depend on the user, with ineligible offers at -inf (N floats)
-    value_part = cfg.w_value * snap.value_norm
-    pop_part = cfg.w_popularity * snap.popularity
-    prio_part = cfg.w_priority * snap.priority_norm
-    parts_sum = value_part + pop_part + prio_part + explore
-    static = np.where(snap.eligible_at(now_ms), parts_sum, -np.inf)
+    unit_users = unit_rows(users)
+    static = static_parts(snap, cfg, now_ms, explore)
     # the one matrix product, then one U x N addition (float32 throughout)
     scores = (unit_users @ snap.matrix.T) * np.float32(cfg.w_affinity)
-    scores += static.astype(np.float32)
+    scores += static.total.astype(np.float32)
     cooc = None if cooccurrence is None else _dense_part(cooccurrence, snap.size, cfg)
     if cooc is not None:  # this block's U x N weighted part (0 where it has no entry)
         scores += cooc.astype(np.float32)
@@ -172,24 +169,67 @@ def score_batch(
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.lexsort((top, -top_scores), axis=1)
     ranked = np.take_along_axis(top, order, axis=1)
+    kept = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
+    cooc_top = None
+    if cooccurrence is not None:
+        cooc_top = np.zeros(ranked.shape) if cooc is None else np.take_along_axis(cooc, ranked, 1)
+    return scored_offers(
+        unit_users, ranked, kept, snap, cfg, static, cooc_top, reasons=reasons, because=because
+    )
 
+
+@dataclass(frozen=True, eq=False)
+class StaticParts:
+    """The weighted user-independent parts of every offer's score (N floats each, snapshot
+    order) and their sum ``total``, ``-inf`` where the offer is ineligible."""
+
+    value: F64
+    popularity: F64
+    priority: F64
+    exploration: F64
+    total: F64
+
+
+def static_parts(
+    snap: CatalogueSnapshot, cfg: ScoringConfig, now_ms: int, exploration: F64
+) -> StaticParts:
+    """The :class:`StaticParts` of ``snap`` at ``now_ms`` (``exploration``: N floats)."""
+    value = cfg.w_value * snap.value_norm
+    popularity = cfg.w_popularity * snap.popularity
+    priority = cfg.w_priority * snap.priority_norm
+    total = np.where(snap.eligible_at(now_ms), value + popularity + priority + exploration, -np.inf)
+    return StaticParts(value, popularity, priority, exploration, total)
+
+
+def scored_offers(
+    unit_users: npt.NDArray[np.float32],
+    ranked: npt.NDArray[np.integer],
+    kept: npt.NDArray[np.bool_],
+    snap: CatalogueSnapshot,
+    cfg: ScoringConfig,
+    static: StaticParts,
+    cooccurrence: F64 | None = None,
+    *,
+    reasons: bool,
+    because: Sequence[Because | None] | None = None,
+) -> list[list[ScoredOffer]]:
+    """The ``ScoredOffer`` rows of a ranking: ``ranked`` (U x K offer rows, best first) of
+    which ``kept`` ones are returned, with their parts in float64 so that they sum to the
+    score exactly. ``cooccurrence``: the weighted part of each ranked offer (U x K), reported
+    only when given."""
     # plain Python numbers in bulk: far cheaper than indexing numpy scalars one by one
-    # parts of the ranked offers only, in float64, so that they sum to the score exactly
     affinity = np.einsum("ud,ukd->uk", unit_users.astype(np.float64), snap.matrix[ranked])
     aff_top = cfg.w_affinity * affinity
-    kept = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
-    cooc_top: npt.NDArray[np.float64] = np.zeros(ranked.shape)
-    if cooc is not None:
-        cooc_top = np.take_along_axis(cooc, ranked, axis=1)
-    top_scores = np.where(kept, aff_top + static[ranked] + cooc_top, -np.inf)
+    with_cooc = cooccurrence is not None
+    cooc_top: F64 = cooccurrence if cooccurrence is not None else np.zeros(ranked.shape)
+    top_scores = np.where(kept, aff_top + static.total[ranked] + cooc_top, -np.inf)
     score_rows = top_scores.tolist()
     aff_rows = aff_top.tolist()
-    value_rows = value_part[ranked].tolist()
-    pop_rows = pop_part[ranked].tolist()
-    prio_rows = prio_part[ranked].tolist()
-    explore_rows = explore[ranked].tolist()
+    value_rows = static.value[ranked].tolist()
+    pop_rows = static.popularity[ranked].tolist()
+    prio_rows = static.priority[ranked].tolist()
+    explore_rows = static.exploration[ranked].tolist()
     cooc_rows: list[list[float]] = cooc_top.tolist()
-    with_cooc = cooccurrence is not None
     offers = snap.offers
     results: list[list[ScoredOffer]] = []
     for u, indices in enumerate(ranked.tolist()):
