@@ -41,7 +41,7 @@ from app.logs import logging_config
 from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
 from app.policy.config import default_policy, load_policy
-from app.settings import Settings, kafka_bootstrap_or_local
+from app.settings import Settings, kafka_bootstrap_or_local, pseudonym_secret
 from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
 
@@ -66,13 +66,6 @@ class Worker:
     feed: CatalogueFeed
     processor: BatchProcessor
     metrics: WorkerMetrics
-
-
-def pseudonym_secret(settings: Settings) -> bytes | None:
-    """The pseudonymisation secret as bytes, ``None`` when unset."""
-    if settings.pseudonym_secret is None:
-        return None
-    return settings.pseudonym_secret.get_secret_value().encode("utf-8") or None
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:

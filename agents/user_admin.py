@@ -19,7 +19,7 @@ from agents.events import BACKOFF_MAX_S, BACKOFF_START_S
 from app.core.dead_letters import dead_letter_headers
 from app.pipeline.records import InboundRecord
 from app.ports import OutboundRecord
-from app.settings import Settings
+from app.settings import Settings, pseudonym_secret
 from app.storage.user_admin import RedisUserAdmin, UserAdminConfig
 
 if TYPE_CHECKING:
@@ -33,13 +33,6 @@ T = TypeVar("T")
 def wall_ms() -> int:
     """Wall-clock time in epoch ms."""
     return time.time_ns() // 1_000_000
-
-
-def pseudonym_secret(settings: Settings) -> bytes | None:
-    """``NBO_PSEUDONYM_SECRET`` as bytes, ``None`` when unset or empty."""
-    if settings.pseudonym_secret is None:
-        return None
-    return settings.pseudonym_secret.get_secret_value().encode("utf-8") or None
 
 
 def user_admin_config(settings: Settings) -> UserAdminConfig:

@@ -263,6 +263,13 @@ def kafka_bootstrap_or_local(settings: Settings) -> str:
     return settings.kafka_bootstrap or f"127.0.0.1:{settings.stack_kafka_port}"
 
 
+def pseudonym_secret(settings: Settings) -> bytes | None:
+    """``NBO_PSEUDONYM_SECRET`` as bytes, ``None`` when unset or empty."""
+    if settings.pseudonym_secret is None:
+        return None
+    return settings.pseudonym_secret.get_secret_value().encode("utf-8") or None
+
+
 def redis_url_or_local(settings: Settings) -> str:
     """The configured Redis URL (a secret), else the local stack's Redis."""
     if settings.redis_url is not None:

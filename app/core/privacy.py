@@ -144,33 +144,32 @@ class ExportData(_Wire):
 NonNegative = Annotated[int, Field(ge=0)]
 
 
-class ErasureAudit(_Wire):
-    """The ``privacy-audit`` record of an erase request (schema version 1)."""
+class _Audit(_Wire):
+    """What every ``privacy-audit`` record carries (schema version 1)."""
 
     schema_version: int = SCHEMA_VERSION
     request_id: str
     user_id: str
-    kind: Literal["erase"] = "erase"
     status: AuditStatus = AuditStatus.COMPLETED
+    requested_at: int
+    completed_at: int
+
+
+class ErasureAudit(_Audit):
+    """The ``privacy-audit`` record of an erase request."""
+
+    kind: Literal["erase"] = "erase"
     deleted_keys: NonNegative
     """Redis keys of the user that existed and were deleted."""
     timers_removed: NonNegative
     """Cart-timer index entries of the user that were removed."""
-    requested_at: int
-    completed_at: int
 
 
-class ExportAudit(_Wire):
-    """The ``privacy-audit`` record of an export request (schema version 1)."""
+class ExportAudit(_Audit):
+    """The ``privacy-audit`` record of an export request."""
 
-    schema_version: int = SCHEMA_VERSION
-    request_id: str
-    user_id: str
     kind: Literal["export"] = "export"
-    status: AuditStatus = AuditStatus.COMPLETED
     data: ExportData
-    requested_at: int
-    completed_at: int
 
 
 def erase_audit(

@@ -511,7 +511,7 @@ class BatchProcessor:
         exclude = set(state.purchased) | _item_times(events, EventType.PURCHASE).keys()
         if not profiling_allowed(state.consent):
             # objection to profiling: nothing is applied; the batch gets one decision record
-            unchanged = ApplyResult(state.profile or _empty(catalogue.dim), 0, 0, 0, False)
+            unchanged = ApplyResult(state.profile or Profile.empty(catalogue.dim), 0, 0, 0, False)
             plan = _Plan(
                 state.user_id, state, events, unchanged, old_ids, stored_trigger, exclude,
                 state.policy, profiling=False, recent=state.recent,
@@ -799,10 +799,6 @@ class BatchProcessor:
             reason_class, message, record.topic, record.partition, record.offset, now
         )
         return OutboundRecord(self._cfg.dead_letter_topic, record.key, record.value, headers)
-
-
-def _empty(dim: int) -> Profile:
-    return Profile.empty(dim)
 
 
 def _zeros(dim: int) -> npt.NDArray[np.float32]:
