@@ -16,6 +16,7 @@ import faust
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from agents.batch_delivery import App
 from agents.catalog_feed import CatalogueFeed
 from agents.consent import register_consent_agent
 from agents.events import register_event_agent
@@ -110,7 +111,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
 def build_worker(settings: Settings) -> Worker:
     """The worker for ``settings`` (no network until it starts)."""
     bootstrap = kafka_bootstrap_or_local(settings)
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in bootstrap.split(",")],
         store="memory://",

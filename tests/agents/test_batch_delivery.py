@@ -1,0 +1,147 @@
+"""The batch-delivery consumer: the same delivery rules as faust's loop, one task per batch."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
+
+from agents.batch_delivery import (
+    ORIGINAL_DRAIN_SHA256,
+    App,
+    BatchDeliveryConsumer,
+    BatchDeliveryTransport,
+    deliver_batch,
+)
+
+pytestmark = pytest.mark.agents
+
+
+@dataclass
+class Message:
+    topic: str
+    offset: int
+
+
+@dataclass
+class Topics:
+    acked: bool = True
+
+    def acks_enabled_for(self, topic: str) -> bool:
+        return self.acked
+
+
+@dataclass
+class AppStub:
+    topics: Topics = field(default_factory=Topics)
+    consumer_generation_id: int = 1
+
+
+class ConsumerStub:
+    """The attributes of faust's consumer that :func:`deliver_batch` uses."""
+
+    def __init__(self, commit_every: int | None = None) -> None:
+        self.app = AppStub()
+        self.flow_active = True
+        self._read_offset: defaultdict[str, int | None] = defaultdict(lambda: None)
+        self._commit_every = commit_every
+        self._n_acked = 0
+        self.delivered: list[tuple[str, int]] = []
+        self.gaps: list[tuple[str, int, int]] = []
+        self.commits = 0
+        self.on_deliver: Any = None
+
+    async def callback(self, message: Message) -> None:
+        self.delivered.append((message.topic, message.offset))
+        self._n_acked += 1
+        if self.on_deliver is not None:
+            self.on_deliver(self, message)
+
+    async def _add_gap(self, tp: str, start: int, end: int) -> None:
+        self.gaps.append((tp, start, end))
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+
+def batch(*offsets: tuple[str, int]) -> list[tuple[str, Message]]:
+    return [(tp, Message(topic="t", offset=offset)) for tp, offset in offsets]
+
+
+async def test_delivers_the_batch_in_order_and_marks_each_record_read() -> None:
+    consumer = ConsumerStub()
+    done = await deliver_batch(consumer, batch(("p0", 0), ("p1", 5), ("p0", 1)), generation=1)
+    assert done == 3
+    assert consumer.delivered == [("t", 0), ("t", 5), ("t", 1)]
+    assert dict(consumer._read_offset) == {"p0": 1, "p1": 5}
+
+
+async def test_records_below_the_read_offset_are_not_delivered_again() -> None:
+    consumer = ConsumerStub()
+    consumer._read_offset["p0"] = 4
+    done = await deliver_batch(consumer, batch(("p0", 3), ("p0", 4), ("p0", 5)), generation=1)
+    assert done == 2
+    assert consumer.delivered == [("t", 4), ("t", 5)]
+
+
+async def test_an_offset_gap_is_registered_for_acknowledgement() -> None:
+    consumer = ConsumerStub()
+    consumer._read_offset["p0"] = 2
+    await deliver_batch(consumer, batch(("p0", 6)), generation=1)
+    assert consumer.gaps == [("p0", 3, 6)]
+
+
+async def test_no_gap_is_registered_when_acks_are_off_for_the_topic() -> None:
+    consumer = ConsumerStub()
+    consumer.app.topics.acked = False
+    consumer._read_offset["p0"] = 2
+    await deliver_batch(consumer, batch(("p0", 6)), generation=1)
+    assert consumer.gaps == []
+
+
+async def test_commits_after_every_commit_every_acks() -> None:
+    consumer = ConsumerStub(commit_every=2)
+    await deliver_batch(consumer, batch(*(("p0", i) for i in range(5))), generation=1)
+    assert consumer.commits == 2  # before the 3rd and the 5th record
+
+
+async def test_a_stopped_flow_stops_delivery_and_leaves_the_rest_unread() -> None:
+    consumer = ConsumerStub()
+
+    def stop_after_second(c: ConsumerStub, message: Message) -> None:
+        if message.offset == 1:
+            c.flow_active = False
+
+    consumer.on_deliver = stop_after_second
+    done = await deliver_batch(consumer, batch(*(("p0", i) for i in range(4))), generation=1)
+    assert done == 2
+    assert consumer._read_offset["p0"] == 1  # offsets 2 and 3 are fetched again after the seek
+
+
+async def test_a_new_consumer_generation_stops_delivery() -> None:
+    consumer = ConsumerStub()
+
+    def rebalance(c: ConsumerStub, message: Message) -> None:
+        c.app.consumer_generation_id = 2
+
+    consumer.on_deliver = rebalance
+    done = await deliver_batch(consumer, batch(("p0", 0), ("p0", 1)), generation=1)
+    assert done == 1
+
+
+def test_the_replaced_loop_is_the_one_this_was_written_against() -> None:
+    source = inspect.getsource(FaustConsumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == ORIGINAL_DRAIN_SHA256, (
+        "faust's Consumer._drain_messages changed: review agents/batch_delivery.py against it"
+    )
+
+
+def test_a_kafka_app_consumes_with_batch_delivery() -> None:
+    app = App("nbo-test-batch-delivery", broker="kafka://127.0.0.1:1")
+    assert isinstance(app.transport, BatchDeliveryTransport)
+    assert app.transport.Consumer is BatchDeliveryConsumer
