@@ -1,7 +1,8 @@
-"""``nbo bench``: pre-produce a workload, then drain it with the raw passthrough, the naive
-per-event version and the worker (at each catalogue size), all as child processes on the same
-broker, topic and messages; then latency at 50% of the worker's measured peak for the worker and
-the raw passthrough at the same rate. Prints a table, writes JSON (``--json``).
+"""``nbo bench``: pre-produce a workload, then drain it with the raw aiokafka passthrough, a faust
+passthrough, the naive per-event version and the worker (at each catalogue size), all as child
+processes on the same broker, topic and messages; then latency at 50% of the worker's measured
+peak for the worker and the raw passthrough at the same rate. Prints a table, writes JSON
+(``--json``).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class Bench:
             TopicSpec(self.events_topic, PARTITIONS, {}),
             TopicSpec(self.items_topic, 1, {"cleanup.policy": "compact"}),
             TopicSpec(f"{self.token}-raw-out", PARTITIONS, {}),
+            TopicSpec(f"{self.token}-faust-out", PARTITIONS, {}),
             TopicSpec(f"{self.token}-raw-lat", PARTITIONS, {}),
             TopicSpec(f"{self.token}-raw-lat-out", PARTITIONS, {}),
             TopicSpec(f"{self.token}-dlq", PARTITIONS, {}),
@@ -130,6 +132,16 @@ class Bench:
             "app.bench.raw",
             ["--bootstrap", self.bootstrap, "--source", self.events_topic,
              "--sink", f"{self.token}-raw-out", "--group", f"{self.token}-raw",
+             "--expect", str(n), "--batch", str(self.options.batch_size)],
+            self.env(),
+        )  # fmt: skip
+        return _drain_figures(run.result, run.cpu_s, run.peak_rss)
+
+    def faust_drain(self, n: int) -> dict[str, Any]:
+        run = run_child(
+            "app.bench.faust_passthrough",
+            ["--bootstrap", self.bootstrap, "--source", self.events_topic,
+             "--sink", f"{self.token}-faust-out", "--group", f"{self.token}-faust",
              "--expect", str(n), "--batch", str(self.options.batch_size)],
             self.env(),
         )  # fmt: skip
@@ -281,6 +293,8 @@ def run_bench(settings: Settings, options: BenchOptions, json_path: Path | None)
     try:
         print("== raw aiokafka passthrough (ceiling)")
         report["raw"] = bench.raw_drain(options.events)
+        print("== faust passthrough (the framework's ceiling)")
+        report["faust"] = bench.faust_drain(options.events)
         print("== naive per-event version")
         report["naive"] = bench.naive_drain()
         report["pipeline"] = {}
@@ -311,6 +325,15 @@ def _ratios(report: dict[str, Any], options: BenchOptions) -> dict[str, float]:
     pipe = report["pipeline"]
     first = pipe[str(options.offer_sizes[0])]
     ratios = {f"throughput_vs_raw_{_size(int(n))}": pipe[n]["events_per_s"] / raw for n in pipe}
+    # the same figures against faust with no processing: the part of the gap that is ours
+    ratios.update(
+        {
+            f"throughput_vs_faust_{_size(int(n))}": pipe[n]["events_per_s"]
+            / report["faust"]["events_per_s"]
+            for n in pipe
+        }
+    )
+    ratios["faust_vs_raw"] = report["faust"]["events_per_s"] / raw
     ratios["throughput_vs_naive"] = first["events_per_s"] / report["naive"]["events_per_s"]
     ratios["redis_calls_per_event_times_batch"] = (
         first["redis_round_trips_per_event"] * options.batch_size
@@ -331,7 +354,8 @@ def render(report: dict[str, Any]) -> str:
     """The terminal table."""
     lines = ["", f"{'run':<22}{'events/s':>12}{'CPU s/1k':>10}{'peak MB':>9}{'RT/event':>10}"
              f"{'batch':>7}"]  # fmt: skip
-    rows = [("raw passthrough", report["raw"]), ("naive per-event", report["naive"])]
+    rows = [("raw passthrough", report["raw"]), ("faust passthrough", report["faust"]),
+            ("naive per-event", report["naive"])]  # fmt: skip
     rows += [(f"worker {int(n):,} offers", v) for n, v in report["pipeline"].items()]
     for name, r in rows:
         rt = r.get("redis_round_trips_per_event")

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.integration
 
 RATIOS = {
     "throughput_vs_raw_60",
+    "throughput_vs_faust_60",
+    "faust_vs_raw",
     "throughput_vs_naive",
     "redis_calls_per_event_times_batch",
     "redis_round_trips_per_batch",
@@ -42,6 +44,7 @@ def test_a_tiny_benchmark_reports_every_figure(
     assert worker["events"] == 1_500 and worker["redis_round_trips_per_event"] > 0
     assert worker["batches"] > 0 and 0 < worker["mean_batch"] <= 100
     assert set(worker["phase_s"]) >= {"decode", "apply", "rank", "commit"}
+    assert report["faust"]["events"] == 1_500
     assert report["raw"]["peak_rss_mb"] > 0 and report["naive"]["events"] > 0
     assert report["latency"]["pipeline_ms"]["samples"] > 0
     assert (tmp_path / "bench.json").exists()
