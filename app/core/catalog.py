@@ -118,6 +118,7 @@ class Catalogue:
         self._item_tags: dict[str, tuple[str, ...]] = {}
         self._offers: dict[str, Offer] = {}
         self._popularity: dict[str, float] = {}
+        self._popularity_bulk: tuple[tuple[str, ...], F64] | None = None
         self._tag_vecs: dict[str, Vector | None] = {}
         self._snapshot: CatalogueSnapshot | None = None
         self._dirty = True
@@ -169,6 +170,23 @@ class Catalogue:
         if not np.isfinite(popularity):
             raise ValueError("popularity must be finite")
         self._popularity[offer_id] = float(popularity)
+        self._popularity_bulk = None
+        self._popularity_dirty = True
+
+    def set_popularities(self, offer_ids: tuple[str, ...], popularity: F64) -> None:
+        """Set the popularity of many offers at once: ``popularity[i]`` for ``offer_ids[i]``
+        (finite, expected in [0, 1]).
+
+        Pass a snapshot's ``offer_ids`` (the same tuple object): the next snapshot then takes
+        the array as it is, with no per-offer work (the periodic refresh of 100k offers).
+        """
+        values = np.array(popularity, dtype=np.float64)
+        if values.shape != (len(offer_ids),):
+            raise ValueError(f"need {len(offer_ids)} values, got shape {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("popularity must be finite")
+        self._popularity.update(zip(offer_ids, values.tolist(), strict=True))
+        self._popularity_bulk = (offer_ids, _readonly(values))
         self._popularity_dirty = True
 
     # --- lookups ----------------------------------------------------------------------------
@@ -246,6 +264,9 @@ class Catalogue:
         return self._snapshot
 
     def _popularity_array(self, offer_ids: tuple[str, ...]) -> F64:
+        bulk = self._popularity_bulk
+        if bulk is not None and bulk[0] is offer_ids:
+            return bulk[1]
         pop = np.array([self._popularity.get(o, 0.0) for o in offer_ids], dtype=np.float64)
         return _readonly(pop)
 

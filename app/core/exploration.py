@@ -278,19 +278,25 @@ def posterior(
     stats: Mapping[str, OfferStats],
     now_ms: int,
     cfg: ExplorationConfig,
+    *,
+    index: Mapping[str, int] | None = None,
 ) -> Posterior:
     """``Beta(prior_alpha + successes, prior_beta + failures)`` of each of ``offer_ids`` (e.g.
     a catalogue snapshot's ``offer_ids``), counts decayed to ``now_ms``; offers without stats
-    get the prior. O(N) Python: compute it when the stats are refreshed, not per batch."""
-    zero = OfferStats()
-    counts = np.array(
-        [
-            (s.successes, s.failures)
-            for s in (stats.get(o, zero).at(now_ms, cfg.half_life_ms) for o in offer_ids)
-        ],
-        dtype=np.float64,
-    ).reshape(len(offer_ids), 2)
-    return Posterior(cfg.prior_alpha + counts[:, 0], cfg.prior_beta + counts[:, 1])
+    get the prior. ``index``: offer id -> position in ``offer_ids`` (a snapshot's
+    ``offer_index``; built here if not given). Costs O(N) numpy plus O(offers with stats)
+    Python: compute it when the stats are refreshed, not per batch."""
+    alpha = np.full(len(offer_ids), cfg.prior_alpha, dtype=np.float64)
+    beta = np.full(len(offer_ids), cfg.prior_beta, dtype=np.float64)
+    if stats:
+        position = index if index is not None else {o: i for i, o in enumerate(offer_ids)}
+        for offer_id, counts in stats.items():
+            i = position.get(offer_id)
+            if i is not None:
+                decayed = counts.at(now_ms, cfg.half_life_ms)
+                alpha[i] += decayed.successes
+                beta[i] += decayed.failures
+    return Posterior(alpha, beta)
 
 
 def thompson_draws(post: Posterior, rng: np.random.Generator) -> F64:

@@ -11,11 +11,54 @@ exponent grows large), so a decay costs nothing per event and only ratios are ev
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.intp]
 DAY_MS = 86_400_000
 _RESCALE_AFTER = 256.0  # half-lives past the origin before the counts are rescaled
+
+
+@dataclass(frozen=True, eq=False)
+class OfferSources:
+    """Where each offer's popularity comes from, as flat index arrays: built once per catalogue
+    (O(entries) Python), then every refresh is a few numpy operations.
+
+    ``items`` / ``tags``: the distinct item ids / tags named by the offers. Entry ``e`` of
+    ``item_rows`` / ``item_cols`` says that offer row ``item_rows[e]`` names item
+    ``items[item_cols[e]]``; the same for tags. ``has_items``: per offer row, whether it names
+    an item (its tags then count only while no item has been seen).
+    """
+
+    size: int
+    items: tuple[str, ...]
+    item_rows: Ints
+    item_cols: Ints
+    tags: tuple[str, ...]
+    tag_rows: Ints
+    tag_cols: Ints
+    has_items: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, offers: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> OfferSources:
+        """From ``(item_ids, tags)`` per offer row."""
+        item_pos: dict[str, int] = {}
+        tag_pos: dict[str, int] = {}
+        item_entries: list[tuple[int, int]] = []
+        tag_entries: list[tuple[int, int]] = []
+        for row, (item_ids, tags) in enumerate(offers):
+            item_entries += [(row, item_pos.setdefault(i, len(item_pos))) for i in item_ids]
+            tag_entries += [(row, tag_pos.setdefault(t, len(tag_pos))) for t in tags]
+        items = np.array(item_entries, dtype=np.intp).reshape(-1, 2)
+        tags_ = np.array(tag_entries, dtype=np.intp).reshape(-1, 2)
+        has_items = np.zeros(len(offers), dtype=np.bool_)
+        has_items[items[:, 0]] = True
+        return cls(len(offers), tuple(item_pos), items[:, 0], items[:, 1],
+                   tuple(tag_pos), tags_[:, 0], tags_[:, 1], has_items)  # fmt: skip
 
 
 @dataclass
@@ -48,6 +91,27 @@ class PopularityTracker:
         self.items = {k: v * factor for k, v in self.items.items() if v * factor > 1e-300}
         self.tags = {k: v * factor for k, v in self.tags.items() if v * factor > 1e-300}
         self.origin_ms = new_origin_ms
+
+    def offer_popularity_array(self, sources: OfferSources) -> F64:
+        """:meth:`offer_popularity` of every offer row of ``sources``, vectorised: an offer
+        that names items takes its most popular item's count over the top item's; one without
+        items (or any offer, while no item has been seen) its most popular tag's over the top
+        tag's; 0 otherwise."""
+        out = np.zeros(sources.size, dtype=np.float64)
+        top_item = max(self.items.values(), default=0.0)
+        top_tag = max(self.tags.values(), default=0.0)
+        if top_item > 0 and sources.item_rows.size:
+            counts = np.fromiter(
+                (self.items.get(i, 0.0) for i in sources.items), np.float64, len(sources.items)
+            )
+            np.maximum.at(out, sources.item_rows, counts[sources.item_cols] / top_item)
+        if top_tag > 0 and sources.tag_rows.size:
+            counts = np.fromiter(
+                (self.tags.get(t, 0.0) for t in sources.tags), np.float64, len(sources.tags)
+            )
+            use = ~sources.has_items[sources.tag_rows] if top_item > 0 else slice(None)
+            np.maximum.at(out, sources.tag_rows[use], counts[sources.tag_cols[use]] / top_tag)
+        return out
 
     def offer_popularity(
         self, offers: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]

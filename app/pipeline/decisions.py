@@ -9,12 +9,12 @@ trigger goes through the same rules.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pydantic_core
 
 from app.core.catalog import Catalogue
 from app.core.enums import Channel
@@ -119,6 +119,6 @@ class DecisionMaker:
             decision,
             offers_json,
             decision.channel if offers_json is not None else None,
-            json.dumps(record, separators=(",", ":")).encode("utf-8"),
+            pydantic_core.to_json(record),  # compact UTF-8 JSON, serialised in Rust
             state,
         )

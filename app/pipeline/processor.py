@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+import pydantic_core
 
 from app.core.ann import CandidateIndex, IndexStats
 from app.core.catalog import Catalogue
@@ -60,7 +61,7 @@ from app.core.exploration import (
 from app.core.holdout import CONTROL, PERSONALISED, group_of
 from app.core.messages import CART_ABANDONMENT, Trigger
 from app.core.neighbours import NeighbourTable
-from app.core.popularity import PopularityTracker
+from app.core.popularity import OfferSources, PopularityTracker
 from app.core.profile import ApplyResult, PendingEvent, Profile, apply_events
 from app.core.pseudonym import pseudonymise
 from app.core.reasons import Because
@@ -163,7 +164,7 @@ def _stored_offers(offers_json: bytes | None) -> tuple[list[str], str | None]:
     """Offer ids and trigger event id of a stored NextBestOffer message."""
     if not offers_json:
         return [], None
-    doc = json.loads(offers_json)
+    doc = pydantic_core.from_json(offers_json)
     return [o["offer_id"] for o in doc.get("offers", [])], doc.get("trigger", {}).get("event_id")
 
 
@@ -226,6 +227,7 @@ class BatchProcessor:
         self._cache = UserCache(config.cache_users)
         self._popularity = PopularityTracker(half_life_ms=config.popularity_half_life_ms)
         self._popularity_refreshed_ms = 0
+        self._popularity_sources: tuple[tuple[str, ...], OfferSources] | None = None
         self._decider = DecisionMaker(catalogue, config)
         self._ann = CandidateIndex(config.ann) if config.ann is not None else None
         self._lock = asyncio.Lock()
@@ -316,11 +318,12 @@ class BatchProcessor:
             return
         self._popularity_refreshed_ms = now
         snap = self._catalogue.snapshot()
-        offers = {
-            o.offer_id: (tuple(o.item_ids), snap.offer_tags[i]) for i, o in enumerate(snap.offers)
-        }
-        for offer_id, popularity in self._popularity.offer_popularity(offers).items():
-            self._catalogue.set_popularity(offer_id, popularity)
+        sources = self._popularity_sources
+        if sources is None or sources[0] is not snap.offer_ids:  # the catalogue changed
+            rows = [(tuple(o.item_ids), snap.offer_tags[i]) for i, o in enumerate(snap.offers)]
+            sources = self._popularity_sources = (snap.offer_ids, OfferSources.of(rows))
+        popularity = self._popularity.offer_popularity_array(sources[1])
+        self._catalogue.set_popularities(snap.offer_ids, popularity)
 
     async def _record_offer_feedback(
         self, by_user: dict[str, list[tuple[InboundRecord, UserEvent]]]
@@ -365,8 +368,10 @@ class BatchProcessor:
         if cfg.weight == 0:
             return None
         snap = self._catalogue.snapshot()
-        if self._posterior is None or self._posterior[0] is not snap:
-            self._posterior = (snap, posterior(snap.offer_ids, self._stats, now, cfg))
+        # a popularity refresh replaces the snapshot but keeps its offer_ids tuple
+        if self._posterior is None or self._posterior[0] is not snap.offer_ids:
+            post = posterior(snap.offer_ids, self._stats, now, cfg, index=snap.offer_index)
+            self._posterior = (snap.offer_ids, post)
         rng = batch_rng(cfg.seed, zlib.crc32(key.encode()))
         return exploration_scores(self._posterior[1], rng, cfg.weight)
 

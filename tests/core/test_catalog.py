@@ -123,6 +123,27 @@ def test_popularity_updates_without_a_full_rebuild() -> None:
         cat.set_popularity("a", float("nan"))
 
 
+def test_popularities_set_at_once_reach_the_next_snapshot_without_a_rebuild() -> None:
+    cat = Catalogue(dim=DIM)
+    for offer_id in ("a", "b", "c"):
+        cat.upsert_offer(Offer(offer_id=offer_id, title="t"))
+    ids = cat.snapshot().offer_ids
+    cat.set_popularities(ids, np.array([0.5, 1.0, 0.0]))
+    assert cat.snapshot().popularity.tolist() == [0.5, 1.0, 0.0]
+    cat.set_popularity("c", 0.25)  # one offer after the bulk update: both kept
+    assert cat.snapshot().popularity.tolist() == [0.5, 1.0, 0.25]
+    cat.upsert_offer(Offer(offer_id="d", title="t"))  # a rebuild keeps the values too
+    assert cat.snapshot().popularity.tolist() == [0.5, 1.0, 0.25, 0.0]
+    assert cat.rebuilds == 2
+
+
+@pytest.mark.parametrize("values", [[0.5, 1.0], [0.5, float("inf"), 0.0]])
+def test_popularities_of_the_wrong_length_or_not_finite_are_refused(values: list[float]) -> None:
+    cat = Catalogue(dim=DIM)
+    with pytest.raises(ValueError):
+        cat.set_popularities(("a", "b", "c"), np.array(values))
+
+
 @pytest.mark.parametrize("vector", [(1.0, 2.0), tuple([1.0] * (DIM + 1))])
 def test_vectors_of_the_wrong_dimension_are_rejected(vector: tuple[float, ...]) -> None:
     cat = Catalogue(dim=DIM)

@@ -179,6 +179,15 @@ def test_the_posterior_uses_counts_decayed_to_now() -> None:
     assert (post.alpha[0], post.beta[0]) == (1.0 + 2.0, 1.0 + 3.0)
 
 
+def test_the_posterior_with_a_snapshot_index_equals_the_one_without() -> None:
+    ids = ["a", "b", "c"]
+    stats = {"c": OfferStats(5.0, 2.0, 1.0, T0), "gone": OfferStats(9.0, 9.0, 9.0, T0)}
+    plain = posterior(ids, stats, T0 + H, CFG)
+    indexed = posterior(ids, stats, T0 + H, CFG, index={o: i for i, o in enumerate(ids)})
+    assert indexed.alpha.tolist() == plain.alpha.tolist() == [1.0, 1.0, 2.0]
+    assert indexed.beta.tolist() == plain.beta.tolist() == [1.0, 1.0, 2.5]
+
+
 def test_seeded_draws_are_reproducible_and_differ_between_batches() -> None:
     post = posterior(["a", "b", "c"], {}, T0, CFG)
     first = exploration_scores(post, batch_rng(42, 7), CFG.weight)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.popularity import DAY_MS, PopularityTracker
+from app.core.popularity import DAY_MS, OfferSources, PopularityTracker
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +52,39 @@ def test_rescaling_keeps_the_ratios_over_years_of_event_time(times: list[int]) -
     pop = tracker.offer_popularity({"oa": (("a",), ()), "ob": (("b",), ())})
     assert max(pop.values()) == pytest.approx(1.0)
     assert all(0.0 <= p <= 1.0 for p in pop.values())
+
+
+NAMES = st.sampled_from(["a", "b", "c", "d", "e"])
+OFFER_SOURCES = st.lists(
+    st.tuples(st.lists(NAMES, max_size=3).map(tuple), st.lists(NAMES, max_size=3).map(tuple)),
+    max_size=12,
+)
+
+
+@given(
+    OFFER_SOURCES,
+    st.lists(st.tuples(NAMES, st.lists(NAMES, max_size=2), st.floats(0.1, 5.0)), max_size=20),
+)
+def test_the_vectorised_refresh_equals_the_per_offer_one(
+    offers: list[tuple[tuple[str, ...], tuple[str, ...]]],
+    seen: list[tuple[str, list[str], float]],
+) -> None:
+    tracker = PopularityTracker()
+    for item, tags, weight in seen:
+        tracker.observe(item, [f"t{t}" for t in tags], weight, 0)
+    rows = [(items, tuple(f"t{t}" for t in tags)) for items, tags in offers]
+    by_id = tracker.offer_popularity({f"o{i}": row for i, row in enumerate(rows)})
+    array = tracker.offer_popularity_array(OfferSources.of(rows))
+    assert array.tolist() == pytest.approx([by_id[f"o{i}"] for i in range(len(rows))])
+
+
+def test_offers_without_items_take_their_tags_in_the_vectorised_refresh() -> None:
+    tracker = PopularityTracker()
+    tracker.observe("a", ["garden"], 4.0, 0)
+    tracker.observe("b", ["books"], 1.0, 0)
+    tracker.observe("c", ["books"], 1.0, 0)
+    sources = OfferSources.of([(("b",), ("garden",)), ((), ("books", "unknown")), ((), ())])
+    assert tracker.offer_popularity_array(sources).tolist() == pytest.approx([0.25, 0.5, 0.0])
+    assert OfferSources.of([]).size == 0
+    assert PopularityTracker().offer_popularity_array(sources).tolist() == [0.0, 0.0, 0.0]
+    assert np.all(np.isfinite(tracker.offer_popularity_array(sources)))
