@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -77,6 +78,17 @@ class WorkerMetrics:
             ["phase"],
             registry=r,
         )
+        self.first_batch_started = Gauge(
+            "nbo_first_batch_started_seconds",
+            "Unix time the first batch of events started processing (0: none yet)",
+            registry=r,
+        )
+        self.last_batch_done = Gauge(
+            "nbo_last_batch_done_seconds",
+            "Unix time the latest batch of events was processed (0: none yet)",
+            registry=r,
+        )
+        self._first_batch_seen = False
         self.catalogue_offers = Gauge("nbo_catalogue_offers", "Offers in the catalogue", registry=r)
         self.catalogue_items = Gauge("nbo_catalogue_items", "Items in the catalogue", registry=r)
         self.neighbour_items = Gauge(
@@ -107,5 +119,10 @@ class WorkerMetrics:
         for (group, kind), count in stats.feedback_by_group.items():
             self.offer_feedback_by_group.labels(group=group, type=kind).inc(count)
         self.batch_seconds.observe(seconds)
+        done = time.time()
+        if not self._first_batch_seen:
+            self._first_batch_seen = True
+            self.first_batch_started.set(done - seconds)
+        self.last_batch_done.set(done)
         for phase, spent in stats.phase_s.items():
             self.phase_seconds.labels(phase=phase).inc(spent)
