@@ -22,7 +22,9 @@ silently running a stale copy.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -114,7 +116,16 @@ class BatchDeliveryTransport(faust_aiokafka.Transport):
 
 class App(faust.App):
     """``faust.App`` whose Kafka consumer is :class:`BatchDeliveryConsumer` (other transports,
-    such as the in-memory one of ``test_context``, are left alone)."""
+    such as the in-memory one of ``test_context``, are left alone).
+
+    Its data directory defaults to ``<tmp>/nbo-faust-<app id>`` instead of faust's
+    ``<app id>-data`` in the working directory: the worker keeps no local tables, and a
+    checkout should not fill up with empty directories.
+    """
+
+    def __init__(self, id: str, **options: Any) -> None:
+        options.setdefault("datadir", Path(tempfile.gettempdir()) / f"nbo-faust-{id}")
+        super().__init__(id, **options)
 
     def _new_transport(self) -> Any:
         url = self.conf.broker_consumer[0]

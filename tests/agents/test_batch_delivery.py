@@ -6,6 +6,7 @@ import hashlib
 import inspect
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +146,10 @@ def test_a_kafka_app_consumes_with_batch_delivery() -> None:
     app = App("nbo-test-batch-delivery", broker="kafka://127.0.0.1:1")
     assert isinstance(app.transport, BatchDeliveryTransport)
     assert app.transport.Consumer is BatchDeliveryConsumer
+
+
+def test_the_data_directory_is_not_in_the_working_directory() -> None:
+    app = App("nbo-test-datadir", broker="kafka://127.0.0.1:1")
+    assert Path(app.conf.datadir).name == "nbo-faust-nbo-test-datadir"
+    assert Path(app.conf.datadir).parent.is_dir()  # faust creates only the last level
+    assert not Path(app.conf.datadir).is_relative_to(Path.cwd())
