@@ -20,6 +20,7 @@ from agents.batch_delivery import App
 from agents.catalog_feed import CatalogueFeed
 from agents.consent import register_consent_agent
 from agents.events import register_event_agent
+from agents.heap import tune_collector
 from agents.metrics import WorkerMetrics
 from agents.privacy import register_privacy_agent
 from agents.publisher import FaustPublisher
@@ -226,6 +227,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
             )
         )
     worker = build_worker(settings)
+    tune_collector()
     log.info("starting worker %s", settings.app_id)
     level = {"crit": "CRITICAL", "warn": "WARNING"}.get(loglevel, loglevel.upper())
     faust.Worker(

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from agents.heap import freeze_heap
 from app.pipeline.records import InboundRecord
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def register_event_agent(worker: Worker) -> None:
     async def process_events(stream: Any) -> None:
         await worker.feed.ready.wait()
         worker.processor.warm_up()
+        freeze_heap()  # the catalogue and the machinery stay: no collection walks them again
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             records = [
                 InboundRecord(
