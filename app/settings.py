@@ -182,7 +182,7 @@ class Settings(BaseSettings):
         "time, seconds) triggers one cart-abandonment decision.",
     )
     cart_poll_interval_s: float = Field(
-        default=1.0, gt=0, description="How often due cart timers are polled, seconds."
+        default=5.0, gt=0, description="How often due cart timers are polled, seconds."
     )
     decisions_kept: int = Field(
         default=20, ge=1, le=1000, description="Decision records kept per user in Redis."
