@@ -20,7 +20,7 @@ from typing import Any
 import faust
 
 from agents.batch_delivery import App
-from app.bench.measure import own_peak_rss_bytes
+from app.bench.measure import own_peak_rss_bytes, passthrough_parser
 
 
 def build_app(args: argparse.Namespace) -> Any:
@@ -63,13 +63,7 @@ def build_app(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m app.bench.faust_passthrough")
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--sink", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--expect", type=int)
-    parser.add_argument("--batch", type=int, default=500)
+    parser = passthrough_parser("python -m app.bench.faust_passthrough")
     parser.add_argument("--within-s", type=float, default=0.05)
     args = parser.parse_args(argv)
     faust.Worker(build_app(args), loglevel="warn", quiet=True).execute_from_commandline()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -37,6 +38,17 @@ def own_peak_rss_bytes() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def passthrough_parser(prog: str) -> argparse.ArgumentParser:
+    """The command line shared by the passthroughs: ``--bootstrap --source --sink --group``
+    (required), ``--expect N`` (drain mode: stop after N records) and ``--batch`` (500)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    for name in ("--bootstrap", "--source", "--sink", "--group"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--expect", type=int)
+    parser.add_argument("--batch", type=int, default=500)
+    return parser
 
 
 def run_child(module: str, args: Sequence[str], env: dict[str, str]) -> ChildRun:

@@ -8,7 +8,6 @@ been acknowledged, like the worker. Drain mode (``--expect N``) prints one JSON 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import signal
@@ -18,7 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.bench.measure import own_peak_rss_bytes
+from app.bench.measure import own_peak_rss_bytes, passthrough_parser
 
 
 def _now_ms() -> float:
@@ -70,14 +69,7 @@ async def passthrough(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m app.bench.raw")
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--sink", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--expect", type=int)
-    parser.add_argument("--batch", type=int, default=500)
-    args = parser.parse_args(argv)
+    args = passthrough_parser("python -m app.bench.raw").parse_args(argv)
     result = asyncio.run(
         passthrough(args.bootstrap, args.source, args.sink, args.group, args.expect, args.batch)
     )

@@ -127,21 +127,13 @@ class Bench:
         await send_all(self.bootstrap, self.events_topic, workload.events,
                        total=len(workload.events), description="events")  # fmt: skip
 
-    def raw_drain(self, n: int) -> dict[str, Any]:
+    def passthrough_drain(self, module: str, name: str, n: int) -> dict[str, Any]:
+        """Drain ``n`` events with the passthrough ``module`` (``app.bench.raw`` or
+        ``app.bench.faust_passthrough``) into its own sink topic and group ``name``."""
         run = run_child(
-            "app.bench.raw",
+            module,
             ["--bootstrap", self.bootstrap, "--source", self.events_topic,
-             "--sink", f"{self.token}-raw-out", "--group", f"{self.token}-raw",
-             "--expect", str(n), "--batch", str(self.options.batch_size)],
-            self.env(),
-        )  # fmt: skip
-        return _drain_figures(run.result, run.cpu_s, run.peak_rss)
-
-    def faust_drain(self, n: int) -> dict[str, Any]:
-        run = run_child(
-            "app.bench.faust_passthrough",
-            ["--bootstrap", self.bootstrap, "--source", self.events_topic,
-             "--sink", f"{self.token}-faust-out", "--group", f"{self.token}-faust",
+             "--sink", f"{self.token}-{name}-out", "--group", f"{self.token}-{name}",
              "--expect", str(n), "--batch", str(self.options.batch_size)],
             self.env(),
         )  # fmt: skip
@@ -292,9 +284,11 @@ def run_bench(settings: Settings, options: BenchOptions, json_path: Path | None)
     report: dict[str, Any] = {"machine": _machine(), "options": asdict(options)}
     try:
         print("== raw aiokafka passthrough (ceiling)")
-        report["raw"] = bench.raw_drain(options.events)
+        report["raw"] = bench.passthrough_drain("app.bench.raw", "raw", options.events)
         print("== faust passthrough (the framework's ceiling)")
-        report["faust"] = bench.faust_drain(options.events)
+        report["faust"] = bench.passthrough_drain(
+            "app.bench.faust_passthrough", "faust", options.events
+        )
         print("== naive per-event version")
         report["naive"] = bench.naive_drain()
         report["pipeline"] = {}
