@@ -26,17 +26,28 @@ def cap_reached(cap: Cap, times: Iterable[int], now_ms: int) -> bool:
     return count_in_window(times, now_ms, cap.window_ms) >= cap.max
 
 
-def channel_capped(state: UserPolicyState, channel: Channel, now_ms: int, caps: Caps) -> bool:
-    """Whether ``channel`` has reached one of its caps or, if it counts globally, a global cap."""
+def own_cap_reached(state: UserPolicyState, channel: Channel, now_ms: int, caps: Caps) -> bool:
+    """Whether ``channel`` has reached one of its own caps."""
     own = state.contacts.get(channel, ())
-    if any(cap_reached(cap, own, now_ms) for cap in caps.channels.get(channel, ())):
-        return True
-    if channel not in caps.global_channels:
+    return any(cap_reached(cap, own, now_ms) for cap in caps.channels.get(channel, ()))
+
+
+def global_cap_reached(state: UserPolicyState, now_ms: int, caps: Caps) -> bool:
+    """Whether the contacts on ``caps.global_channels``, counted together, reach a global cap."""
+    if not caps.global_:
         return False
     shared = [t for c in caps.global_channels for t in state.contacts.get(c, ())]
     return any(cap_reached(cap, shared, now_ms) for cap in caps.global_)
 
 
+def channel_capped(state: UserPolicyState, channel: Channel, now_ms: int, caps: Caps) -> bool:
+    """Whether ``channel`` has reached one of its caps or, if it counts globally, a global cap."""
+    if own_cap_reached(state, channel, now_ms, caps):
+        return True
+    return channel in caps.global_channels and global_cap_reached(state, now_ms, caps)
+
+
 def capped_channels(state: UserPolicyState, now_ms: int, caps: Caps) -> frozenset[Channel]:
-    """Every channel :func:`channel_capped` at ``now_ms``."""
-    return frozenset(c for c in Channel if channel_capped(state, c, now_ms, caps))
+    """Every channel :func:`channel_capped` at ``now_ms`` (the global caps counted once)."""
+    globally = caps.global_channels if global_cap_reached(state, now_ms, caps) else frozenset()
+    return frozenset(c for c in Channel if c in globally or own_cap_reached(state, c, now_ms, caps))

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from app.core.catalog_records import Offer
@@ -141,13 +142,39 @@ def usable_channels(
     Applies checks 2 to 6 of the module docstring to one offer; ``cooling``: whether the
     offer is in cooldown.
     """
-    channels = tuple(c for c in offer.channels if requested is None or c == requested)
+    return channel_verdict(
+        offer.channels,
+        offer.transactional,
+        cooling,
+        frozenset(consented),
+        frozenset(capped),
+        frozenset(quiet),
+        requested,
+        transactional_quiet_bypass,
+    )
+
+
+@lru_cache(maxsize=4096)
+def channel_verdict(
+    offered: tuple[Channel, ...],
+    transactional: bool,
+    cooling: bool,
+    consented: frozenset[Channel],
+    capped: frozenset[Channel],
+    quiet: frozenset[Channel],
+    requested: Channel | None,
+    transactional_quiet_bypass: bool,
+) -> Verdict:
+    """:func:`usable_channels` of an offer with channels ``offered``, memoised: the answer
+    depends only on these few values, and users share them (most have the default consent,
+    no cap reached and no quiet hours), so the worker computes each combination once."""
+    channels = tuple(c for c in offered if requested is None or c == requested)
     if not channels:
         return (), Rejection.INELIGIBLE
     channels = tuple(c for c in channels if c in consented)
     if not channels:
         return (), Rejection.CONSENT
-    if offer.transactional:
+    if transactional:
         if not transactional_quiet_bypass:
             channels = tuple(c for c in channels if c not in quiet)
             if not channels:
@@ -226,14 +253,15 @@ def decide(
         key = (offer.channels, offer.transactional, cooling)
         verdict = verdicts.get(key)
         if verdict is None:
-            verdict = verdicts[key] = usable_channels(
-                offer,
-                cooling=cooling,
-                consented=consented,
-                capped=capped,
-                quiet=quiet,
-                requested=requested_channel,
-                transactional_quiet_bypass=policy.quiet_hours.transactional_bypass,
+            verdict = verdicts[key] = channel_verdict(
+                offer.channels,
+                offer.transactional,
+                cooling,
+                consented,
+                capped,
+                quiet,
+                requested_channel,
+                policy.quiet_hours.transactional_bypass,
             )
         channels, rejection = verdict
         if rejection is not None:

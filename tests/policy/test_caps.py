@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.core.enums import Channel
 from app.policy.caps import capped_channels, channel_capped, count_in_window
@@ -70,3 +72,15 @@ def test_a_zero_cap_blocks_the_channel_and_no_caps_block_nothing() -> None:
     none = Caps()
     flood = sent(push=[NOON - i for i in range(16)])
     assert capped_channels(flood, NOON, none) == frozenset()
+
+
+CONTACT_TIMES = st.lists(st.integers(min_value=NOON - 2 * WEEK, max_value=NOON + HOUR), max_size=6)
+
+
+@given(st.dictionaries(st.sampled_from(list(Channel)), CONTACT_TIMES))
+def test_capped_channels_are_exactly_the_channels_capped_one_by_one(
+    contacts: dict[Channel, list[int]],
+) -> None:
+    state = UserPolicyState(contacts={c: tuple(sorted(t)) for c, t in contacts.items()})
+    expected = {c for c in Channel if channel_capped(state, c, NOON, CAPS)}
+    assert capped_channels(state, NOON, CAPS) == expected

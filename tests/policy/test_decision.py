@@ -13,6 +13,7 @@ from app.policy.consent import ConsentDefaults, ConsentRecord
 from app.policy.decision import (
     NO_CANDIDATES,
     Decision,
+    channel_verdict,
     decide,
     primary_reason,
     record_decision,
@@ -252,6 +253,23 @@ def test_usable_channels_keep_the_offers_channel_order() -> None:
         quiet=set(),
     )
     assert channels == (Channel.PUSH, Channel.WEB) and why is None
+
+
+def test_users_with_the_same_consent_caps_and_hours_share_the_memoised_verdicts() -> None:
+    candidates = ranked(offer("o0", "push", "email"), offer("o1", "sms"), offer("o2", "web"))
+    channel_verdict.cache_clear()
+    first = run(candidates)
+    computed = channel_verdict.cache_info().misses
+    again = run(candidates)  # another user in the same situation
+    assert channel_verdict.cache_info().misses == computed  # nothing computed anew
+    assert channel_verdict.cache_info().hits >= computed
+    assert (first.channel, first.offers, first.rejected) == (
+        again.channel,
+        again.offers,
+        again.rejected,
+    )
+    capped = run(candidates, state=pushed(NOON - 1))  # push now capped: a new combination
+    assert capped.channel is Channel.EMAIL and channel_verdict.cache_info().misses > computed
 
 
 def test_decision_record_is_json_with_trigger_rejections_and_score_parts() -> None:
