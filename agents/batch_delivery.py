@@ -84,11 +84,15 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                generation = self.app.consumer_generation_id
                 records = self.getmany(timeout=1.0)
                 await self.sleep(0)  # getmany may return at once, again and again
                 if not self.should_stop:
+                    # getmany checks the generation record by record while it yields; read it
+                    # only now: getmany may have waited through a whole rebalance, and its
+                    # records belong to the generation that followed (reading it before the
+                    # call dropped them, and nothing fetched them again)
                     batch = [item async for item in records]
+                    generation = self.app.consumer_generation_id
                     if batch:
                         await self.wait_first(
                             deliver_batch(self, batch, generation), self.suspend_flow.wait()

@@ -8,6 +8,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from app.ports import OutboundRecord
 from app.storage.keys import user_keys
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
 from tests.support.kafka_io import as_json, produce, read_topic
-from tests.support.worker import WorkerEnv, WorkerProcess
+from tests.support.worker import WorkerEnv, WorkerProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +183,85 @@ async def test_a_worker_killed_mid_stream_loses_and_double_counts_nothing(
     lost = {u: expected[u] - counts[u] for u in users if counts[u] < expected[u]}
     doubled = {u: counts[u] - expected[u] for u in users if counts[u] > expected[u]}
     assert lost == {} and doubled == {}, second.tail()
+
+
+async def test_workers_joining_and_leaving_mid_stream_lose_and_double_count_nothing(
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    unique: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    """Two rebalances while events flow: a second worker joins the group, then the first
+    leaves. Each hands partitions over with batches in flight (the batch-delivery consumer
+    must stop and resume exactly where the committed offsets say)."""
+    env = WorkerEnv(
+        kafka_bootstrap, redis_url, unique("rebal"), partitions=6, extra={"NBO_BATCH_SIZE": "20"}
+    )
+    s = env.settings()
+    await ensure_topics(kafka_bootstrap, topic_specs(s))
+    users = [f"u{i}-{env.token}" for i in range(60)]
+    expected: Counter[str] = Counter()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+
+    async def feed(total: int, per_tick: int) -> None:
+        rng = random.Random(11)
+        for n in range(total):
+            user = rng.choice(users)
+            await producer.send(s.topic_user_events, like(f"ev{n}", user, n), user.encode())
+            expected[user] += 1
+            if n % per_tick == per_tick - 1:
+                await producer.flush()
+                await asyncio.sleep(0.1)
+        await producer.flush()
+
+    async def applied() -> int:
+        return sum((await total_n_events(redis_client, users)).values())
+
+    async def wait_for(check: Callable[[], bool], what: str, timeout_s: float) -> None:
+        for _ in range(int(timeout_s * 10)):
+            if check():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def received(worker: WorkerProcess) -> float:
+        try:
+            return worker.metrics().get("nbo_events_received", 0.0)
+        except OSError:  # not serving yet
+            return 0.0
+
+    progress = 0
+
+    async def poll() -> None:
+        nonlocal progress
+        while True:
+            progress = await applied()
+            await asyncio.sleep(0.1)
+
+    first = WorkerProcess(env, tmp_path / "worker-1.log").start()
+    second = WorkerProcess(replace(env, web_port=free_port()), tmp_path / "worker-2.log")
+    feeding = asyncio.create_task(feed(total=6_000, per_tick=30))  # ~20 s of events
+    polling = asyncio.create_task(poll())
+    try:
+        await wait_for(lambda: progress >= 300, "the first worker to apply events", 60)
+        second.start()  # joins: the group rebalances while the first is mid-stream
+        await wait_for(lambda: received(second) > 0, "the second worker to receive events", 60)
+        first.stop()  # leaves: a second rebalance hands its partitions over
+        await feeding
+        await wait_for(lambda: progress >= 6_000, "every event to be applied", 90)
+        await asyncio.sleep(1.5)  # anything applied twice would show up now
+        counts = await total_n_events(redis_client, users)
+    finally:
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+        feeding.cancel()
+        await producer.stop()
+        first.stop()
+        second.stop()
+
+    lost = {u: expected[u] - counts[u] for u in users if counts[u] < expected[u]}
+    doubled = {u: counts[u] - expected[u] for u in users if counts[u] > expected[u]}
+    assert sum(expected.values()) == 6_000
+    assert lost == {} and doubled == {}, f"{first.tail()}\n---\n{second.tail()}"
