@@ -242,27 +242,22 @@ def decide(
     quiet = quiet_channels(now_ms, zone, policy.quiet_hours)
     rejected: Counter[str] = Counter()
     usable: list[tuple[ScoredOffer, tuple[Channel, ...]]] = []
-    # the verdict depends only on the offer's channels, its transactional flag and whether it
-    # is cooling, and catalogues reuse a few channel sets: decide each combination once
-    verdicts: dict[tuple[tuple[Channel, ...], bool, bool], Verdict] = {}
+    bypass = policy.quiet_hours.transactional_bypass
     for candidate in candidates:
         offer = candidate.offer
         cooling = bool(state.offers) and in_cooldown(
             state, candidate.offer_id, now_ms, policy.cooldown
         )
-        key = (offer.channels, offer.transactional, cooling)
-        verdict = verdicts.get(key)
-        if verdict is None:
-            verdict = verdicts[key] = channel_verdict(
-                offer.channels,
-                offer.transactional,
-                cooling,
-                consented,
-                capped,
-                quiet,
-                requested_channel,
-                policy.quiet_hours.transactional_bypass,
-            )
+        verdict = channel_verdict(
+            offer.channels,
+            offer.transactional,
+            cooling,
+            consented,
+            capped,
+            quiet,
+            requested_channel,
+            bypass,
+        )
         channels, rejection = verdict
         if rejection is not None:
             rejected[rejection.value] += 1
