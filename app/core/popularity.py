@@ -116,15 +116,7 @@ class PopularityTracker:
     def offer_popularity(
         self, offers: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]
     ) -> dict[str, float]:
-        """Popularity in [0, 1] of each offer, given ``offer_id -> (item_ids, tags)``."""
-        top_item = max(self.items.values(), default=0.0)
-        top_tag = max(self.tags.values(), default=0.0)
-        result: dict[str, float] = {}
-        for offer_id, (item_ids, tags) in offers.items():
-            if item_ids and top_item > 0:
-                result[offer_id] = max(self.items.get(i, 0.0) for i in item_ids) / top_item
-            elif tags and top_tag > 0:
-                result[offer_id] = max(self.tags.get(t, 0.0) for t in tags) / top_tag
-            else:
-                result[offer_id] = 0.0
-        return result
+        """Popularity in [0, 1] of each offer, given ``offer_id -> (item_ids, tags)`` (the
+        rule of :meth:`offer_popularity_array`)."""
+        popularity = self.offer_popularity_array(OfferSources.of(list(offers.values())))
+        return dict(zip(offers, popularity.tolist(), strict=True))
