@@ -9,7 +9,15 @@ VENV := .venv
 NBO := $(VENV)/bin/nbo
 DEMO_ARGS ?=
 
-.PHONY: venv lint typecheck test test-unit demo evaluate bench stack-up stack-down stack-status clean
+.PHONY: venv lint typecheck test test-unit demo evaluate bench stack-up stack-down stack-status clean \
+	prereqs-test prereqs-demo
+
+# One line per missing or too old tool (Python, Java, Maven, redis-server, Go), before any set-up.
+prereqs-test:
+	@bash scripts/check-prereqs.sh test
+
+prereqs-demo:
+	@bash scripts/check-prereqs.sh demo
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -28,13 +36,13 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: venv
+test: prereqs-test venv
 	bash scripts/run-tests.sh
 
 test-unit: venv
 	$(VENV)/bin/pytest -m unit
 
-demo: venv
+demo: prereqs-demo venv
 	$(NBO) demo $(DEMO_ARGS)
 
 MOVIELENS ?= ../shared/datasets/ml-latest-small

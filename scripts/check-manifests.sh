@@ -16,6 +16,7 @@ BIN="$PWD/.cache/go-bin"
 OUT="$PWD/.cache/rendered"
 SCHEMAS="deploy/schemas/{{ .ResourceKind }}{{ .KindSuffix }}.json"
 GO="${GO:-go}"
+INSTALL_LOG="$PWD/.cache/go-install.log"
 
 install_tool() { # name module version
   local name=$1 module=$2 version=$3
@@ -27,10 +28,17 @@ install_tool() { # name module version
     echo "check-manifests: '$GO' not found; Go 1.26+ is needed to build $name" >&2
     exit 2
   fi
-  echo "== go install $module@$version"
+  echo "== go install $module@$version (output: $INSTALL_LOG)"
   mkdir -p "$BIN"
   rm -f "$BIN/.$name-"*
-  GOBIN="$BIN" GOFLAGS=-mod=mod GOTOOLCHAIN=local "$GO" install "$module@$version"
+  # The go tool's own chatter (`go: downloading ...`, which a cold module cache prints) goes to
+  # a log file, so this script's output is only its own lines and the tools' results.
+  if ! GOBIN="$BIN" GOFLAGS=-mod=mod GOTOOLCHAIN=local "$GO" install "$module@$version" \
+    >>"$INSTALL_LOG" 2>&1; then
+    echo "check-manifests: go install $module@$version failed; last lines of $INSTALL_LOG:" >&2
+    tail -n 20 "$INSTALL_LOG" >&2
+    exit 2
+  fi
   touch "$stamp"
 }
 
@@ -52,4 +60,11 @@ if [ ${#rendered[@]} -eq 0 ]; then
 fi
 
 echo "== kubeconform -strict (schemas: deploy/schemas)"
-"$BIN/kubeconform" -strict -summary -schema-location "$SCHEMAS" "${rendered[@]}"
+status=0
+report=$("$BIN/kubeconform" -strict -summary -schema-location "$SCHEMAS" "${rendered[@]}") || status=$?
+printf '%s\n' "$report"
+if ! grep -q '^Summary: ' <<<"$report"; then
+  echo "check-manifests: kubeconform printed no 'Summary:' line (exit $status)" >&2
+  exit 1
+fi
+exit "$status"
