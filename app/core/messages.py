@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.channels import choose_channel
 from app.core.enums import Channel, EventType
@@ -36,7 +36,9 @@ class RankedOffer(BaseModel):
     score: float
     score_parts: dict[str, float]
     """At least ``affinity``, ``value``, ``popularity``, ``priority``."""
-    reason: str
+    reason: Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+    """Why this offer, in words for the person (never empty or blank: a message cannot be
+    built without one, see :mod:`app.core.reasons`)."""
 
 
 CART_ABANDONMENT = "cart_abandonment"

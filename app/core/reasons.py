@@ -18,6 +18,9 @@ from app.core.vectors import unit
 REASON_FALLBACK = "Best available for you now: {title}"
 """Reason when no score part is positive: the offer ranked first among what is eligible,
 without a positive part to name (formatted with the offer's title)."""
+REASON_CART = "Still thinking about {title}?"
+"""Reason of an offer about an item left in the cart, when the cart timer fires (formatted
+with the item's title, or the offer's without one)."""
 REASON_POPULAR = "Popular right now"
 REASON_SIMILAR = "Similar to things you have shown interest in"
 
@@ -114,3 +117,16 @@ def build_reason(
     if dominant == "exploration":
         return f"Something different: {title}"
     return REASON_FALLBACK.format(title=title)
+
+
+def cart_reason(
+    offer: Offer, cart_item_ids: Sequence[str], titles: Callable[[str], str | None]
+) -> str | None:
+    """:data:`REASON_CART` when ``offer`` is about one of the cart's items (the first such item
+    in the cart's order names it), else ``None``. ``titles`` gives an item's title (or ``None``)."""
+    about = set(offer.item_ids)
+    for item_id in cart_item_ids:
+        if item_id in about:
+            title = (titles(item_id) or "").strip() or offer.title.strip() or offer.offer_id
+            return REASON_CART.format(title=title)
+    return None

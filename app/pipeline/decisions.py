@@ -9,7 +9,8 @@ trigger goes through the same rules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ from app.core.catalog import Catalogue
 from app.core.enums import Channel
 from app.core.messages import Trigger, message_for, message_id
 from app.core.pseudonym import pseudonymise
-from app.core.reasons import Because
+from app.core.reasons import Because, cart_reason
 from app.core.scoring import ScoredOffer, unit_user, with_reasons
 from app.pipeline.config import PipelineConfig
 from app.policy.consent import ConsentRecord
@@ -66,10 +67,15 @@ class DecisionMaker:
         max_offers: int | None = None,
         group: str = "personalised",
         because: Because | None = None,
+        cart_item_ids: Sequence[str] = (),
     ) -> Outcome:
         """The outcome for ``candidates`` (ranked best first) under the contact policy.
 
-        ``because`` names the recent item behind a dominant co-occurrence part in a reason."""
+        Every offer sent carries a reason built from its score parts, whatever the group:
+        without a user vector (the control group, an objector) no interest is named, and the
+        value, popularity, priority or exploration part speaks. ``because`` names the recent
+        item behind a dominant co-occurrence part in a reason; ``cart_item_ids`` (a fired cart
+        timer) make an offer about one of those items say so ("Still thinking about ...?")."""
         cfg = self._cfg
         policy = cfg.policy
         decision = decide(
@@ -87,12 +93,21 @@ class DecisionMaker:
         sent_id: str | None = None
         reasons: list[str] = []
         if decision.sent and decision.channel is not None:
-            vec = unit_user(user_vec) if user_vec is not None else None
-            explained = decision.offers
-            if vec is not None:
-                explained = with_reasons(
-                    vec, decision.offers, self._catalogue.snapshot(), cfg.scoring, because
-                )
+            catalogue = self._catalogue
+            if user_vec is not None:
+                vec = unit_user(user_vec)
+            else:
+                vec = np.zeros(catalogue.dim, dtype=np.float32)
+            explained = with_reasons(
+                vec, decision.offers, catalogue.snapshot(), cfg.scoring, because
+            )
+            if cart_item_ids:
+                explained = [
+                    dataclasses.replace(s, reason=r)
+                    if (r := cart_reason(s.offer, cart_item_ids, _item_title(catalogue)))
+                    else s
+                    for s in explained
+                ]
             reasons = [s.reason for s in explained]
             message = message_for(
                 user_id,
@@ -122,3 +137,11 @@ class DecisionMaker:
             pydantic_core.to_json(record),  # compact UTF-8 JSON, serialised in Rust
             state,
         )
+
+
+def _item_title(catalogue: Catalogue) -> Callable[[str], str | None]:
+    def title(item_id: str) -> str | None:
+        item = catalogue.item(item_id)
+        return item.title if item is not None else None
+
+    return title

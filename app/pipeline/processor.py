@@ -764,6 +764,7 @@ class BatchProcessor:
             outcome = self._decider.decide(
                 state.user_id, vec, candidates, state.policy, state.consent, trigger, now,
                 max_offers=1, group=self._group(state.user_id),
+                cart_item_ids=[item_id for item_id, _ in due],
             )  # fmt: skip
             policy = fire(outcome.state, due)
             later = next_due(policy)
