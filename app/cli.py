@@ -13,8 +13,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.commands.files import BadLine
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -59,36 +63,61 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _report_bad_lines(path: Path, bad: Sequence[BadLine], skip_invalid: bool) -> None:
+    for line in bad:
+        print(f"nbo: {line.render(path)}", file=sys.stderr)
+    if skip_invalid:
+        print(f"nbo: skipped {len(bad)} invalid line(s) of {path}", file=sys.stderr)
+    else:
+        print(
+            f"nbo: {len(bad)} invalid line(s) in {path}; nothing was sent "
+            "(--skip-invalid sends the valid lines)",
+            file=sys.stderr,
+        )
+
+
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from app.commands.files import event_lines
+    from app.commands.files import read_events
     from app.commands.kafka_io import send_all
     from app.settings import kafka_bootstrap_or_local
 
     topic = args.topic or settings.topic_user_events
-    lines = list(event_lines(args.file))
-    sent = asyncio.run(send_all(kafka_bootstrap_or_local(settings), topic, lines, total=len(lines)))
+    found = read_events(args.file)
+    if found.bad:
+        _report_bad_lines(args.file, found.bad, args.skip_invalid)
+        if not args.skip_invalid:
+            return 1
+    records = found.records
+    sent = asyncio.run(
+        send_all(kafka_bootstrap_or_local(settings), topic, records, total=len(records))
+    )
     print(f"produced {sent} events to {topic}")
-    return 0
+    return 1 if found.bad else 0
 
 
 def _catalog_load(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from app.commands.files import catalogue_lines
+    from app.commands.files import read_catalogue
     from app.commands.kafka_io import send_all
     from app.connections import kafka_client_kwargs
 
+    found = read_catalogue(args.file)
+    if found.bad:
+        _report_bad_lines(args.file, found.bad, args.skip_invalid)
+        if not args.skip_invalid:
+            return 1
     bootstrap = kafka_client_kwargs(settings)
-    items, offers = catalogue_lines(args.file)
+    items, offers = found.items, found.offers
     asyncio.run(send_all(bootstrap, settings.topic_item_catalog, items, total=len(items)))
     asyncio.run(send_all(bootstrap, settings.topic_offer_catalog, offers, total=len(offers)))
     print(
         f"loaded {len(items)} items onto {settings.topic_item_catalog}, "
         f"{len(offers)} offers onto {settings.topic_offer_catalog}"
     )
-    return 0
+    return 1 if found.bad else 0
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -138,14 +167,62 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+DESCRIPTION = """\
+nbo-stream: real-time next-best offers. Behaviour events from Kafka update each person's
+preference vector in Redis; the worker ranks the offer catalogue under the contact policy and
+publishes next-best-offer messages for channel services.
+
+Settings come from NBO_* environment variables (see the README's Configuration section).
+"""
+
+EPILOG = """\
+examples:
+  nbo stack up                          start a local Kafka and Redis (no Docker needed)
+  nbo catalog load catalogue.jsonl      load items and offers
+  nbo worker                            run the stream worker until Ctrl-C or SIGTERM
+  nbo produce events.jsonl              send behaviour events, checked line by line first
+  nbo tail --from-beginning --max 5     print next-best-offer messages
+  nbo demo                              all of the above on a generated shop
+
+'nbo COMMAND --help' tells more about each command.
+"""
+
+
+def _command(
+    sub: Any, name: str, summary: str, description: str, example: str
+) -> argparse.ArgumentParser:
+    """A sub-command whose --help says what it does and shows an example."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nbo`` (exposed for tests and ``--help`` docs)."""
-    parser = argparse.ArgumentParser(prog="nbo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="nbo",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stack = sub.add_parser("stack", help="local Kafka + Redis without Docker")
-    stack_sub = stack.add_subparsers(dest="stack_command", required=True)
+    stack = _command(
+        sub,
+        "stack",
+        "local Kafka + Redis without Docker",
+        "Run a single-node Kafka broker and a Redis server on this machine, for trying nbo-stream"
+        "\nand for its tests. The broker's jars are fetched once from Maven Central (needs Java"
+        "\n17+ and Maven); data, logs and pid files live in NBO_STACK_DIR (.stack).",
+        "nbo stack up && source .stack/env",
+    )
+    stack_sub = stack.add_subparsers(dest="stack_command", required=True, metavar="ACTION")
     up = stack_sub.add_parser(
         "up", help="start (or reuse) the local broker and Redis; wait until ready"
     )
@@ -158,33 +235,82 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(handler=_stack_status)
 
-    worker = sub.add_parser("worker", help="run the stream worker (faust) until SIGTERM")
+    worker = _command(
+        sub,
+        "worker",
+        "run the stream worker until SIGTERM",
+        "Consume behaviour events, update preference vectors in Redis and publish next-best"
+        "\noffers; serves offer lookups, /healthz, /readyz and /metrics on NBO_WEB_PORT. Run"
+        "\nseveral to share the partitions of the events topic.",
+        "NBO_KAFKA_BOOTSTRAP=127.0.0.1:19092 NBO_REDIS_URL=redis://127.0.0.1:16379/0 nbo worker",
+    )
     worker.add_argument(
         "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"]
     )
     worker.set_defaults(handler=_worker)
 
-    produce = sub.add_parser("produce", help="JSON lines of events onto user-events")
-    produce.add_argument("file", type=Path)
-    produce.add_argument("--topic", help="default: NBO_TOPIC_USER_EVENTS")
+    produce = _command(
+        sub,
+        "produce",
+        "send JSON lines of behaviour events to the events topic",
+        "Send one behaviour event per line (UserEvent JSON, see docs/contracts.md), keyed by its"
+        "\nuser_id. Every line is checked against the schema the worker uses first: bad lines are"
+        "\nreported with their line number and reason, and then nothing is sent (exit 1) unless"
+        "\n--skip-invalid is given, which sends the valid lines (and still exits 1).",
+        "nbo produce events.jsonl",
+    )
+    produce.add_argument("file", type=Path, help="JSON lines, one event a line")
+    produce.add_argument("--topic", help="another topic (default: NBO_TOPIC_USER_EVENTS)")
+    produce.add_argument(
+        "--skip-invalid", action="store_true", help="send the valid lines, report the rest"
+    )
     produce.set_defaults(handler=_produce)
 
-    catalog = sub.add_parser("catalog", help="the item and offer catalogues")
-    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
-    load = catalog_sub.add_parser(
-        "load", help="JSON lines of items and offers onto the catalogue topics"
+    catalog = _command(
+        sub,
+        "catalog",
+        "load the item and offer catalogues",
+        "Load items and offers onto the catalogue topics; every worker follows them live.",
+        "nbo catalog load catalogue.jsonl",
     )
-    load.add_argument("file", type=Path)
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    load = catalog_sub.add_parser(
+        "load",
+        help="JSON lines of items and offers onto the catalogue topics",
+        description='One item ({"item_id": ...}) or offer ({"offer_id": ...}) a line;'
+        ' {"offer_id": ..., "delete": true} deletes. Every line is checked against the'
+        " schema the worker uses first: bad lines are reported with their line number and"
+        " reason, and then nothing is sent (exit 1) unless --skip-invalid is given.",
+    )
+    load.add_argument("file", type=Path, help="JSON lines of items and offers")
+    load.add_argument(
+        "--skip-invalid", action="store_true", help="send the valid lines, report the rest"
+    )
     load.set_defaults(handler=_catalog_load)
 
-    tail = sub.add_parser("tail", help="print next-best-offer messages as they arrive")
-    tail.add_argument("--topic", help="default: NBO_TOPIC_OFFERS")
-    tail.add_argument("--from-beginning", action="store_true")
+    tail = _command(
+        sub,
+        "tail",
+        "print next-best-offer messages as they arrive",
+        "Print the messages of the offers topic, one JSON document a line, as channel services"
+        "\nreceive them. Ends quietly when the reader of its output goes away.",
+        "nbo tail --from-beginning --max 3 | jq .offers",
+    )
+    tail.add_argument("--topic", help="another topic (default: NBO_TOPIC_OFFERS)")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest")
     tail.add_argument("--max", type=int, default=None, help="stop after this many")
     tail.add_argument("--idle-timeout", type=float, default=None, help="stop after idle seconds")
     tail.set_defaults(handler=_tail)
 
-    demo = sub.add_parser("demo", help="the whole pipeline on generated (or MovieLens) data")
+    demo = _command(
+        sub,
+        "demo",
+        "the whole pipeline on generated (or MovieLens) data",
+        "Start the local stack, load a generated shop, run a worker, send realistic events and"
+        "\nprint what it did: throughput, offers published, a few people with their interests"
+        "\nand their offers with reasons.",
+        "nbo demo --events 20000",
+    )
     demo.add_argument("--events", type=int, default=50_000, help="generated events (50,000)")
     demo.add_argument("--movielens", type=Path, help="replay a MovieLens directory instead")
     demo.add_argument(
@@ -195,7 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    bench = sub.add_parser("bench", help="the worker against raw Kafka and naive baselines")
+    bench = _command(
+        sub,
+        "bench",
+        "measure the worker against raw Kafka and faust passthroughs",
+        "Drain the same event stream with a raw aiokafka loop, a faust passthrough, a naive"
+        "\nworker and the real worker, each in its own process, and report throughput, latency"
+        "\nand memory with their ratios (docs/performance.md).",
+        "nbo bench --quick --json bench.json",
+    )
     bench.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     bench.add_argument("--events", type=int, help="events to drain (200,000)")
     bench.add_argument("--users", type=int, help="distinct users (10,000)")
@@ -225,6 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return handler(args, settings)
+    except BrokenPipeError:
+        # the reader of our output went away (`nbo tail | head -n 3`): end quietly, and point
+        # stdout at /dev/null so the interpreter's final flush does not fail once more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except StackError as exc:
         print(f"nbo: {exc}", file=sys.stderr)
         return 2
