@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.settings import Settings
@@ -76,6 +77,7 @@ async def ensure_topics(
             )
             log.info("created topics: %s", ", ".join(s.name for s in missing))
             await _wait_for_leaders(admin, [s.name for s in missing])
+            await _wait_until_served(kwargs, missing)
         return [s.name for s in missing]
     finally:
         await admin.close()
@@ -98,3 +100,29 @@ async def _wait_for_leaders(
             return
         await asyncio.sleep(0.1)
     log.warning("some partitions of %s have no leader after %.0f s", topics, timeout_s)
+
+
+async def _wait_until_served(
+    kafka: dict[str, Any], specs: list[TopicSpec], timeout_s: float = 15.0
+) -> None:
+    """Wait until the leader of every partition of ``specs`` answers for it.
+
+    The metadata names a leader a little before that broker has taken the partition on: a
+    produce in between is answered ``NotLeaderForPartition`` (retried, but logged as a
+    warning by the producer). Listing the end offsets goes to the same leaders, and the
+    consumer retries that error quietly until each leader serves its partitions.
+    """
+    partitions = [TopicPartition(s.name, p) for s in specs for p in range(s.partitions)]
+    consumer = AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=int(timeout_s * 1000),
+        **kafka,
+    )
+    await consumer.start()
+    try:
+        await consumer.end_offsets(partitions)
+    except Exception as exc:  # readiness is a courtesy: the producer retries anyway
+        log.warning("the leaders of %s did not answer within %.0f s: %s", specs, timeout_s, exc)
+    finally:
+        await consumer.stop()

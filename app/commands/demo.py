@@ -149,7 +149,11 @@ def _summary(
         status, body = worker.get(f"/users/{user}/offers")
         if status == 200:
             message = json.loads(body)
-            print(f"  offers via {message['channel']} (trigger {message['trigger']['type']}):")
+            group = message.get("group", "personalised")
+            print(
+                f"  offers via {message['channel']} (trigger {message['trigger']['type']}; "
+                f"{'control group, not personalised' if group == 'control' else group}):"
+            )
             for offer in message["offers"]:
                 print(
                     f"  {offer['rank']}. {offer['offer_id']:<12} {offer['score']:.3f}  "
