@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agents.publisher import FaustPublisher
-from agents.user_admin import build_user_admin, dead_letter, inbound, until_done, wall_ms
+from agents.user_admin import build_user_admin, inbound, until_done, wall_ms
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.errors import EventRejected
 from app.core.privacy import check_key, key_user_id
+from app.pipeline.outbound import dead_letter
 from app.pipeline.records import InboundRecord
 from app.policy.consent import ConsentRecord, decode_consent
 from app.ports import OutboundRecord, Publisher, UserAdmin

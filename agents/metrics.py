@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from app.pipeline.processor import BatchStats
+from app.pipeline.stats import BatchStats
 
 
 @dataclass

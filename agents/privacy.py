@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from agents.publisher import FaustPublisher
-from agents.user_admin import build_user_admin, dead_letter, inbound, until_done, wall_ms
+from agents.user_admin import build_user_admin, inbound, until_done, wall_ms
 from app.core.catalog import Catalogue
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.errors import EventRejected
@@ -43,6 +43,7 @@ from app.core.privacy import (
     export_data,
 )
 from app.core.reasons import strongest_tags
+from app.pipeline.outbound import dead_letter
 from app.pipeline.records import InboundRecord
 from app.policy.state import UserPolicyState
 from app.ports import OutboundRecord, Publisher, UserAdmin

@@ -16,9 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agents.events import BACKOFF_MAX_S, BACKOFF_START_S
-from app.core.dead_letters import dead_letter_headers
 from app.pipeline.records import InboundRecord
-from app.ports import OutboundRecord
 from app.settings import Settings, pseudonym_secret
 from app.storage.user_admin import RedisUserAdmin, UserAdminConfig
 
@@ -69,18 +67,6 @@ def inbound(events: Sequence[Any]) -> list[InboundRecord]:
         )
         for e in events
     ]
-
-
-def dead_letter(
-    topic: str, record: InboundRecord, reason_class: str, message: str, now_ms: int
-) -> OutboundRecord:
-    """The dead letter of ``record`` on ``topic``: original key and value, standard headers
-    (``reason_class``: a :class:`~app.core.errors.RejectReason`, or the exception class of an
-    unexpected failure of this record)."""
-    headers = dead_letter_headers(
-        reason_class, message, record.topic, record.partition, record.offset, now_ms
-    )
-    return OutboundRecord(topic, record.key, record.value, headers)
 
 
 async def until_done(

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from agents.metrics import WorkerMetrics
-from app.pipeline.processor import BatchStats
+from app.pipeline.stats import BatchStats
 
 pytestmark = pytest.mark.agents
 

@@ -15,7 +15,8 @@ import pytest
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
 from app.pipeline.config import PipelineConfig
-from app.pipeline.processor import CHANNEL_HEADER, BatchProcessor
+from app.pipeline.outbound import CHANNEL_HEADER
+from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
 from app.policy.consent import ConsentRecord
 from app.ports import OutboundRecord

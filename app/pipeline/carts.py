@@ -1,0 +1,206 @@
+"""Cart-abandonment timers: firing the ones due, polled by a worker timer.
+
+An ``add_to_cart`` without a purchase of the item for ``cart_delay_ms`` (event time) starts a
+timer in the user's policy state, indexed per input partition. :meth:`CartTimers.fire_due`
+decides each due user once with the contact policy (one offer, ranked for the cart items), and
+removes its fired timers in the same atomic write as the decision; the index entry is dropped
+only after the message is published, so a crash in between republishes the stored message
+(same ``message_id``) on the next poll. It takes the batch lock, so it never interleaves with
+an event batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import NamedTuple
+
+import numpy as np
+
+from app.core.catalog import Catalogue
+from app.core.holdout import CONTROL
+from app.core.messages import CART_ABANDONMENT, Trigger
+from app.pipeline.cache import UserCache
+from app.pipeline.config import PipelineConfig
+from app.pipeline.decisions import DecisionMaker, Outcome
+from app.pipeline.outbound import Outbound
+from app.pipeline.planning import Holdout, stored_offers
+from app.pipeline.ranking import BatchRanking
+from app.pipeline.signals import BatchSignals
+from app.policy.consent import profiling_allowed
+from app.policy.state import UserPolicyState
+from app.policy.triggers import due_timers, fire, next_due, timer_id
+from app.ports import CartDue, OutboundRecord, ProfileStore, Publisher, StoredUser, UserWrite
+
+
+class _Firing(NamedTuple):
+    """A user with due cart timers: index entry (key id, partition), state, due timers."""
+
+    key_id: str
+    partition: int
+    state: StoredUser
+    due: list[tuple[str, int]]
+
+
+class CartTimers:
+    """Fires due cart timers for the partitions a worker owns (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        store: ProfileStore,
+        publisher: Publisher,
+        cache: UserCache,
+        lock: asyncio.Lock,
+        catalogue: Catalogue,
+        config: PipelineConfig,
+        clock_ms: Callable[[], int],
+        decider: DecisionMaker,
+        ranking: BatchRanking,
+        signals: BatchSignals,
+        outbound: Outbound,
+        holdout: Holdout,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._cache = cache
+        self._lock = lock
+        self._catalogue = catalogue
+        self._cfg = config
+        self._clock_ms = clock_ms
+        self._decider = decider
+        self._ranking = ranking
+        self._signals = signals
+        self._outbound = outbound
+        self._holdout = holdout
+
+    async def fire_due(self, partitions: Iterable[tuple[str, int]]) -> int:
+        """Fire the cart timers due now in the indexes of ``partitions`` (topic, partition),
+        the ones this worker owns. Returns the number of decisions made."""
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in partitions:
+            by_topic.setdefault(topic, []).append(partition)
+        made = 0
+        for topic, owned in by_topic.items():
+            limit = self._cfg.cart_poll_limit
+            due = await self._store.due_carts(topic, owned, self._clock_ms(), limit)
+            entries = [(p, key_id) for p, key_ids in sorted(due.items()) for key_id in key_ids]
+            # at most `limit` users per pass: event batches get the lock in between
+            for start in range(0, len(entries), limit):
+                chunk: dict[int, list[str]] = {}
+                for partition, key_id in entries[start : start + limit]:
+                    chunk.setdefault(partition, []).append(key_id)
+                async with self._lock:
+                    made += await self._fire(topic, chunk)
+        return made
+
+    async def _fire(self, topic: str, due_keys: dict[int, list[str]]) -> int:
+        """Fire the due users of ``topic``'s partitions (partition -> key ids): one load,
+        one decision pass, one commit, one publish and one index cleanup for all."""
+        now = self._clock_ms()
+        store = self._store
+        where = {key_id: p for p, key_ids in due_keys.items() for key_id in key_ids}
+        states = await store.load_key_ids(list(where))
+        done: dict[int, list[str]] = {}
+        firing: list[_Firing] = []
+        outbound: list[OutboundRecord] = []
+        reindex: list[UserWrite] = []
+        for key_id, state in states.items():
+            partition = where[key_id]
+            due = due_timers(state.policy, now)
+            if due:
+                firing.append(_Firing(key_id, partition, state, due))
+                continue
+            later = next_due(state.policy)
+            if later is not None:  # restarted timer: index it at its new due time
+                reindex.append(
+                    UserWrite(state.user_id, state.version, None,
+                              cart_due=CartDue(topic, partition, later))
+                )  # fmt: skip
+                continue
+            fired = state.policy.fired
+            _, stored_trigger = stored_offers(state.offers_json)
+            if state.offers_json and fired and stored_trigger == fired[-1]:
+                # fired and committed, but the publish may not have happened: again
+                outbound.append(self._outbound.offer(state.user_id, state.offers_json))
+            done.setdefault(partition, []).append(key_id)
+
+        writes, outcomes = self._decisions(firing, topic, now)
+        result = await store.commit([*writes, *reindex])
+        for firing_user, write, outcome in zip(firing, writes, outcomes, strict=True):
+            state = firing_user.state
+            if state.user_id in result.conflicts:
+                self._cache.evict(state.user_id)
+                continue  # changed meanwhile: the next poll sees the new state
+            self._cache.put(  # what was just written: the next event batch needs no reread
+                replace(
+                    state,
+                    version=result.versions[state.user_id],
+                    policy=UserPolicyState.from_json(write.policy_json or b"{}"),
+                    offers_json=outcome.offers_json or state.offers_json,
+                )
+            )
+            if outcome.offers_json is not None:
+                outbound.append(
+                    self._outbound.offer(state.user_id, outcome.offers_json, outcome.channel)
+                )
+            outbound.append(self._outbound.decision(state.user_id, outcome.record))
+            if write.cart_due is None:
+                done.setdefault(firing_user.partition, []).append(firing_user.key_id)
+        for write in reindex:
+            self._cache.evict(write.user_id)  # rare (a restarted timer): reread next time
+        if outbound:
+            await self._publisher.publish(outbound)
+        await store.drop_cart_index(topic, done)
+        return len(outcomes)
+
+    def _decisions(
+        self, firing: list[_Firing], topic: str, now: int
+    ) -> tuple[list[UserWrite], list[Outcome]]:
+        """One decision per user with due timers: the best offer for the cart items."""
+        if not firing:
+            return [], []
+        catalogue = self._catalogue
+        groups = [self._holdout.group(f.state.user_id) for f in firing]
+        vecs = []
+        for (_, _, state, due), group in zip(firing, groups, strict=True):
+            vec = np.zeros(catalogue.dim, dtype=np.float32)
+            if group != CONTROL:  # the control group is not personalised
+                for item_id, _ in due:
+                    item_vec = catalogue.item_vector(item_id)
+                    if item_vec is not None:
+                        vec += np.asarray(item_vec, dtype=np.float32)
+                if not vec.any() and state.profile is not None:
+                    vec = state.profile.vec.copy()  # unknown items: the user's own taste
+            vecs.append(vec)
+        exclude = [set(f.state.purchased) for f in firing]
+        exploration = self._signals.draw_exploration(now, f"cart:{topic}:{now}")
+        ranked = self._ranking.rank(np.stack(vecs), now, exclude, exploration=exploration)
+        writes: list[UserWrite] = []
+        outcomes: list[Outcome] = []
+        for (_, partition, state, due), group, vec, candidates in zip(
+            firing, groups, vecs, ranked, strict=True
+        ):
+            trigger = Trigger(event_id=timer_id(*due[0]), type=CART_ABANDONMENT)
+            if not profiling_allowed(state.consent):
+                candidates = []
+            outcome = self._decider.decide(
+                state.user_id, vec, candidates, state.policy, state.consent, trigger, now,
+                max_offers=1, group=group, cart_item_ids=[item_id for item_id, _ in due],
+            )  # fmt: skip
+            policy = fire(outcome.state, due)
+            later = next_due(policy)
+            writes.append(
+                UserWrite(
+                    user_id=state.user_id,
+                    expected_version=state.version,
+                    profile=None,
+                    offers_json=outcome.offers_json,
+                    policy_json=policy.to_json(),
+                    decisions=[outcome.record],
+                    cart_due=None if later is None else CartDue(topic, partition, later),
+                )
+            )
+            outcomes.append(outcome)
+        return writes, outcomes

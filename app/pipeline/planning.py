@@ -1,0 +1,233 @@
+"""One user's plan for a batch: the events applied to the stored state, and the write.
+
+:meth:`Planner.plan` applies a user's events of the batch to the stored profile by the pure
+core (events already applied, by offset or event id, are skipped, so a redelivered batch
+changes nothing), updates the user's policy state (offer feedback, channel engagement, cart
+timers) with the newly applied events, and notes the ``decision_request``s to decide. A user
+who objected to profiling gets no profile update: the batch gets one decision record. A batch
+redelivered after a crash republishes the stored message it triggered.
+
+:meth:`Planner.write` turns the plan, once ranked and decided, into the user's one atomic,
+compare-and-set write (``None`` when nothing changed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pydantic_core
+
+from app.core.catalog import Catalogue
+from app.core.enums import EventType
+from app.core.events import UserEvent
+from app.core.holdout import CONTROL, PERSONALISED, group_of
+from app.core.messages import Trigger
+from app.core.profile import ApplyResult, PendingEvent, Profile, apply_events
+from app.core.weights import event_weight
+from app.pipeline.config import PipelineConfig
+from app.pipeline.decisions import DecisionMaker, Outcome
+from app.pipeline.outbound import Outbound
+from app.pipeline.records import InboundRecord
+from app.policy.consent import profiling_allowed
+from app.policy.state import UserPolicyState
+from app.policy.triggers import apply_to_state, next_due
+from app.ports import CartDue, OutboundRecord, StoredUser, UserWrite
+
+UserEvents = list[tuple[InboundRecord, UserEvent]]
+"""A user's events of the batch with the records they came from, in partition order."""
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Which group a user is in: ``share`` of users (keyed by ``salt``) are the control group,
+    ranked without personalisation (value, popularity and priority only) through the same
+    policy."""
+
+    share: float
+    salt: str
+
+    def group(self, user_id: str) -> str:
+        """``control`` or ``personalised``."""
+        return group_of(user_id, self.share, self.salt) if self.share > 0 else PERSONALISED
+
+
+@dataclass
+class Plan:
+    """What a batch does for one user (see module doc)."""
+
+    user_id: str
+    state: StoredUser
+    events: UserEvents
+    result: ApplyResult
+    old_offer_ids: list[str]
+    stored_trigger: str | None
+    exclude: set[str]
+    policy: UserPolicyState
+    profiling: bool = True
+    group: str = PERSONALISED
+    recent: tuple[str, ...] = ()
+    """The user's recent item ids after this batch, newest first."""
+    fresh: list[UserEvent] = field(default_factory=list)
+    replayed: bool = False
+    requests: list[UserEvent] = field(default_factory=list)
+    offers_json: bytes | None = None
+    messages: list[OutboundRecord] = field(default_factory=list)
+    decisions: list[Outcome] = field(default_factory=list)
+
+    @property
+    def trigger(self) -> UserEvent:
+        """The event a ranking change is attributed to: the batch's last event."""
+        return self.events[-1][1]
+
+    @property
+    def personalised(self) -> bool:
+        """Whether the user is ranked on their own taste (not in the control group)."""
+        return self.group != CONTROL
+
+    def ranking_vector(self, dim: int) -> npt.NDArray[np.float32]:
+        """The vector the user is ranked with: a zero vector in the control group, which then
+        scores by value, popularity and priority only."""
+        if self.personalised:
+            return self.result.profile.vec
+        return np.zeros(dim, dtype=np.float32)
+
+    @property
+    def taste(self) -> npt.NDArray[np.float32] | None:
+        """The user's vector for the reasons of a decision (``None`` in the control group)."""
+        return self.result.profile.vec if self.personalised else None
+
+    @property
+    def ranking_recent(self) -> tuple[str, ...]:
+        """Recent items for the co-occurrence part (none in the control group)."""
+        return self.recent if self.personalised else ()
+
+
+def stored_offers(offers_json: bytes | None) -> tuple[list[str], str | None]:
+    """Offer ids and trigger event id of a stored NextBestOffer message."""
+    if not offers_json:
+        return [], None
+    doc = pydantic_core.from_json(offers_json)
+    return [o["offer_id"] for o in doc.get("offers", [])], doc.get("trigger", {}).get("event_id")
+
+
+def item_times(events: UserEvents, kind: EventType | None = None) -> dict[str, int]:
+    """Item id -> event time (ms) of the item events (of type ``kind``, if given)."""
+    return {
+        e.item_id: e.ts_ms
+        for _, e in events
+        if e.is_item_event and e.item_id is not None and (kind is None or e.type is kind)
+    }
+
+
+def recent_items(events: UserEvents, stored: tuple[str, ...], n: int) -> tuple[str, ...]:
+    """The newest ``n`` distinct items: the batch's item events (newest first, as the ``seen``
+    zset orders them) in front of the stored ones."""
+    batch = sorted(item_times(events).items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+    return tuple(dict.fromkeys([*(item for item, _ in batch), *stored]))[:n]
+
+
+def fresh_events(events: UserEvents, ids: frozenset[str]) -> list[UserEvent]:
+    """The events whose ids were applied now, each once, in order."""
+    out: dict[str, UserEvent] = {}
+    for _, event in events:
+        if event.event_id in ids and event.event_id not in out:
+            out[event.event_id] = event
+    return list(out.values())
+
+
+class Planner:
+    """Plans and writes for one user at a time (see module doc)."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        config: PipelineConfig,
+        decider: DecisionMaker,
+        outbound: Outbound,
+        holdout: Holdout,
+    ) -> None:
+        self._catalogue = catalogue
+        self._cfg = config
+        self._decider = decider
+        self._outbound = outbound
+        self._holdout = holdout
+
+    def plan(self, state: StoredUser, events: UserEvents, now: int) -> Plan:
+        """The user's plan for the batch's ``events`` against the stored ``state``."""
+        catalogue = self._catalogue
+        old_ids, stored_trigger = stored_offers(state.offers_json)
+        exclude = set(state.purchased) | item_times(events, EventType.PURCHASE).keys()
+        if not profiling_allowed(state.consent):
+            # objection to profiling: nothing is applied; the batch gets one decision record
+            unchanged = ApplyResult(state.profile or Profile.empty(catalogue.dim), 0, 0, 0, False)
+            plan = Plan(
+                state.user_id, state, events, unchanged, old_ids, stored_trigger, exclude,
+                state.policy, profiling=False, recent=state.recent,
+            )  # fmt: skip
+            outcome = self._decider.decide(
+                state.user_id, None, [], state.policy, state.consent,
+                Trigger(event_id=plan.trigger.event_id, type=plan.trigger.type), now,
+            )  # fmt: skip
+            plan.decisions.append(outcome)
+            return plan
+        pending = [
+            PendingEvent(
+                event_id=event.event_id,
+                partition=record.partition,
+                offset=record.offset,
+                ts_ms=event.ts_ms,
+                weight=event_weight(event, self._cfg.weights),
+                vector=catalogue.event_vector(event),
+            )
+            for record, event in events
+        ]
+        result = apply_events(state.profile, pending, self._cfg.profile, now_ms=now)
+        fresh = fresh_events(events, result.fresh_ids)
+        policy = apply_to_state(
+            state.policy,
+            state.user_id,
+            fresh,
+            cart_delay_ms=self._cfg.cart_delay_ms,
+            limits=self._cfg.policy.state,
+        )
+        recent = recent_items(events, state.recent, self._cfg.recent.n_recent)
+        plan = Plan(
+            state.user_id, state, events, result, old_ids, stored_trigger, exclude, policy,
+            group=self._holdout.group(state.user_id), fresh=fresh, recent=recent,
+        )  # fmt: skip
+        by_channel = {e.channel: e for e in fresh if e.type is EventType.DECISION_REQUEST}
+        plan.requests = list(by_channel.values())
+        stored_offsets = state.profile.offsets if state.profile is not None else {}
+        if not result.changed and any(
+            r.offset <= stored_offsets.get(r.partition, -1) for r, _ in events
+        ):  # redelivered (not a producer's duplicate at a new offset)
+            plan.replayed = True
+            batch_ids = {e.event_id for _, e in events}
+            if state.offers_json is not None and stored_trigger in batch_ids:
+                # redelivered after a crash: publish again
+                plan.messages.append(self._outbound.offer(state.user_id, state.offers_json))
+        return plan
+
+    def write(self, plan: Plan) -> UserWrite | None:
+        """The user's atomic write, ``None`` when nothing changed."""
+        policy_changed = plan.policy != plan.state.policy
+        if not (plan.result.changed or plan.offers_json or policy_changed or plan.decisions):
+            return None
+        due = next_due(plan.policy)
+        cart_due = None
+        if due is not None and plan.policy.carts != plan.state.policy.carts:
+            last = plan.events[-1][0]
+            cart_due = CartDue(last.topic, last.partition, due)
+        return UserWrite(
+            user_id=plan.user_id,
+            expected_version=plan.state.version,
+            profile=plan.result.profile if plan.profiling else None,
+            offers_json=plan.offers_json,
+            seen=item_times(plan.events) if plan.profiling else {},
+            purchased=item_times(plan.events, EventType.PURCHASE),
+            policy_json=plan.policy.to_json() if policy_changed else None,
+            decisions=[d.record for d in plan.decisions],
+            cart_due=cart_due,
+        )

@@ -1,0 +1,36 @@
+"""What one batch did, for the worker's metrics and logs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class BatchStats:
+    """What one batch did (counts of events unless named otherwise)."""
+
+    received: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    no_vector: int = 0
+    dead_lettered: int = 0
+    published: int = 0
+    republished: int = 0
+    conflicts: int = 0
+    decisions: int = 0
+    suppressed: int = 0
+    """Decisions that sent nothing."""
+    sent_by_group: dict[str, int] = field(default_factory=dict)
+    """Messages sent per holdout group."""
+    feedback_by_group: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Newly applied ``offer_*`` events per (holdout group, event type)."""
+    reasons: dict[str, int] = field(default_factory=dict)
+    phase_s: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per phase: decode, load, apply, rank, commit, publish."""
+
+    def timed(self, phase: str, started: float) -> float:
+        """Add the time since ``started`` (perf_counter) to ``phase``; returns now."""
+        now = time.perf_counter()
+        self.phase_s[phase] = self.phase_s.get(phase, 0.0) + now - started
+        return now
