@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import faust
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 
 from agents.batch_delivery import App
 from agents.catalog_feed import CatalogueFeed
@@ -24,89 +20,26 @@ from agents.heap import tune_collector
 from agents.metrics import WorkerMetrics
 from agents.privacy import register_privacy_agent
 from agents.publisher import FaustPublisher
-from agents.topics import ensure_topics, topic_specs
 from agents.web import register_views
+from agents.worker import Worker
+from app.clock import now_ms
 from app.connections import (
     check_connections,
     faust_credentials,
     kafka_client_kwargs,
     redis_client,
 )
-from app.core.ann import AnnConfig
 from app.core.catalog import Catalogue
-from app.core.cooccurrence import RecentItemsConfig
-from app.core.exploration import ExplorationConfig
 from app.core.neighbours import NeighbourTable
-from app.core.profile import ProfileConfig
-from app.core.scoring import ScoringConfig
 from app.logs import logging_config
-from app.pipeline.config import PipelineConfig
+from app.pipeline.config import pipeline_config
 from app.pipeline.processor import BatchProcessor
-from app.policy.config import default_policy, load_policy
 from app.settings import Settings, kafka_bootstrap_or_local, pseudonym_secret
 from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
+from app.topics import ensure_topics, topic_specs
 
 log = logging.getLogger(__name__)
-
-
-def now_ms() -> int:
-    """Wall-clock time in epoch ms."""
-    return time.time_ns() // 1_000_000
-
-
-@dataclass
-class Worker:
-    """Everything one worker process holds."""
-
-    settings: Settings
-    app: Any  # faust.App (untyped library)
-    catalogue: Catalogue
-    neighbours: NeighbourTable
-    store: RedisProfileStore
-    redis: aioredis.Redis | RedisCluster
-    feed: CatalogueFeed
-    processor: BatchProcessor
-    metrics: WorkerMetrics
-
-
-def pipeline_config(settings: Settings) -> PipelineConfig:
-    """The pipeline's configuration from the settings (reads the policy file, if named)."""
-    policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
-    return PipelineConfig(
-        offers_topic=settings.topic_offers,
-        dead_letter_topic=settings.topic_dead_letters,
-        decisions_topic=settings.topic_decisions,
-        policy=policy,
-        cart_delay_ms=int(settings.cart_abandon_after_s * 1000),
-        pseudonym_secret=pseudonym_secret(settings),
-        exploration=ExplorationConfig(
-            weight=settings.exploration_weight,
-            seed=settings.exploration_seed,
-            half_life_ms=int(settings.offer_stats_half_life_s * 1000),
-        ),
-        offer_stats_refresh_ms=int(settings.offer_stats_refresh_s * 1000),
-        events_topic=settings.topic_user_events,
-        events_partitions=settings.user_events_partitions,
-        holdout_share=settings.holdout_share,
-        holdout_salt=settings.holdout_salt,
-        ann=AnnConfig(min_offers=settings.ann_min_offers) if settings.ann_min_offers else None,
-        model_version=settings.model_version,
-        offer_ttl_ms=settings.offer_ttl_s * 1000,
-        cache_users=settings.cache_users,
-        profile=ProfileConfig(
-            dim=settings.vector_dim,
-            half_life_ms=int(settings.half_life_s * 1000),
-            recent_ids_max=settings.recent_event_ids,
-        ),
-        scoring=ScoringConfig(
-            k=settings.top_k,
-            w_affinity=settings.w_affinity,
-            w_cooccurrence=settings.w_cooccurrence,
-        ),
-        recent=RecentItemsConfig(n_recent=settings.recent_items),
-        popularity_half_life_ms=int(settings.popularity_half_life_s * 1000),
-    )
 
 
 def build_worker(settings: Settings) -> Worker:

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agents.publisher import FaustPublisher
-from agents.user_admin import build_user_admin, inbound, until_done, wall_ms
+from agents.stream import inbound, until_done
+from agents.user_admin import build_user_admin
+from app.clock import now_ms
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.errors import EventRejected
 from app.core.privacy import check_key, key_user_id
@@ -33,7 +35,7 @@ from app.policy.consent import ConsentRecord, decode_consent
 from app.ports import OutboundRecord, Publisher, UserAdmin
 
 if TYPE_CHECKING:
-    from agents.app import Worker
+    from agents.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class ConsentHandler:
     admin: UserAdmin
     publisher: Publisher
     dead_letter_topic: str
-    clock: Callable[[], int] = wall_ms
+    clock: Callable[[], int] = now_ms
     max_bytes: int = DEFAULT_MAX_BYTES
 
     async def handle(self, records: Sequence[InboundRecord]) -> ConsentBatch:

@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from agents.publisher import FaustPublisher
-from agents.user_admin import build_user_admin, inbound, until_done, wall_ms
+from agents.stream import inbound, until_done
+from agents.user_admin import build_user_admin
+from app.clock import now_ms
 from app.core.catalog import Catalogue
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.errors import EventRejected
@@ -49,7 +51,7 @@ from app.policy.state import UserPolicyState
 from app.ports import OutboundRecord, Publisher, UserAdmin
 
 if TYPE_CHECKING:
-    from agents.app import Worker
+    from agents.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class PrivacyHandler:
     catalogue: Catalogue
     audit_topic: str
     dead_letter_topic: str
-    clock: Callable[[], int] = wall_ms
+    clock: Callable[[], int] = now_ms
     max_bytes: int = DEFAULT_MAX_BYTES
 
     async def carry_out(self, request: PrivacyRequest) -> OutboundRecord:

@@ -21,7 +21,7 @@ from app.core.fields import USER_ID_PATTERN
 from app.core.reasons import strongest_tags
 
 if TYPE_CHECKING:
-    from agents.app import Worker
+    from agents.worker import Worker
 
 _USER_ID = re.compile(USER_ID_PATTERN)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp rejects a charset parameter here

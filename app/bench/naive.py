@@ -17,10 +17,11 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agents.app import now_ms, pipeline_config
 from app.bench.measure import own_peak_rss_bytes
+from app.clock import now_ms
 from app.core.catalog import Catalogue
 from app.core.catalog_records import decode_item, decode_offer
+from app.pipeline.config import pipeline_config
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
 from app.ports import OutboundRecord

@@ -19,7 +19,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from agents.topics import TopicSpec, ensure_topics
 from app.bench.measure import (
     OutputRecorder,
     delete_prefix,
@@ -33,6 +32,7 @@ from app.bench.workload import Workload, WorkloadSpec, build_workload
 from app.commands.child_worker import ChildWorker
 from app.commands.kafka_io import keyed_json, send_all
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
+from app.topics import TopicSpec, ensure_topics
 
 PARTITIONS = 12
 SIDE_TOPICS = {
@@ -129,7 +129,7 @@ class Bench:
 
     def passthrough_drain(self, module: str, name: str, n: int) -> dict[str, Any]:
         """Drain ``n`` events with the passthrough ``module`` (``app.bench.raw`` or
-        ``app.bench.faust_passthrough``) into its own sink topic and group ``name``."""
+        ``agents.faust_passthrough``) into its own sink topic and group ``name``."""
         run = run_child(
             module,
             ["--bootstrap", self.bootstrap, "--source", self.events_topic,
@@ -287,7 +287,7 @@ def run_bench(settings: Settings, options: BenchOptions, json_path: Path | None)
         report["raw"] = bench.passthrough_drain("app.bench.raw", "raw", options.events)
         print("== faust passthrough (the framework's ceiling)")
         report["faust"] = bench.passthrough_drain(
-            "app.bench.faust_passthrough", "faust", options.events
+            "agents.faust_passthrough", "faust", options.events
         )
         print("== naive per-event version")
         report["naive"] = bench.naive_drain()

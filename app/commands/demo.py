@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.topics import ensure_topics, topic_specs
 from app.commands.child_worker import ChildWorker
 from app.commands.kafka_io import keyed_json, send_all
 from app.connections import kafka_client_kwargs
 from app.datasets.movielens import load_movielens, rating_events
 from app.datasets.synthetic import ShopSpec, build_shop, generate_events
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
+from app.topics import ensure_topics, topic_specs
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Configuration of the batch pipeline (built from :class:`app.settings.Settings`)."""
+"""Configuration of the batch pipeline, and how it is built from :class:`app.settings.Settings`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from app.core.messages import DEFAULT_TTL_MS
 from app.core.profile import ProfileConfig
 from app.core.scoring import ScoringConfig
 from app.core.weights import EventWeights
-from app.policy.config import ContactPolicy, default_policy
+from app.policy.config import ContactPolicy, default_policy, load_policy
+from app.settings import Settings, pseudonym_secret
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,42 @@ class PipelineConfig:
     (:mod:`app.core.ann`; ``None``, the default here: always exact). Not combined with the
     co-occurrence part: a batch that has one is scored exactly."""
     recent: RecentItemsConfig = field(default_factory=RecentItemsConfig)
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    """The pipeline's configuration from the settings (reads the policy file, if named)."""
+    policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
+    return PipelineConfig(
+        offers_topic=settings.topic_offers,
+        dead_letter_topic=settings.topic_dead_letters,
+        decisions_topic=settings.topic_decisions,
+        policy=policy,
+        cart_delay_ms=int(settings.cart_abandon_after_s * 1000),
+        pseudonym_secret=pseudonym_secret(settings),
+        exploration=ExplorationConfig(
+            weight=settings.exploration_weight,
+            seed=settings.exploration_seed,
+            half_life_ms=int(settings.offer_stats_half_life_s * 1000),
+        ),
+        offer_stats_refresh_ms=int(settings.offer_stats_refresh_s * 1000),
+        events_topic=settings.topic_user_events,
+        events_partitions=settings.user_events_partitions,
+        holdout_share=settings.holdout_share,
+        holdout_salt=settings.holdout_salt,
+        ann=AnnConfig(min_offers=settings.ann_min_offers) if settings.ann_min_offers else None,
+        model_version=settings.model_version,
+        offer_ttl_ms=settings.offer_ttl_s * 1000,
+        cache_users=settings.cache_users,
+        profile=ProfileConfig(
+            dim=settings.vector_dim,
+            half_life_ms=int(settings.half_life_s * 1000),
+            recent_ids_max=settings.recent_event_ids,
+        ),
+        scoring=ScoringConfig(
+            k=settings.top_k,
+            w_affinity=settings.w_affinity,
+            w_cooccurrence=settings.w_cooccurrence,
+        ),
+        recent=RecentItemsConfig(n_recent=settings.recent_items),
+        popularity_half_life_ms=int(settings.popularity_half_life_s * 1000),
+    )

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from agents.app import Worker, build_worker, pipeline_config
+from agents.app import build_worker
+from agents.worker import Worker
 from app.core.catalog_records import Offer
+from app.pipeline.config import pipeline_config
 from app.pipeline.processor import BatchProcessor
 from app.settings import Settings
 from app.storage.memory_store import MemoryProfileStore

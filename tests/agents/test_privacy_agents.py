@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agents.app import Worker, build_worker
+from agents.app import build_worker
 from agents.consent import AGENT_NAME as CONSENT_AGENT
 from agents.consent import register_consent_agent
 from agents.privacy import AGENT_NAME as PRIVACY_AGENT
 from agents.privacy import register_privacy_agent
 from agents.user_admin import user_admin_config
+from agents.worker import Worker
 from app.core.catalog_records import Offer
 from app.core.dead_letters import HEADER_ERROR_CLASS, HEADER_ORIGINAL_TOPIC
 from app.core.profile import Profile

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.topics import topic_specs
 from app.settings import Settings
+from app.topics import topic_specs
 
 pytestmark = pytest.mark.unit
 

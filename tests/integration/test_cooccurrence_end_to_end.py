@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agents.topics import ensure_topics, topic_specs
 from app.core.neighbours import neighbours_record
+from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 

@@ -15,15 +15,15 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agents.app import pipeline_config
-from agents.topics import ensure_topics, topic_specs
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Offer
+from app.pipeline.config import pipeline_config
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
 from app.ports import OutboundRecord
 from app.storage.keys import user_keys
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
+from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess, free_port
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from agents.topics import ensure_topics, topic_specs
 from app.storage.keys import user_keys
+from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from agents.topics import ensure_topics, topic_specs
 from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
+from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from agents.topics import ensure_topics, topic_specs
 from app.core.pseudonym import pseudonymise
 from app.storage.keys import cart_due_key, user_keys
+from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from agents.topics import ensure_topics, topic_specs
 from app.storage.keys import user_keys
+from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce
 from tests.support.redis_server import PrivateRedis
 from tests.support.worker import WorkerEnv, WorkerProcess, free_port

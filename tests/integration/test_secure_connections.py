@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from agents.topics import ensure_topics, topic_specs
 from app.commands.topic_source import TopicSource
 from app.connections import kafka_client_kwargs
 from app.settings import Settings
 from app.stack import stack_down, stack_up
+from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.redis_server import PrivateRedis
 from tests.support.worker import WorkerEnv, WorkerProcess, free_port

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from agents.topics import ensure_topics, topic_specs
 from app.core.dead_letters import HEADER_ERROR_CLASS, HEADER_ORIGINAL_TOPIC
 from app.storage.keys import user_keys
+from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 

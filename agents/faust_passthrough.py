@@ -63,7 +63,7 @@ def build_app(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = passthrough_parser("python -m app.bench.faust_passthrough")
+    parser = passthrough_parser("python -m agents.faust_passthrough")
     parser.add_argument("--within-s", type=float, default=0.05)
     args = parser.parse_args(argv)
     faust.Worker(build_app(args), loglevel="warn", quiet=True).execute_from_commandline()
