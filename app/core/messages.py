@@ -8,9 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.core.channels import choose_channel
 from app.core.enums import Channel, EventType
-from app.core.events import UserEvent
 from app.core.fields import SCHEMA_VERSION, SchemaVersion
 from app.core.scoring import ScoredOffer
 
@@ -85,49 +83,6 @@ class NextBestOffer(BaseModel):
     def to_json_bytes(self) -> bytes:
         """Compact UTF-8 JSON."""
         return self.model_dump_json().encode("utf-8")
-
-
-def select_for_channel(
-    ranked: Sequence[ScoredOffer], max_offers: int | None = None
-) -> tuple[Channel, list[ScoredOffer]] | None:
-    """The message channel and the offers sent on it, best first; ``None`` if no channel.
-
-    The channel is :func:`~app.core.channels.choose_channel` of the best offer that has one;
-    offers not allowed on it are dropped and at most ``max_offers`` kept (default: all).
-    """
-    for scored in ranked:
-        channel = choose_channel(scored.offer)
-        if channel is not None:
-            return channel, [s for s in ranked if channel in s.offer.channels][:max_offers]
-    return None
-
-
-def build_next_best_offer(
-    user_id: str,
-    trigger_event: UserEvent,
-    ranked: Sequence[ScoredOffer],
-    now_ms: int,
-    *,
-    model_version: str,
-    dim: int,
-    ttl_ms: int = DEFAULT_TTL_MS,
-    max_offers: int | None = None,
-) -> NextBestOffer | None:
-    """Build the message for ``ranked`` (best first), or ``None`` when no offer has a channel.
-
-    The message channel is :func:`~app.core.channels.choose_channel` of the best offer that
-    has one; offers not allowed on that channel are dropped and ranks are 1..n in order.
-    ``expires_at = now_ms + ttl_ms`` (default 24 h).
-    """
-    selected = select_for_channel(ranked, max_offers)
-    if selected is None:
-        return None
-    channel, kept = selected
-    trigger = Trigger(event_id=trigger_event.event_id, type=trigger_event.type)
-    return message_for(
-        user_id, trigger, channel, kept, now_ms, model_version=model_version, dim=dim,
-        ttl_ms=ttl_ms,
-    )  # fmt: skip
 
 
 def message_for(

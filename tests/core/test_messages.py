@@ -7,19 +7,13 @@ import pytest
 
 from app.core.catalog_records import Offer
 from app.core.enums import Channel
-from app.core.events import UserEvent
-from app.core.messages import (
-    MESSAGE_ID_NAMESPACE,
-    NextBestOffer,
-    build_next_best_offer,
-    message_id,
-)
+from app.core.messages import MESSAGE_ID_NAMESPACE, NextBestOffer, Trigger, message_for, message_id
 from app.core.scoring import ScoredOffer
 
 pytestmark = pytest.mark.unit
 
 NOW = 1_714_564_800_000
-TRIGGER = UserEvent(event_id="ev-1", user_id="u-1", type="purchase", item_id="i", ts=NOW)
+TRIGGER = Trigger(event_id="ev-1", type="purchase")
 
 
 def scored(offer_id: str, channels: tuple[str, ...], score: float = 1.0) -> ScoredOffer:
@@ -28,16 +22,11 @@ def scored(offer_id: str, channels: tuple[str, ...], score: float = 1.0) -> Scor
     return ScoredOffer(offer, score, parts, f"reason {offer_id}")
 
 
-def build(ranked: list[ScoredOffer], **kw: object) -> NextBestOffer | None:
-    return build_next_best_offer(
-        "u-1",
-        TRIGGER,
-        ranked,
-        NOW,
-        model_version="v7",
-        dim=64,
-        **kw,  # type: ignore[arg-type]
-    )
+def build(
+    ranked: list[ScoredOffer], channel: Channel = Channel.EMAIL, ttl_ms: int = 86_400_000
+) -> NextBestOffer:
+    return message_for("u-1", TRIGGER, channel, ranked, NOW, model_version="v7", dim=64,
+                       ttl_ms=ttl_ms)  # fmt: skip
 
 
 def test_message_id_is_a_uuid5_of_user_and_event() -> None:
@@ -56,13 +45,12 @@ def test_message_id_is_deterministic_and_differs_by_event_and_user() -> None:
 def test_replayed_trigger_builds_the_same_message() -> None:
     ranked = [scored("a", ("email",))]
     first, second = build(ranked), build(ranked)
-    assert first is not None and first == second
-    assert second is not None and first.to_json_bytes() == second.to_json_bytes()
+    assert first == second
+    assert first.to_json_bytes() == second.to_json_bytes()
 
 
 def test_message_fields() -> None:
     msg = build([scored("a", ("email", "push"), 0.9), scored("b", ("email",), 0.5)])
-    assert msg is not None
     assert msg.schema_version == 1
     assert msg.message_id == message_id("u-1", "ev-1")
     assert msg.channel is Channel.EMAIL
@@ -77,32 +65,12 @@ def test_message_fields() -> None:
 
 
 def test_ttl_is_configurable() -> None:
-    msg = build([scored("a", ("sms",))], ttl_ms=60_000)
-    assert msg is not None and msg.expires_at == NOW + 60_000
-
-
-def test_no_offer_with_a_channel_gives_no_message() -> None:
-    assert build([]) is None
-    assert build([scored("a", ())]) is None
-
-
-def test_channel_is_the_top_offers_and_other_channel_offers_are_dropped() -> None:
-    msg = build(
-        [
-            scored("x", ()),
-            scored("a", ("push",)),
-            scored("b", ("sms",)),
-            scored("c", ("sms", "push")),
-        ]
-    )
-    assert msg is not None
-    assert msg.channel is Channel.PUSH
-    assert [(o.offer_id, o.rank) for o in msg.offers] == [("a", 1), ("c", 2)]
+    msg = build([scored("a", ("sms",))], Channel.SMS, ttl_ms=60_000)
+    assert msg.expires_at == NOW + 60_000
 
 
 def test_json_is_compact_and_round_trips() -> None:
-    msg = build([scored("a", ("web",))])
-    assert msg is not None
+    msg = build([scored("a", ("web",))], Channel.WEB)
     data = msg.to_json_bytes()
     body = json.loads(data)
     assert data == json.dumps(body, separators=(",", ":")).encode()

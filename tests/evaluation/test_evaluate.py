@@ -10,7 +10,8 @@ import pytest
 from app.core.catalog_records import Item, Offer
 from app.core.enums import EventType
 from app.core.events import UserEvent
-from app.evaluation import EvaluationConfig, evaluate
+from app.evaluation.config import EvaluationConfig
+from app.evaluation.evaluate import evaluate
 from app.evaluation.report import Report
 from app.learning.interactions import InteractionLog
 from app.learning.model import CollabConfig
