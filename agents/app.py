@@ -30,7 +30,7 @@ from app.connections import (
     redis_client,
 )
 from app.core.catalog import Catalogue
-from app.core.neighbours import NeighbourTable
+from app.core.cooccurrence.table import NeighbourTable
 from app.logs import logging_config
 from app.pipeline.config import pipeline_config
 from app.pipeline.processor import BatchProcessor

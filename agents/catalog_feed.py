@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from agents.metrics import WorkerMetrics
 from app.core.catalog import Catalogue
 from app.core.catalog_records import decode_item, decode_offer
+from app.core.cooccurrence.table import NeighbourTable, decode_neighbours
 from app.core.errors import EventRejected, RejectReason
-from app.core.neighbours import NeighbourTable, decode_neighbours
 
 log = logging.getLogger(__name__)
 

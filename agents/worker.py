@@ -14,7 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 from agents.catalog_feed import CatalogueFeed
 from agents.metrics import WorkerMetrics
 from app.core.catalog import Catalogue
-from app.core.neighbours import NeighbourTable
+from app.core.cooccurrence.table import NeighbourTable
 from app.pipeline.processor import BatchProcessor
 from app.settings import Settings
 from app.storage.redis_store import RedisProfileStore

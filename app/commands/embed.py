@@ -11,7 +11,7 @@ neighbours of the hybrid score to the item-neighbours topic (key item id, value
 ``{"schema_version": 1, "item_id", "neighbours": [[item_id, weight], ...]}``, best first), with
 a tombstone for every other item of the catalogue, so an item that lost its neighbours loses
 them in the workers too. ``--neighbours FILE`` writes the same records (without tombstones;
-read back with :meth:`app.core.cooccurrence.CooccurrenceIndex.from_records`).
+read back with :meth:`app.core.cooccurrence.index.CooccurrenceIndex.from_records`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tqdm import tqdm
 from app.commands.learning_data import LearningData, load_event_data, load_movielens_data
 from app.commands.topic_source import TopicSource
 from app.core.catalog_records import Item
-from app.core.neighbours import neighbours_record
+from app.core.cooccurrence.table import neighbours_record
 from app.learning.model import CollabConfig, CollabModel, train_collab_model
 from app.settings import Settings
 

@@ -26,7 +26,7 @@ REASON_SIMILAR = "Similar to things you have shown interest in"
 
 Because = Callable[[Offer], str | None]
 """For one user: the title of the recent item an offer's co-occurrence part comes from
-(``None``: none), see :func:`app.core.neighbours.because_you_chose`."""
+(``None``: none), see :func:`app.core.cooccurrence.table.because_you_chose`."""
 
 
 def _unit_or_none(user_vec: npt.ArrayLike) -> npt.NDArray[np.float32] | None:
@@ -90,7 +90,7 @@ def build_reason(
     :data:`REASON_POPULAR`; priority -> "Featured: <title>"; exploration (the offer was lifted
     to give it a chance, :mod:`app.core.exploration`) -> "Something different: <title>";
     cooccurrence (people who chose one of the user's recent items chose this next,
-    :mod:`app.core.cooccurrence`) -> "Because you chose <title of that item>", the title
+    :mod:`app.core.cooccurrence.index`) -> "Because you chose <title of that item>", the title
     given by ``because`` (without it, or when it finds none, the next largest part speaks);
     nothing positive -> :data:`REASON_FALLBACK` with the title: never a generic string.
     """

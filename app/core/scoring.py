@@ -7,7 +7,7 @@ allowed channel, or containing an item the user purchased) are never returned. A
 zero (or non-finite) vector has affinity 0 everywhere: a value/popularity/priority ranking.
 An optional, already weighted per-offer part ``exploration`` (:mod:`app.core.exploration`)
 is added to every user's score, and an optional per-user part ``cooccurrence`` (sparse: the
-offers each user's recent items point to, :mod:`app.core.cooccurrence`), weighted by
+offers each user's recent items point to, :mod:`app.core.cooccurrence.index`), weighted by
 ``w_cooccurrence``, to that user's score; both before the top K.
 """
 
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Offer
-from app.core.cooccurrence import SparseRow
+from app.core.cooccurrence.index import SparseRow
 from app.core.reasons import Because, build_reason, tags_by_interest
 
 F64 = npt.NDArray[np.float64]
@@ -107,7 +107,7 @@ def score_batch(
     every user's score of each offer and reported as the part ``"exploration"`` (0.0 when
     ``None``, the default).
     ``cooccurrence``: per user, ``(offer rows, values)`` of the snapshot (rows distinct within
-    a user; values finite, in [0, 1] from :func:`~app.core.cooccurrence.sparse_offer_scores`;
+    a user; values finite, in [0, 1] from :func:`~app.core.cooccurrence.index.sparse_offer_scores`;
     every other offer 0); ``w_cooccurrence x value`` is added to that user's score of those
     offers and reported as the part ``"cooccurrence"`` (absent when ``None`` or the weight is
     0, so the parts stay those of :data:`PARTS`).
@@ -304,7 +304,7 @@ def with_reasons(
 
     Reasons cost a tag projection per offer: build them only for the offers that are sent.
     ``because`` names the recent item behind a dominant co-occurrence part ("Because you
-    chose <title>"; see :func:`app.core.neighbours.because_you_chose`).
+    chose <title>"; see :func:`app.core.cooccurrence.table.because_you_chose`).
     """
     out: list[ScoredOffer] = []
     interest: npt.NDArray[np.float32] | None = None

@@ -7,7 +7,7 @@
   catalogue before each scoring batch (so it is at most ``batch_size`` queries old, never
   ahead); both rank with :func:`app.core.scoring.score_batch`, as the worker does,
   ``engine_collab`` with the sparse co-occurrence part of the user's recent items
-  (:func:`app.core.cooccurrence.sparse_offer_scores`, weighted by ``w_cooccurrence``).
+  (:func:`app.core.cooccurrence.index.sparse_offer_scores`, weighted by ``w_cooccurrence``).
 * ``popularity``: interactions per offer so far (updated by every event).
 * ``random``: a uniformly random order (seeded).
 * ``batch_model``: trained once before the split and never updated: the user's factor vector
@@ -26,14 +26,14 @@ import numpy as np
 import numpy.typing as npt
 
 from app.core.catalog import Catalogue, CatalogueSnapshot
-from app.core.cooccurrence import (
+from app.core.cooccurrence.hybrid import top_k
+from app.core.cooccurrence.index import (
     CooccurrenceIndex,
     OfferAlignment,
     RecentItemsConfig,
     SparseRow,
     sparse_offer_scores,
 )
-from app.core.hybrid_scoring import top_k
 from app.core.popularity import PopularityTracker
 from app.core.profile import PendingEvent, Profile, ProfileConfig, apply_events
 from app.core.scoring import ScoringConfig, score_batch

@@ -1,4 +1,4 @@
-"""Learning the item-to-item neighbour index of :mod:`app.core.cooccurrence` from a log.
+"""Learning the item-to-item neighbour index of :mod:`app.core.cooccurrence.index` from a log.
 
 Each user's items are taken in time order, consecutive repeats of one item collapsed; an item
 and each of the ``window`` items that follow it form a pair weighted ``distance_decay^(d-1)``
@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.cooccurrence import CooccurrenceIndex
+from app.core.cooccurrence.index import CooccurrenceIndex
 from app.learning.interactions import InteractionLog
 
 

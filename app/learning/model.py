@@ -6,7 +6,7 @@ One training pass over an interaction log gives
   blended with each item's tag hash (:mod:`app.learning.tag_space`): the ``vector`` of the
   Item catalogue updates; items without one keep the catalogue's tag-hash fallback;
 * a **co-occurrence index** (:mod:`app.learning.cooccurrence`) for the recent-items part of the
-  score (:mod:`app.core.cooccurrence`).
+  score (:mod:`app.core.cooccurrence.index`).
 
 :class:`CollabConfig` also carries the engine-side settings the model was tuned with
 (profile half-life and score weights) so that the evaluation and the worker agree. The
@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.cooccurrence import CooccurrenceIndex
-from app.core.hybrid_scoring import HybridConfig
+from app.core.cooccurrence.hybrid import HybridConfig
+from app.core.cooccurrence.index import CooccurrenceIndex
 from app.core.profile import DAY_MS, ProfileConfig
 from app.core.vectors import DEFAULT_DIM
 from app.learning.cooccurrence import CooccurrenceConfig, learn_cooccurrence

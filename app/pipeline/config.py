@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.core.ann import AnnConfig
-from app.core.cooccurrence import RecentItemsConfig
+from app.core.cooccurrence.index import RecentItemsConfig
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.exploration import ExplorationConfig
 from app.core.messages import DEFAULT_TTL_MS

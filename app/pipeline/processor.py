@@ -45,11 +45,11 @@ import numpy as np
 
 from app.core.ann import IndexStats
 from app.core.catalog import Catalogue
+from app.core.cooccurrence.table import NeighbourTable
 from app.core.enums import OFFER_EVENT_TYPES, Channel
 from app.core.errors import EventRejected
 from app.core.events import UserEvent, decode_event
 from app.core.messages import Trigger
-from app.core.neighbours import NeighbourTable
 from app.core.scoring import ScoredOffer, ranking_changed
 from app.pipeline.cache import UserCache
 from app.pipeline.carts import CartTimers

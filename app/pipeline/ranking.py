@@ -23,8 +23,8 @@ import numpy.typing as npt
 
 from app.core.ann import CandidateIndex, IndexStats
 from app.core.catalog import Catalogue
-from app.core.cooccurrence import SparseRow
-from app.core.neighbours import NeighbourTable
+from app.core.cooccurrence.index import SparseRow
+from app.core.cooccurrence.table import NeighbourTable
 from app.core.reasons import Because
 from app.core.scoring import ScoredOffer, ScoringConfig, score_batch
 from app.pipeline.config import PipelineConfig

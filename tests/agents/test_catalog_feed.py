@@ -7,7 +7,7 @@ import pytest
 from agents.catalog_feed import CatalogueFeed
 from agents.metrics import WorkerMetrics
 from app.core.catalog import Catalogue
-from app.core.neighbours import NeighbourTable, neighbours_record
+from app.core.cooccurrence.table import NeighbourTable, neighbours_record
 
 pytestmark = pytest.mark.agents
 

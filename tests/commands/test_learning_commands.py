@@ -12,8 +12,8 @@ import pytest
 from app.cli import build_parser, main
 from app.commands.learning_cli import METHOD_NAMES
 from app.core.catalog_records import decode_item
-from app.core.cooccurrence import CooccurrenceIndex
-from app.core.neighbours import NeighbourTable, decode_neighbours
+from app.core.cooccurrence.index import CooccurrenceIndex
+from app.core.cooccurrence.table import NeighbourTable, decode_neighbours
 from app.evaluation.config import METHODS
 from tests.support.planted import group_log
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.core.neighbours import neighbours_record
+from app.core.cooccurrence.table import neighbours_record
 from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess

@@ -19,7 +19,7 @@ import pytest
 from app.cli import main
 from app.commands.topic_source import read_topics_to_end
 from app.core.catalog_records import Item, decode_item
-from app.core.cooccurrence import CooccurrenceIndex
+from app.core.cooccurrence.index import CooccurrenceIndex
 from tests.conftest import NewTopicFactory
 from tests.support.kafka_io import as_json, produce
 from tests.support.planted import Planted, group_log

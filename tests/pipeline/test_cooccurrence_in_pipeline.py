@@ -11,8 +11,8 @@ import pytest
 
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
+from app.core.cooccurrence.table import NeighbourTable
 from app.core.holdout import CONTROL, group_of
-from app.core.neighbours import NeighbourTable
 from app.core.scoring import ScoringConfig
 from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor

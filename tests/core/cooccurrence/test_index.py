@@ -7,7 +7,7 @@ import pytest
 
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
-from app.core.cooccurrence import (
+from app.core.cooccurrence.index import (
     CooccurrenceIndex,
     RecentItemsConfig,
     cooccurrence_scores,
@@ -125,7 +125,7 @@ def _random_case(
 def test_sparse_scores_are_the_positive_dense_scores_bit_for_bit(
     multi: bool, dense_sums: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.core.cooccurrence as cooccurrence
+    import app.core.cooccurrence.index as cooccurrence
 
     monkeypatch.setattr(cooccurrence, "DENSE_SUM_FACTOR", 10**9 if dense_sums else 0)
     for seed in range(5):

@@ -7,13 +7,13 @@ import pytest
 
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
-from app.core.cooccurrence import CooccurrenceIndex, RecentItemsConfig, cooccurrence_scores
-from app.core.hybrid_scoring import (
+from app.core.cooccurrence.hybrid import (
     COOCCURRENCE_PART,
     HybridConfig,
     hybrid_score_batch,
     top_k,
 )
+from app.core.cooccurrence.index import CooccurrenceIndex, RecentItemsConfig, cooccurrence_scores
 from app.core.scoring import ScoringConfig, score_batch
 
 pytestmark = pytest.mark.unit

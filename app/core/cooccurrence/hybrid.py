@@ -2,7 +2,7 @@
 
 ``score = w_affinity * cosine + w_value * value_norm + w_popularity * popularity
 + w_priority * priority_norm + w_cooccurrence * cooccurrence`` where ``cooccurrence`` is the
-part of the user's recent items (:mod:`app.core.cooccurrence`, in [0, 1]). It is exactly
+part of the user's recent items (:mod:`app.core.cooccurrence.index`, in [0, 1]). It is exactly
 :func:`app.core.scoring.score_batch` with ``w_cooccurrence`` set and the sparse co-occurrence
 part given, which is what the worker runs (:mod:`app.pipeline.processor`);
 :func:`hybrid_score_batch` is that call for a fixed :class:`CooccurrenceIndex`, and
@@ -18,14 +18,14 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.catalog import Catalogue
-from app.core.cooccurrence import (
+from app.core.cooccurrence.index import (
     CooccurrenceIndex,
     RecentItemsConfig,
     offer_alignment,
     recent_rows,
     sparse_offer_scores,
 )
-from app.core.neighbours import because_you_chose
+from app.core.cooccurrence.table import because_you_chose
 from app.core.scoring import COOCCURRENCE_PART, ScoredOffer, ScoringConfig, score_batch
 
 __all__ = ["COOCCURRENCE_PART", "HybridConfig", "hybrid_score_batch", "top_k"]

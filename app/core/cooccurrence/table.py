@@ -3,7 +3,7 @@
 A record ``{"schema_version": 1, "item_id": ..., "neighbours": [[item_id, weight], ...]}``
 (key = ``item_id``) replaces the item's neighbours; a null value deletes them. The table keeps
 each item's best ``max_neighbours`` and turns them, lazily, into the
-:class:`~app.core.cooccurrence.CooccurrenceIndex` that scoring reads: a burst of records costs
+:class:`~app.core.cooccurrence.index.CooccurrenceIndex` that scoring reads: a burst of records costs
 one rebuild, at the next scoring, like :meth:`app.core.catalog.Catalogue.snapshot`. Item ids are
 interned once, so a rebuild stacks integer rows (no string work); the offer alignment of an
 index with a catalogue snapshot is cached until either changes.
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Offer
-from app.core.cooccurrence import (
+from app.core.cooccurrence.index import (
     CooccurrenceIndex,
     OfferAlignment,
     RecentItemsConfig,
@@ -191,7 +191,7 @@ class NeighbourTable:
         self, recent: Sequence[Sequence[str]], snapshot: CatalogueSnapshot, cfg: RecentItemsConfig
     ) -> list[SparseRow]:
         """Per user, the co-occurrence part of each offer of ``snapshot`` with a positive one
-        (:func:`~app.core.cooccurrence.sparse_offer_scores`), from each user's recent item
+        (:func:`~app.core.cooccurrence.index.sparse_offer_scores`), from each user's recent item
         ids, newest first."""
         index = self.index()
         return sparse_offer_scores(

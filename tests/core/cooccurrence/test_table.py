@@ -9,9 +9,9 @@ import pytest
 
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
-from app.core.cooccurrence import CooccurrenceIndex, RecentItemsConfig
+from app.core.cooccurrence.index import CooccurrenceIndex, RecentItemsConfig
+from app.core.cooccurrence.table import NeighbourTable, decode_neighbours, neighbours_record
 from app.core.errors import EventRejected, RejectReason
-from app.core.neighbours import NeighbourTable, decode_neighbours, neighbours_record
 
 pytestmark = pytest.mark.unit
 
