@@ -14,6 +14,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core import defaults
+from app.core.weights import EventWeights
+
 
 class Settings(BaseSettings):
     """All runtime configuration. Units are in the field names (``_s`` seconds, ``_ms`` ms)."""
@@ -119,36 +122,61 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
 
     # --- model -------------------------------------------------------------------------------
-    vector_dim: int = Field(default=64, ge=2, description="Preference vector dimension D.")
-    half_life_s: float = Field(
-        default=7 * 86_400.0, gt=0, description="Half-life of an event's weight, seconds."
+    vector_dim: int = Field(
+        default=defaults.VECTOR_DIM, ge=2, description="Preference vector dimension D."
     )
-    top_k: int = Field(default=5, ge=1, le=100, description="Offers per message.")
+    half_life_s: float = Field(
+        default=float(defaults.PROFILE_HALF_LIFE_S),
+        gt=0,
+        description="Half-life of an event's weight, seconds.",
+    )
+    top_k: int = Field(default=defaults.TOP_K, ge=1, le=100, description="Offers per message.")
     w_affinity: float = Field(
-        default=0.7, ge=0, description="Weight of the cosine between user and offer vectors."
+        default=defaults.W_AFFINITY,
+        ge=0,
+        description="Weight of the cosine between user and offer vectors.",
+    )
+    w_value: float = Field(
+        default=defaults.W_VALUE,
+        ge=0,
+        description="Weight of the offer's value, normalised by the catalogue's largest.",
+    )
+    w_popularity: float = Field(
+        default=defaults.W_POPULARITY, ge=0, description="Weight of the popularity prior."
+    )
+    w_priority: float = Field(
+        default=defaults.W_PRIORITY,
+        ge=0,
+        description="Weight of the offer's priority, normalised by the largest |priority|.",
+    )
+    event_weights: EventWeights = Field(
+        default_factory=EventWeights,
+        description="How much each event type moves a profile, as JSON "
+        '(NBO_EVENT_WEIGHTS=\'{"view": 1, "purchase": 5, ...}\'; unnamed types keep their '
+        "defaults, docs/contracts.md).",
     )
     w_cooccurrence: float = Field(
-        default=0.3,
+        default=defaults.W_COOCCURRENCE,
         ge=0,
         description="Weight of the co-occurrence part (neighbours of the user's recent items); "
         "counts only while item-neighbours has records; 0: off (no recent items read).",
     )
     recent_items: int = Field(
-        default=20,
+        default=defaults.RECENT_ITEMS,
         ge=1,
         le=200,
         description="Newest distinct items per user that co-occurrence uses (read with the "
         "user from the seen set, which keeps 200).",
     )
     neighbours_max: int = Field(
-        default=200,
+        default=defaults.NEIGHBOURS_MAX,
         ge=1,
         le=10_000,
         description="Neighbours kept per item from item-neighbours (memory: about 8 bytes "
         "each per item; CPU of a ranking grows with recent items x neighbours).",
     )
     popularity_half_life_s: float = Field(
-        default=86_400.0,
+        default=float(defaults.POPULARITY_HALF_LIFE_S),
         gt=0,
         description="Half-life of the popularity prior, seconds of event time.",
     )
@@ -162,7 +190,9 @@ class Settings(BaseSettings):
         description="Prefix of every Redis key (nbo:{u:<id>}:...).",
     )
     recent_event_ids: int = Field(
-        default=32, ge=0, description="Event ids remembered per user to drop duplicates."
+        default=defaults.RECENT_EVENT_IDS,
+        ge=0,
+        description="Event ids remembered per user to drop duplicates.",
     )
     cache_users: int = Field(
         default=20_000, ge=0, description="User states cached in worker memory."
@@ -194,7 +224,7 @@ class Settings(BaseSettings):
     )
 
     ann_min_offers: int = Field(
-        default=20_000,
+        default=defaults.ANN_MIN_OFFERS,
         ge=0,
         description="Catalogues of at least this many offers are ranked from approximate "
         "nearest candidates (faiss), rescored exactly; 0: always exact.",
@@ -202,7 +232,7 @@ class Settings(BaseSettings):
 
     # --- learning loop -----------------------------------------------------------------------
     exploration_weight: float = Field(
-        default=0.1,
+        default=defaults.EXPLORATION_WEIGHT,
         ge=0,
         description="Weight of the Thompson-sampling exploration part of a score (0: off).",
     )
@@ -210,19 +240,21 @@ class Settings(BaseSettings):
         default=None, ge=0, description="Seed of the exploration draws (unset: OS entropy)."
     )
     offer_stats_half_life_s: float = Field(
-        default=7 * 86_400.0, gt=0, description="Half-life of offer feedback counts, seconds."
+        default=float(defaults.OFFER_STATS_HALF_LIFE_S),
+        gt=0,
+        description="Half-life of offer feedback counts, seconds.",
     )
     offer_stats_refresh_s: float = Field(
         default=5.0, gt=0, description="How often offer feedback stats are reread, seconds."
     )
     holdout_share: float = Field(
-        default=0.05,
+        default=defaults.HOLDOUT_SHARE,
         ge=0,
         le=0.5,
         description="Share of users in the control group (popularity ranking, same policy).",
     )
     holdout_salt: str = Field(
-        default="nbo-holdout", description="Salt of the sticky holdout assignment."
+        default=defaults.HOLDOUT_SALT, description="Salt of the sticky holdout assignment."
     )
 
     # --- local stack (``nbo stack``) ------------------------------------------------------

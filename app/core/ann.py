@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import defaults
 from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.scoring import (
     MAX_SCORE_CELLS,
@@ -60,7 +61,7 @@ class AnnConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_offers: int = Field(default=20_000, ge=0)
+    min_offers: int = Field(default=defaults.ANN_MIN_OFFERS, ge=0)
     """Catalogues with fewer offers are scored exactly (default 20,000)."""
     candidates: int = Field(default=200, ge=1)
     """Nearest offers by cosine retrieved per user (default 200)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -58,3 +59,16 @@ OFFER_EVENT_TYPES: frozenset[EventType] = frozenset(
     }
 )
 """Event types about an offer: ``offer_id`` is required."""
+
+
+def require_complete(vocabulary: type[StrEnum], names: Iterable[str], what: str) -> None:
+    """Raise ``ValueError`` naming every member of ``vocabulary`` that ``names`` lacks.
+
+    Configuration keyed by a vocabulary (a weight per event type, a consent default per
+    channel) calls this when it is built, so a member added without its entry stops the
+    worker at start-up with this message instead of failing in the hot path.
+    """
+    have = set(names)
+    missing = [member.value for member in vocabulary if member.value not in have]
+    if missing:
+        raise ValueError(f"{what} has no entry for {', '.join(missing)}: add one")

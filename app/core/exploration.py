@@ -45,13 +45,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import defaults
 from app.core.enums import EventType
 from app.core.events import UserEvent
 from app.core.profile import decay
 
 F64 = npt.NDArray[np.float64]
 DAY_MS = 86_400_000
-DEFAULT_HALF_LIFE_MS = 7 * DAY_MS
+DEFAULT_HALF_LIFE_MS = defaults.OFFER_STATS_HALF_LIFE_S * 1000
 """Default half-life of offer feedback: 7 days of event time."""
 
 
@@ -60,7 +61,7 @@ class ExplorationConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    weight: float = Field(default=0.1, ge=0.0)
+    weight: float = Field(default=defaults.EXPLORATION_WEIGHT, ge=0.0)
     """Weight of the exploration part: it moves a score by at most ``weight`` either way
     (default 0.1; 0 disables exploration)."""
     prior_alpha: float = Field(default=1.0, gt=0.0)

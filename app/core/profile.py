@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import defaults
 from app.core.vectors import DEFAULT_DIM, Vector, check_dim
 
 DAY_MS = 86_400_000
@@ -37,11 +38,11 @@ class ProfileConfig(BaseModel):
 
     dim: int = Field(default=DEFAULT_DIM, ge=2)
     """Vector dimension D (default 64)."""
-    half_life_ms: int = Field(default=7 * DAY_MS, gt=0)
+    half_life_ms: int = Field(default=defaults.PROFILE_HALF_LIFE_S * 1000, gt=0)
     """Half-life of an event's contribution, event-time ms (default 7 days)."""
-    recent_ids_max: int = Field(default=256, ge=0)
-    """Most event ids remembered for duplicate detection (default 256)."""
-    recent_ids_retention_ms: int = Field(default=7 * DAY_MS, ge=0)
+    recent_ids_max: int = Field(default=defaults.RECENT_EVENT_IDS, ge=0)
+    """Most event ids remembered for duplicate detection (default 32)."""
+    recent_ids_retention_ms: int = Field(default=defaults.RECENT_EVENT_IDS_RETENTION_S * 1000, ge=0)
     """How long (event time before ``t_ref``) an id is remembered, ms (default 7 days)."""
 
 

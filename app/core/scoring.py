@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import defaults
 from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Offer
 from app.core.cooccurrence.index import SparseRow
@@ -42,20 +43,21 @@ class ScoringConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    w_affinity: float = 0.7
+    w_affinity: float = defaults.W_AFFINITY
     """Weight of the cosine between user and offer vectors (default 0.7)."""
-    w_value: float = 0.2
+    w_value: float = defaults.W_VALUE
     """Weight of the offer value normalised by the catalogue's largest (default 0.2)."""
-    w_popularity: float = 0.1
+    w_popularity: float = defaults.W_POPULARITY
     """Weight of the popularity prior (default 0.1)."""
-    w_priority: float = 0.05
+    w_priority: float = defaults.W_PRIORITY
     """Weight of the priority normalised by the catalogue's largest |priority| (0.05)."""
-    w_cooccurrence: float = Field(default=0.0, ge=0.0)
+    w_cooccurrence: float = Field(default=defaults.W_COOCCURRENCE, ge=0.0)
     """Weight of the co-occurrence part of the user's recent items, in [0, 1] before
-    weighting (default 0: off; 0.3 tuned on MovieLens, see ``docs/learning.md``)."""
-    k: int = Field(default=5, ge=1, le=1000)
+    weighting (default 0.3, tuned on MovieLens, see ``docs/learning.md``; 0: off). It counts
+    only for a call given the per-user part."""
+    k: int = Field(default=defaults.TOP_K, ge=1, le=1000)
     """Offers returned per user (default 5)."""
-    reason_tags: int = Field(default=2, ge=1)
+    reason_tags: int = Field(default=defaults.REASON_TAGS, ge=1)
     """Tags named in an affinity reason (default 2)."""
 
 

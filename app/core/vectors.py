@@ -25,7 +25,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-DEFAULT_DIM = 64
+from app.core import defaults
+
+DEFAULT_DIM = defaults.VECTOR_DIM
 """Default vector dimension D."""
 HASH_PROBES = 2
 """Probes (index, sign) per hashed tag."""

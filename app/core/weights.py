@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from enum import StrEnum
+from typing import Self
 
-from app.core.enums import EventType
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from app.core.enums import EventType, require_complete
 from app.core.events import UserEvent
 
 
@@ -36,6 +39,17 @@ class EventWeights(BaseModel):
     offer_dismissed: float = -1.0
     decision_request: float = 0.0
     """A channel asking for a decision says nothing about taste (default 0)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        type(self).check_against(EventType)
+        return self
+
+    @classmethod
+    def check_against(cls, event_types: type[StrEnum]) -> None:
+        """Raise ``ValueError`` unless every one of ``event_types`` has a weight here (a
+        rating's weight comes from ``rating_neutral`` and ``rating_scale``)."""
+        require_complete(event_types, [*cls.model_fields, EventType.RATING.value], "event weights")
 
 
 def event_weight(event: UserEvent, weights: EventWeights) -> float:

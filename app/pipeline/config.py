@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from app.core import defaults
 from app.core.ann import AnnConfig
 from app.core.cooccurrence.index import RecentItemsConfig
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.exploration import ExplorationConfig
-from app.core.messages import DEFAULT_TTL_MS
 from app.core.profile import ProfileConfig
 from app.core.scoring import ScoringConfig
 from app.core.weights import EventWeights
@@ -16,9 +17,18 @@ from app.policy.config import ContactPolicy, default_policy, load_policy
 from app.settings import Settings, pseudonym_secret
 
 
+def _setting(name: str) -> Any:
+    """The default of setting ``name``: the pipeline's defaults are the settings' own."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Everything :class:`~app.pipeline.processor.BatchProcessor` needs besides its ports.
+
+    Its defaults are those of the settings (:mod:`app.settings`) and of the model
+    (:mod:`app.core.defaults`): the worker builds it with :func:`pipeline_config`, and a
+    configuration built with defaults behaves as a worker with default settings.
 
     ``cache_users``: profiles kept in the worker's memory between batches (default 20,000),
     so a warm batch costs one Redis round trip. ``max_conflict_rounds``: how often a batch
@@ -36,47 +46,45 @@ class PipelineConfig:
     purchase of the item for this long (event time) fires a cart decision (30 min).
     ``cart_poll_limit``: due users per partition per poll, and per pass of the lock (100).
     ``pseudonym_secret``: pseudonymise user ids in decision records (default none).
-    ``exploration``: Thompson sampling on offer feedback (:mod:`app.core.exploration`; off
-    here, weight 0.1 in the worker's settings).
+    ``exploration``: Thompson sampling on offer feedback (:mod:`app.core.exploration`).
     ``offer_stats_refresh_ms``: how often the offer feedback stats of every partition of
     ``events_topic`` (``events_partitions`` of them) are reread, wall clock (5 s).
     ``holdout_share``: share of users in the control group (popularity ranking through the
-    same policy; default 0 here, 5 % in the worker's settings); ``holdout_salt`` keys it.
+    same policy; 5 %); ``holdout_salt`` keys it.
     ``recent``: how each user's recent items (newest first: the batch's own item events, then
     the stored ones) weigh in the co-occurrence part, which counts only when
-    ``scoring.w_cooccurrence > 0`` and the processor's neighbour table has items (off here;
-    0.3 in the worker's settings).
+    ``scoring.w_cooccurrence > 0`` and the processor's neighbour table has items.
     """
 
-    offers_topic: str = "next-best-offers"
-    dead_letter_topic: str = "user-events.dlq"
-    decisions_topic: str = "nbo-decisions"
-    model_version: str = "tags-v1"
-    offer_ttl_ms: int = DEFAULT_TTL_MS
+    offers_topic: str = _setting("topic_offers")
+    dead_letter_topic: str = _setting("topic_dead_letters")
+    decisions_topic: str = _setting("topic_decisions")
+    model_version: str = _setting("model_version")
+    offer_ttl_ms: int = _setting("offer_ttl_s") * 1000
     max_event_bytes: int = DEFAULT_MAX_BYTES
-    cache_users: int = 20_000
+    cache_users: int = _setting("cache_users")
     max_conflict_rounds: int = 5
     candidate_factor: int = 4
     assume_unknown_users_new: bool = True
-    popularity_half_life_ms: int = 86_400_000
+    popularity_half_life_ms: int = defaults.POPULARITY_HALF_LIFE_S * 1000
     popularity_refresh_ms: int = 5_000
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     weights: EventWeights = field(default_factory=EventWeights)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     policy: ContactPolicy = field(default_factory=default_policy)
-    cart_delay_ms: int = 30 * 60_000
+    cart_delay_ms: int = int(_setting("cart_abandon_after_s") * 1000)
     cart_poll_limit: int = 100
     pseudonym_secret: bytes | None = None
-    exploration: ExplorationConfig = field(default_factory=lambda: ExplorationConfig(weight=0))
-    offer_stats_refresh_ms: int = 5_000
-    events_topic: str = "user-events"
-    events_partitions: int = 12
-    holdout_share: float = 0.0
-    holdout_salt: str = "nbo-holdout"
-    ann: AnnConfig | None = None
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    offer_stats_refresh_ms: int = int(_setting("offer_stats_refresh_s") * 1000)
+    events_topic: str = _setting("topic_user_events")
+    events_partitions: int = _setting("user_events_partitions")
+    holdout_share: float = defaults.HOLDOUT_SHARE
+    holdout_salt: str = defaults.HOLDOUT_SALT
+    ann: AnnConfig | None = field(default_factory=AnnConfig)
     """Approximate candidate retrieval for catalogues of at least ``ann.min_offers`` offers
-    (:mod:`app.core.ann`; ``None``, the default here: always exact). Not combined with the
-    co-occurrence part: a batch that has one is scored exactly."""
+    (:mod:`app.core.ann`; ``None``: always exact). Not combined with the co-occurrence part:
+    a batch that has one is scored exactly."""
     recent: RecentItemsConfig = field(default_factory=RecentItemsConfig)
 
 
@@ -112,8 +120,12 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         scoring=ScoringConfig(
             k=settings.top_k,
             w_affinity=settings.w_affinity,
+            w_value=settings.w_value,
+            w_popularity=settings.w_popularity,
+            w_priority=settings.w_priority,
             w_cooccurrence=settings.w_cooccurrence,
         ),
+        weights=settings.event_weights,
         recent=RecentItemsConfig(n_recent=settings.recent_items),
         popularity_half_life_ms=int(settings.popularity_half_life_s * 1000),
     )

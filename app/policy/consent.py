@@ -15,12 +15,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from app.core.decoding import DEFAULT_MAX_BYTES, decode_model
-from app.core.enums import Channel
+from app.core.enums import Channel, require_complete
 from app.core.fields import SCHEMA_VERSION, SchemaVersion, Timestamp, UserId
 
 _CHANNEL_NAMES = frozenset(c.value for c in Channel)
@@ -75,6 +84,16 @@ class ConsentDefaults(BaseModel):
     sms: StrictBool = False
     in_app: StrictBool = True
     web: StrictBool = True
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        type(self).check_against(Channel)
+        return self
+
+    @classmethod
+    def check_against(cls, channels: type[StrEnum]) -> None:
+        """Raise ``ValueError`` unless every one of ``channels`` has a default here."""
+        require_complete(channels, cls.model_fields, "consent_defaults")
 
     def allows(self, channel: Channel) -> bool:
         """The default of ``channel``."""

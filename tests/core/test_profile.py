@@ -246,6 +246,6 @@ def test_mismatched_dimensions_are_programming_errors() -> None:
 def test_config_defaults() -> None:
     cfg = ProfileConfig()
     assert (cfg.dim, cfg.half_life_ms) == (64, 7 * DAY_MS)
-    assert (cfg.recent_ids_max, cfg.recent_ids_retention_ms) == (256, 7 * DAY_MS)
+    assert (cfg.recent_ids_max, cfg.recent_ids_retention_ms) == (32, 7 * DAY_MS)
     with pytest.raises(ValueError):
         ProfileConfig(half_life_ms=0)

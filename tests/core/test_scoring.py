@@ -385,7 +385,8 @@ def test_the_cooccurrence_part_is_weighted_added_before_the_top_k_and_reported()
 
 def test_without_a_cooccurrence_weight_the_part_is_neither_added_nor_reported() -> None:
     cat = exploration_catalogue()
-    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, CFG, cooccurrence=[sparse((1, 1.0))])
+    no_weight = CFG.model_copy(update={"w_cooccurrence": 0.0})
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, no_weight, cooccurrence=[sparse((1, 1.0))])
     assert ids(row) == ["known", "new"]
     assert all(tuple(s.parts) == PARTS for s in row)
 

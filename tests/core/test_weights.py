@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from enum import StrEnum
+
 import pytest
 
 from app.core.enums import EventType
@@ -61,3 +63,16 @@ def test_weights_are_configurable_and_frozen() -> None:
         weights.view = 3  # type: ignore[misc]
     with pytest.raises(ValueError):
         EventWeights(unknown=1)  # type: ignore[call-arg]
+
+
+def test_the_weights_cover_the_event_types_when_they_are_built() -> None:
+    EventWeights.check_against(EventType)  # raises otherwise
+
+
+def test_an_event_type_without_a_weight_stops_start_up_with_its_name() -> None:
+    class MoreEvents(StrEnum):
+        VIEW = "view"
+        SHARE = "share"
+
+    with pytest.raises(ValueError, match="event weights has no entry for share: add one"):
+        EventWeights.check_against(MoreEvents)

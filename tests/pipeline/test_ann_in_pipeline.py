@@ -10,12 +10,12 @@ import pytest
 from app.core.ann import AnnConfig
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
-from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
 from app.ports import OutboundRecord
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
+from tests.support.pipeline import deterministic_config
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +51,7 @@ def events(users: int) -> list[InboundRecord]:
 
 async def run(ann: AnnConfig | None) -> tuple[BatchProcessor, dict[str, list[str]]]:
     publisher = RecordingPublisher()
-    cfg = PipelineConfig(offers_topic="nbo", ann=ann)
+    cfg = deterministic_config(offers_topic="nbo", ann=ann)
     processor = BatchProcessor(MemoryProfileStore(), publisher, catalogue(), cfg, lambda: NOON)
     await processor.process(events(120))
     offers = {
@@ -85,7 +85,7 @@ async def test_a_catalogue_below_the_threshold_stays_exact() -> None:
 
 
 async def test_warming_up_builds_the_index_before_the_first_batch() -> None:
-    cfg = PipelineConfig(offers_topic="nbo", ann=AnnConfig(min_offers=1_000))
+    cfg = deterministic_config(offers_topic="nbo", ann=AnnConfig(min_offers=1_000))
     processor = BatchProcessor(
         MemoryProfileStore(), RecordingPublisher(), catalogue(), cfg, lambda: NOON
     )

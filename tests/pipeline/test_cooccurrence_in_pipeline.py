@@ -20,6 +20,7 @@ from app.pipeline.records import InboundRecord
 from app.ports import OutboundRecord
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
+from tests.support.pipeline import deterministic_config
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +54,7 @@ def catalogue() -> Catalogue:
 
 
 def config(w_cooccurrence: float = 0.5, share: float = 0.0) -> PipelineConfig:
-    return PipelineConfig(
+    return deterministic_config(
         offers_topic="nbo",
         dead_letter_topic="dlq",
         decisions_topic="dec",

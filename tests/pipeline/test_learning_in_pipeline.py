@@ -19,6 +19,7 @@ from app.ports import OutboundRecord
 from app.storage.memory_offer_stats import MemoryOfferStatsStore
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
+from tests.support.pipeline import deterministic_config
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +47,7 @@ def catalogue(n: int = 6) -> Catalogue:
 
 
 def config(weight: float = 0.3, seed: int | None = 7, share: float = 0.0) -> PipelineConfig:
-    return PipelineConfig(
+    return deterministic_config(
         offers_topic="nbo",
         dead_letter_topic="dlq",
         decisions_topic="dec",

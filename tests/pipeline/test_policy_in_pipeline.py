@@ -14,7 +14,6 @@ import pytest
 
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
-from app.pipeline.config import PipelineConfig
 from app.pipeline.outbound import CHANNEL_HEADER
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
@@ -22,11 +21,12 @@ from app.policy.consent import ConsentRecord
 from app.ports import OutboundRecord
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import HOUR, NOON, at
+from tests.support.pipeline import deterministic_config
 
 pytestmark = pytest.mark.unit
 
 MINUTE = 60_000
-CFG = PipelineConfig(
+CFG = deterministic_config(
     offers_topic="nbo", dead_letter_topic="dlq", decisions_topic="dec", cart_delay_ms=30 * MINUTE
 )
 

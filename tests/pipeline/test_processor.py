@@ -10,16 +10,16 @@ import pytest
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
 from app.core.dead_letters import HEADER_ERROR_CLASS, HEADER_ORIGINAL_OFFSET
-from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
 from app.ports import OutboundRecord, StoreUnavailable, UserWrite
 from app.storage.memory_store import MemoryProfileStore
+from tests.support.pipeline import deterministic_config
 
 pytestmark = pytest.mark.unit
 
 NOW = 1_700_000_000_000
-CFG = PipelineConfig(offers_topic="nbo", dead_letter_topic="dlq")
+CFG = deterministic_config(offers_topic="nbo", dead_letter_topic="dlq")
 
 
 class RecordingPublisher:
@@ -255,7 +255,7 @@ async def test_a_message_keeps_k_offers_of_its_channel_when_top_offers_mix_chann
                 channels=("web",) if i % 2 else ("in_app",),
             )
         )
-    cfg = PipelineConfig(offers_topic="nbo", dead_letter_topic="dlq")
+    cfg = deterministic_config(offers_topic="nbo", dead_letter_topic="dlq")
     publisher = RecordingPublisher()
     processor = BatchProcessor(MemoryProfileStore(), publisher, cat, cfg, lambda: NOW)
 

@@ -26,11 +26,12 @@ from app.pipeline.records import InboundRecord
 from app.ports import OutboundRecord
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
+from tests.support.pipeline import deterministic_config
 
 pytestmark = pytest.mark.unit
 
 MINUTE = 60_000
-CFG = PipelineConfig(
+CFG = deterministic_config(
     offers_topic="nbo", dead_letter_topic="dlq", decisions_topic="dec", cart_delay_ms=30 * MINUTE
 )
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 
 import pytest
 
@@ -123,3 +124,16 @@ def test_preference_order_is_stated_true_channels_then_default_order() -> None:
     order = preference_order(record, (Channel.WEB, Channel.PUSH))
     assert order == (Channel.SMS, Channel.EMAIL, Channel.WEB, Channel.PUSH, Channel.IN_APP)
     assert preference_order(None, (Channel.PUSH,))[0] is Channel.PUSH
+
+
+def test_every_channel_has_a_consent_default() -> None:
+    ConsentDefaults.check_against(Channel)  # raises otherwise
+
+
+def test_a_channel_without_a_consent_default_stops_start_up_not_a_decision() -> None:
+    class MoreChannels(StrEnum):
+        EMAIL = "email"
+        FAX = "fax"
+
+    with pytest.raises(ValueError, match="consent_defaults has no entry for fax: add one"):
+        ConsentDefaults.check_against(MoreChannels)

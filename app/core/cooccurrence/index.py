@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import defaults
 from app.core.catalog import CatalogueSnapshot
 
 I32 = npt.NDArray[np.int32]
@@ -55,9 +56,9 @@ class RecentItemsConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    n_recent: int = Field(default=20, ge=1, le=200)
+    n_recent: int = Field(default=defaults.RECENT_ITEMS, ge=1, le=200)
     """Most recent distinct items used, newest first (default 20; Redis keeps 200)."""
-    recency_decay: float = Field(default=0.8, gt=0.0, le=1.0)
+    recency_decay: float = Field(default=defaults.RECENCY_DECAY, gt=0.0, le=1.0)
     """Weight of the ``l``-th most recent item is ``recency_decay ** l`` (default 0.8)."""
 
 

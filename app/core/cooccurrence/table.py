@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import defaults
 from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Offer
 from app.core.cooccurrence.index import (
@@ -37,7 +38,7 @@ from app.core.reasons import Because
 I32 = npt.NDArray[np.int32]
 F32 = npt.NDArray[np.float32]
 
-DEFAULT_MAX_NEIGHBOURS = 200
+DEFAULT_MAX_NEIGHBOURS = defaults.NEIGHBOURS_MAX
 """Neighbours kept per item by default (the learned index keeps 200)."""
 
 Weight = Annotated[float, Field(strict=True, ge=0.0)]

@@ -1,0 +1,50 @@
+"""One place for each default: the pipeline's configuration is built from the settings, and a
+configuration built with defaults is the one a worker with default settings runs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from app.core.scoring import ScoringConfig
+from app.pipeline.config import PipelineConfig, pipeline_config
+from app.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _no_nbo_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("NBO_")]:
+        monkeypatch.delenv(name)
+
+
+def test_a_default_configuration_is_the_one_default_settings_build() -> None:
+    assert pipeline_config(Settings(_env_file=None)) == PipelineConfig()
+
+
+def test_every_score_weight_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = {"w_affinity": 0.11, "w_value": 0.22, "w_popularity": 0.33, "w_priority": 0.44,
+               "w_cooccurrence": 0.55}  # fmt: skip
+    for name, value in weights.items():
+        monkeypatch.setenv(f"NBO_{name.upper()}", str(value))
+    scoring = pipeline_config(Settings(_env_file=None)).scoring
+    assert {name: getattr(scoring, name) for name in weights} == weights
+    assert {n for n in ScoringConfig.model_fields if n.startswith("w_")} == set(weights)
+
+
+def test_event_weights_are_a_setting_and_unnamed_types_keep_their_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NBO_EVENT_WEIGHTS", '{"purchase": 8, "rating_scale": 1.5}')
+    weights = pipeline_config(Settings(_env_file=None)).weights
+    assert (weights.purchase, weights.rating_scale, weights.view) == (8.0, 1.5, 1.0)
+
+
+def test_an_unknown_event_type_in_the_event_weights_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NBO_EVENT_WEIGHTS", '{"teleport": 3}')
+    with pytest.raises(ValueError, match="teleport"):
+        Settings(_env_file=None)
