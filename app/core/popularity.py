@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from app.core.catalog import Catalogue
+
 F64 = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
 DAY_MS = 86_400_000
@@ -120,3 +122,28 @@ class PopularityTracker:
         rule of :meth:`offer_popularity_array`)."""
         popularity = self.offer_popularity_array(OfferSources.of(list(offers.values())))
         return dict(zip(offers, popularity.tolist(), strict=True))
+
+
+class PopularityFeed:
+    """The popularity prior of ``catalogue``'s offers: item events are observed, and
+    :meth:`push` sets every offer's popularity in the catalogue (the worker at most every few
+    seconds, the offline evaluation before each batch of queries)."""
+
+    def __init__(self, catalogue: Catalogue, half_life_ms: float) -> None:
+        self._catalogue = catalogue
+        self._tracker = PopularityTracker(half_life_ms=float(half_life_ms))
+        self._sources: tuple[tuple[str, ...], OfferSources] | None = None
+
+    def observe(self, item_id: str, tags: Iterable[str], weight: float, ts_ms: int) -> None:
+        """Count one item event (see :meth:`PopularityTracker.observe`)."""
+        self._tracker.observe(item_id, tags, weight, ts_ms)
+
+    def push(self) -> None:
+        """Set the popularity of every offer of the catalogue from what was observed."""
+        snap = self._catalogue.snapshot()
+        sources = self._sources
+        if sources is None or sources[0] is not snap.offer_ids:  # the catalogue changed
+            rows = [(tuple(o.item_ids), snap.offer_tags[i]) for i, o in enumerate(snap.offers)]
+            sources = self._sources = (snap.offer_ids, OfferSources.of(rows))
+        popularity = self._tracker.offer_popularity_array(sources[1])
+        self._catalogue.set_popularities(snap.offer_ids, popularity)

@@ -27,7 +27,7 @@ from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
 from app.core.enums import Channel
 from app.core.events import UserEvent
-from app.core.popularity import PopularityTracker
+from app.core.popularity import PopularityFeed
 from app.evaluation.config import (
     BATCH_MODEL,
     ENGINE_COLLAB,
@@ -74,8 +74,9 @@ def build_catalogue(
     return catalogue
 
 
-def _tracker(half_life_ms: int | None) -> PopularityTracker | None:
-    return None if half_life_ms is None else PopularityTracker(half_life_ms=float(half_life_ms))
+def _feed(catalogue: Catalogue, half_life_ms: int | None) -> PopularityFeed | None:
+    """The worker's popularity feed of ``catalogue`` (``None``: no popularity prior)."""
+    return None if half_life_ms is None else PopularityFeed(catalogue, half_life_ms)
 
 
 def evaluate(
@@ -138,7 +139,7 @@ def evaluate(
                     cfg.tags_profile.model_copy(update={"dim": dim}),
                     cfg.tags_scoring,
                     cfg.batch_size,
-                    _tracker(cfg.tags_popularity_half_life_ms),
+                    _feed(tags_catalogue, cfg.tags_popularity_half_life_ms),
                 )
             )
         elif name == ENGINE_COLLAB and model is not None:
@@ -159,7 +160,7 @@ def evaluate(
                     hybrid.w_cooccurrence,
                     hybrid.recent,
                     cfg.batch_size,
-                    _tracker(cfg.collab.popularity_half_life_ms),
+                    _feed(collab_catalogue, cfg.collab.popularity_half_life_ms),
                 )
             )
         elif name == POPULARITY:

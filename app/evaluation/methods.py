@@ -3,7 +3,7 @@
 * ``engine_tags`` / ``engine_collab``: the engine's own code: profiles are updated by
   :func:`app.core.profile.apply_events` with the catalogue's item vectors
   (:class:`app.core.catalog.Catalogue`), the popularity prior is the engine's
-  :class:`app.core.popularity.PopularityTracker` fed with every event and pushed into the
+  :class:`app.core.popularity.PopularityFeed` fed with every event and pushed into the
   catalogue before each scoring batch (so it is at most ``batch_size`` queries old, never
   ahead); both rank with :func:`app.core.scoring.score_batch`, as the worker does,
   ``engine_collab`` with the sparse co-occurrence part of the user's recent items
@@ -34,7 +34,7 @@ from app.core.cooccurrence.index import (
     SparseRow,
     sparse_offer_scores,
 )
-from app.core.popularity import PopularityTracker
+from app.core.popularity import PopularityFeed
 from app.core.profile import PendingEvent, Profile, ProfileConfig, apply_events
 from app.core.scoring import ScoringConfig, score_batch
 from app.core.vectors import Vector
@@ -131,7 +131,7 @@ class _EngineMethod(_Deferred):
         item_ids: Sequence[str],
         profile_cfg: ProfileConfig,
         batch_size: int,
-        popularity: PopularityTracker | None,
+        popularity: PopularityFeed | None,
     ) -> None:
         super().__init__(name, metrics, catalogue.snapshot(), batch_size)
         self._catalogue = catalogue
@@ -143,10 +143,6 @@ class _EngineMethod(_Deferred):
         self._profiles: dict[int, Profile] = {}
         self._zero = np.zeros(catalogue.dim, dtype=np.float32)
         self._popularity = popularity
-        self._offer_keys = {
-            o.offer_id: (tuple(o.item_ids), self._snap.offer_tags[i])
-            for i, o in enumerate(self._snap.offers)
-        }
 
     def _observe_popularity(self, log: InteractionLog, rows: Sequence[int]) -> None:
         if self._popularity is None:
@@ -161,8 +157,7 @@ class _EngineMethod(_Deferred):
         """Push the popularity prior into the catalogue, as the worker does periodically."""
         if self._popularity is None:
             return
-        for offer_id, value in self._popularity.offer_popularity(self._offer_keys).items():
-            self._catalogue.set_popularity(offer_id, value)
+        self._popularity.push()
         self._snap = self._catalogue.snapshot()
 
     def _pending_events(self, log: InteractionLog, rows: Sequence[int]) -> list[PendingEvent]:
@@ -231,7 +226,7 @@ class EngineTags(_EngineMethod):
         profile_cfg: ProfileConfig,
         scoring: ScoringConfig,
         batch_size: int,
-        popularity: PopularityTracker | None,
+        popularity: PopularityFeed | None,
         name: str = "engine_tags",
     ) -> None:
         super().__init__(name, metrics, catalogue, item_ids, profile_cfg, batch_size, popularity)
@@ -256,7 +251,7 @@ class EngineCollab(_EngineMethod):
         w_cooccurrence: float,
         recent: RecentItemsConfig,
         batch_size: int,
-        popularity: PopularityTracker | None,
+        popularity: PopularityFeed | None,
         name: str = "engine_collab",
     ) -> None:
         super().__init__(name, metrics, catalogue, item_ids, profile_cfg, batch_size, popularity)

@@ -30,7 +30,7 @@ from app.core.exploration import (
     partition_updates,
     posterior,
 )
-from app.core.popularity import OfferSources, PopularityTracker
+from app.core.popularity import PopularityFeed
 from app.core.weights import event_weight
 from app.pipeline.config import PipelineConfig
 from app.pipeline.records import InboundRecord
@@ -55,9 +55,8 @@ class BatchSignals:
         self._stats: dict[str, OfferStats] = {}
         self._stats_read_ms: int | None = None
         self._posterior: tuple[object, Posterior] | None = None
-        self._popularity = PopularityTracker(half_life_ms=config.popularity_half_life_ms)
+        self._popularity = PopularityFeed(catalogue, config.popularity_half_life_ms)
         self._popularity_refreshed_ms = 0
-        self._popularity_sources: tuple[tuple[str, ...], OfferSources] | None = None
 
     def observe(self, event: UserEvent) -> None:
         """Count an item event in the popularity prior (other events are ignored)."""
@@ -71,13 +70,7 @@ class BatchSignals:
         if now - self._popularity_refreshed_ms < self._cfg.popularity_refresh_ms:
             return
         self._popularity_refreshed_ms = now
-        snap = self._catalogue.snapshot()
-        sources = self._popularity_sources
-        if sources is None or sources[0] is not snap.offer_ids:  # the catalogue changed
-            rows = [(tuple(o.item_ids), snap.offer_tags[i]) for i, o in enumerate(snap.offers)]
-            sources = self._popularity_sources = (snap.offer_ids, OfferSources.of(rows))
-        popularity = self._popularity.offer_popularity_array(sources[1])
-        self._catalogue.set_popularities(snap.offer_ids, popularity)
+        self._popularity.push()
 
     async def record_feedback(self, events: Iterable[tuple[InboundRecord, UserEvent]]) -> None:
         """Write the batch's offer feedback to the offer stats, idempotently per partition
