@@ -1,4 +1,6 @@
-"""The ``nbo`` command line: one entry point for the stack, the worker and the tools.
+"""The ``nbo`` command line's tools: the local stack, producing, tailing, the demo, the bench
+and the learning commands (``nbo worker`` is added on top of these by :mod:`agents.cli`, the
+console script's entry point).
 
 Each sub-command builds the settings once (:func:`app.settings.load_settings`) and passes them
 down. Imports of heavy modules (faust, aiokafka) happen inside the sub-command that needs them, so
@@ -48,18 +50,6 @@ def _stack_status(args: argparse.Namespace, settings: Settings) -> int:
     print(status.render())
     if args.check:
         return 0 if status.all_running else 1
-    return 0
-
-
-def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    # Scoring multiplies small matrices per batch: BLAS threads only contend with the event
-    # loop (measured here: 2.4x slower batches with OpenBLAS's default threads on 2 cores).
-    # Set before numpy is first imported; an explicit setting in the environment wins.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    from agents.app import run_worker
-
-    run_worker(settings, loglevel=args.loglevel)
     return 0
 
 
@@ -188,7 +178,7 @@ examples:
 """
 
 
-def _command(
+def add_command(
     sub: Any, name: str, summary: str, description: str, example: str
 ) -> argparse.ArgumentParser:
     """A sub-command whose --help says what it does and shows an example."""
@@ -202,8 +192,13 @@ def _command(
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``nbo`` (exposed for tests and ``--help`` docs)."""
+Extension = Callable[[Any], None]
+"""Adds commands to ``nbo``'s sub-parsers (``nbo worker`` is added by :mod:`agents.cli`)."""
+
+
+def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParser:
+    """The argument parser of ``nbo``: the tools here, then ``extensions`` (exposed for
+    tests and ``--help`` docs)."""
     parser = argparse.ArgumentParser(
         prog="nbo",
         description=DESCRIPTION,
@@ -213,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stack = _command(
+    stack = add_command(
         sub,
         "stack",
         "local Kafka + Redis without Docker",
@@ -235,21 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(handler=_stack_status)
 
-    worker = _command(
-        sub,
-        "worker",
-        "run the stream worker until SIGTERM",
-        "Consume behaviour events, update preference vectors in Redis and publish next-best"
-        "\noffers; serves offer lookups, /healthz, /readyz and /metrics on NBO_WEB_PORT. Run"
-        "\nseveral to share the partitions of the events topic.",
-        "NBO_KAFKA_BOOTSTRAP=127.0.0.1:19092 NBO_REDIS_URL=redis://127.0.0.1:16379/0 nbo worker",
-    )
-    worker.add_argument(
-        "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"]
-    )
-    worker.set_defaults(handler=_worker)
+    for extend in extensions:
+        extend(sub)
 
-    produce = _command(
+    produce = add_command(
         sub,
         "produce",
         "send JSON lines of behaviour events to the events topic",
@@ -266,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     produce.set_defaults(handler=_produce)
 
-    catalog = _command(
+    catalog = add_command(
         sub,
         "catalog",
         "load the item and offer catalogues",
@@ -288,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.set_defaults(handler=_catalog_load)
 
-    tail = _command(
+    tail = add_command(
         sub,
         "tail",
         "print next-best-offer messages as they arrive",
@@ -302,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--idle-timeout", type=float, default=None, help="stop after idle seconds")
     tail.set_defaults(handler=_tail)
 
-    demo = _command(
+    demo = add_command(
         sub,
         "demo",
         "the whole pipeline on generated (or MovieLens) data",
@@ -321,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    bench = _command(
+    bench = add_command(
         sub,
         "bench",
         "measure the worker against raw Kafka and faust passthroughs",
@@ -344,9 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``nbo`` console script; returns the process exit code."""
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, extensions: Sequence[Extension] = ()) -> int:
+    """Run ``nbo`` with the tools here and ``extensions``; returns the process exit code."""
+    parser = build_parser(extensions)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from app.cli import build_parser
+from agents.cli import build_parser
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 """A ``nbo worker`` child process: start, wait until ready, read its HTTP endpoints, stop.
 
 Used by ``nbo demo``, ``nbo bench`` and the integration tests, so all of them run the worker
-exactly as production does (``python -m app.cli worker``).
+exactly as production does (``python -m agents.cli worker``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class ChildWorker:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--loglevel", "warn"],
+                [sys.executable, "-m", "agents.cli", "worker", "--loglevel", "warn"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -60,6 +60,11 @@ class ScoringConfig(BaseModel):
     reason_tags: int = Field(default=defaults.REASON_TAGS, ge=1)
     """Tags named in an affinity reason (default 2)."""
 
+    @classmethod
+    def weight_names(cls) -> list[str]:
+        """The weights of the score parts (``w_<part>``), each also a setting of that name."""
+        return [name for name in cls.model_fields if name.startswith("w_")]
+
 
 @dataclass(frozen=True)
 class ScoredOffer:

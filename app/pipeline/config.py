@@ -119,11 +119,8 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         ),
         scoring=ScoringConfig(
             k=settings.top_k,
-            w_affinity=settings.w_affinity,
-            w_value=settings.w_value,
-            w_popularity=settings.w_popularity,
-            w_priority=settings.w_priority,
-            w_cooccurrence=settings.w_cooccurrence,
+            # every score part's weight is the setting of the same name (NBO_W_<PART>)
+            **{name: getattr(settings, name) for name in ScoringConfig.weight_names()},
         ),
         weights=settings.event_weights,
         recent=RecentItemsConfig(n_recent=settings.recent_items),

@@ -22,7 +22,7 @@ from tests.support.kafka_io import produce, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-NBO = [sys.executable, "-m", "app.cli"]
+NBO = [sys.executable, "-m", "agents.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 LIKE = {"event_id": "e1", "user_id": "u1", "type": "like", "item_id": "i1", "ts": 1_700_000_000_000}
 OFFER = {"offer_id": "o1", "title": "Offer", "item_ids": ["i1"], "value": 5, "channels": ["web"]}

@@ -37,7 +37,7 @@ async def test_every_offer_the_demo_prints_has_a_reason_and_the_run_has_no_warni
     }
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "app.cli", "demo", "--events", "3000", "--no-keep-running"],
+        [sys.executable, "-m", "agents.cli", "demo", "--events", "3000", "--no-keep-running"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

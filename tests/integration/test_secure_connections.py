@@ -95,7 +95,7 @@ def secure_env(
 
 def run_worker_expecting_failure(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "worker"],
+        [sys.executable, "-m", "agents.cli", "worker"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -79,7 +79,7 @@ def test_stack_status_reports_both_services_running(services: Services) -> None:
     if services.source == "testcontainers" or services.kafka_bootstrap != local_kafka:
         pytest.skip(f"the services in use ({services.source}) are not the local stack")
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "stack", "status", "--check"],
+        [sys.executable, "-m", "agents.cli", "stack", "status", "--check"],
         capture_output=True,
         text=True,
         timeout=60,

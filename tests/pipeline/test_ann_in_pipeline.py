@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import pytest
 
@@ -12,22 +11,14 @@ from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
-from app.ports import OutboundRecord
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
 from tests.support.pipeline import deterministic_config
+from tests.support.recording import RecordingPublisher
 
 pytestmark = pytest.mark.unit
 
 GENRES = [f"genre-{g}" for g in range(40)]
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.records: list[OutboundRecord] = []
-
-    async def publish(self, records: Sequence[OutboundRecord]) -> None:
-        self.records.extend(records)
 
 
 def catalogue() -> Catalogue:

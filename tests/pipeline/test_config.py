@@ -31,7 +31,7 @@ def test_every_score_weight_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.setenv(f"NBO_{name.upper()}", str(value))
     scoring = pipeline_config(Settings(_env_file=None)).scoring
     assert {name: getattr(scoring, name) for name in weights} == weights
-    assert {n for n in ScoringConfig.model_fields if n.startswith("w_")} == set(weights)
+    assert set(ScoringConfig.weight_names()) == set(weights)
 
 
 def test_event_weights_are_a_setting_and_unnamed_types_keep_their_default(

@@ -4,7 +4,6 @@ in-memory store twin."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,10 +16,10 @@ from app.core.scoring import ScoringConfig
 from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
-from app.ports import OutboundRecord
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
 from tests.support.pipeline import deterministic_config
+from tests.support.recording import RecordingPublisher
 
 pytestmark = pytest.mark.unit
 
@@ -31,17 +30,6 @@ TAGS = {
     "amelie": ("romance", "comedy"),
     "heat": ("crime", "drama"),
 }
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.records: list[OutboundRecord] = []
-
-    async def publish(self, records: Sequence[OutboundRecord]) -> None:
-        self.records.extend(records)
-
-    def messages(self) -> list[dict[str, Any]]:
-        return [json.loads(r.value or b"") for r in self.records if r.topic == "nbo"]
 
 
 def catalogue() -> Catalogue:
@@ -83,7 +71,7 @@ async def top_offers(
                                neighbours=table)  # fmt: skip
     for batch in batches:
         await processor.process(batch)
-    offers: list[dict[str, Any]] = publisher.messages()[-1]["offers"]
+    offers: list[dict[str, Any]] = publisher.values("nbo")[-1]["offers"]
     return offers
 
 
@@ -120,7 +108,7 @@ async def test_recent_items_come_from_the_store_and_the_batch_and_stay_in_the_ca
     second = BatchProcessor(store, publisher, catalogue(), config(), lambda: NOON,
                             neighbours=neighbours())  # fmt: skip
     await second.process([event(1, "amelie", kind="view")])
-    offers = publisher.messages()[-1]["offers"]
+    offers = publisher.values("nbo")[-1]["offers"]
     assert offers[0]["offer_id"] == "o-aliens"  # from "alien", read from the store
     assert offers[0]["score_parts"]["cooccurrence"] == pytest.approx(0.5)
     assert (await store.load(["ripley"]))["ripley"].recent == ("amelie", "alien")
@@ -128,7 +116,7 @@ async def test_recent_items_come_from_the_store_and_the_batch_and_stay_in_the_ca
     trips = store.round_trips
     await second.process([event(2, "heat", kind="view")])
     assert store.round_trips == trips + 1  # the commit only: the user came from the cache
-    offers = publisher.messages()[-1]["offers"]
+    offers = publisher.values("nbo")[-1]["offers"]
     assert offers[0]["offer_id"] == "o-aliens"  # "alien" is still among the cached items
     assert offers[0]["score_parts"]["cooccurrence"] == pytest.approx(0.5)
 
@@ -144,11 +132,11 @@ async def test_the_batch_items_come_first_newest_first_and_the_oldest_drop_out()
     processor = BatchProcessor(MemoryProfileStore(), publisher, catalogue(), cfg, lambda: NOON,
                                neighbours=table)  # fmt: skip
     await processor.process([event(0, "alien", kind="view")])
-    assert publisher.messages()[-1]["offers"][0]["offer_id"] == "o-aliens"
+    assert publisher.values("nbo")[-1]["offers"][0]["offer_id"] == "o-aliens"
 
     # solaris arrives last but happened before amelie: amelie is the newest, and only it counts
     await processor.process([event(3, "amelie", kind="view"), event(2, "solaris", kind="view")])
-    offers = publisher.messages()[-1]["offers"]
+    offers = publisher.values("nbo")[-1]["offers"]
     assert [o["score_parts"]["cooccurrence"] for o in offers] == [0.0] * len(offers)
 
 
@@ -159,6 +147,6 @@ async def test_the_control_group_gets_no_cooccurrence_part() -> None:
     processor = BatchProcessor(MemoryProfileStore(), publisher, catalogue(), config(share=0.3),
                                lambda: NOON, neighbours=neighbours())  # fmt: skip
     await processor.process([event(0, "alien", user=control)])
-    [message] = publisher.messages()
+    [message] = publisher.values("nbo")
     assert message["group"] == "control"
     assert all(o["score_parts"]["cooccurrence"] == 0 for o in message["offers"])

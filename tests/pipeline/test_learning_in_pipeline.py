@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -15,26 +14,15 @@ from app.core.holdout import CONTROL, group_of
 from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
-from app.ports import OutboundRecord
 from app.storage.memory_offer_stats import MemoryOfferStatsStore
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
 from tests.support.pipeline import deterministic_config
+from tests.support.recording import RecordingPublisher
 
 pytestmark = pytest.mark.unit
 
 WEEK = 7 * 86_400_000
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.records: list[OutboundRecord] = []
-
-    async def publish(self, records: Sequence[OutboundRecord]) -> None:
-        self.records.extend(records)
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(r.value or b"") for r in self.records if r.topic == topic]
 
 
 def catalogue(n: int = 6) -> Catalogue:
@@ -93,7 +81,7 @@ async def test_the_exploration_part_is_in_every_offer_and_seeded_runs_agree() ->
             offer_stats=MemoryOfferStatsStore(half_life_ms=WEEK),
         )  # fmt: skip
         await processor.process([like(0, "u1")])
-        return publisher.on("nbo")[0]
+        return publisher.values("nbo")[0]
 
     one, again = await first_message(1), await first_message(1)
     assert one["offers"] == again["offers"]  # deterministic for a seed
@@ -118,7 +106,7 @@ async def test_feedback_through_the_pipeline_changes_the_seeded_ranking() -> Non
         else:
             await processor.process([like(99, "other")])
         await processor.process([like(0, "u1")])
-        return [o["offer_id"] for o in publisher.on("nbo")[-1]["offers"]]
+        return [o["offer_id"] for o in publisher.values("nbo")[-1]["offers"]]
 
     assert await ranking(True) != await ranking(False)
 
@@ -137,12 +125,12 @@ async def test_the_control_group_gets_the_popularity_ranking_and_is_labelled() -
 
     stats = await processor.process([like(n, u) for n, u in enumerate([control[0], *personalised])])
 
-    messages = {m["user_id"]: m for m in publisher.on("nbo")}
+    messages = {m["user_id"]: m for m in publisher.values("nbo")}
     assert messages[control[0]]["group"] == "control"
     assert messages[control[0]]["offers"][0]["offer_id"] != "scifi"  # by value, not taste
     assert all(o["score_parts"]["affinity"] == 0 for o in messages[control[0]]["offers"])
     assert messages[personalised[0]]["group"] == "personalised"
     assert messages[personalised[0]]["offers"][0]["offer_id"] == "scifi"
-    groups = {d["user_id"]: d["group"] for d in publisher.on("dec")}
+    groups = {d["user_id"]: d["group"] for d in publisher.values("dec")}
     assert groups[control[0]] == "control"
     assert stats.sent_by_group == {"control": 1, "personalised": 3}

@@ -22,6 +22,7 @@ from app.ports import OutboundRecord
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import HOUR, NOON, at
 from tests.support.pipeline import deterministic_config
+from tests.support.recording import RecordingPublisher
 
 pytestmark = pytest.mark.unit
 
@@ -29,17 +30,6 @@ MINUTE = 60_000
 CFG = deterministic_config(
     offers_topic="nbo", dead_letter_topic="dlq", decisions_topic="dec", cart_delay_ms=30 * MINUTE
 )
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.records: list[OutboundRecord] = []
-
-    async def publish(self, records: Sequence[OutboundRecord]) -> None:
-        self.records.extend(records)
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(r.value or b"") for r in self.records if r.topic == topic]
 
 
 class Clock:
@@ -95,11 +85,11 @@ class Rig:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        return self.publisher.on("nbo")
+        return self.publisher.values("nbo")
 
     @property
     def decisions(self) -> list[dict[str, Any]]:
-        return self.publisher.on("dec")
+        return self.publisher.values("dec")
 
 
 async def test_without_consent_only_default_channels_are_used() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import pytest
 
@@ -12,28 +11,15 @@ from app.core.catalog_records import Item, Offer
 from app.core.dead_letters import HEADER_ERROR_CLASS, HEADER_ORIGINAL_OFFSET
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
-from app.ports import OutboundRecord, StoreUnavailable, UserWrite
+from app.ports import StoreUnavailable, UserWrite
 from app.storage.memory_store import MemoryProfileStore
 from tests.support.pipeline import deterministic_config
+from tests.support.recording import RecordingPublisher
 
 pytestmark = pytest.mark.unit
 
 NOW = 1_700_000_000_000
 CFG = deterministic_config(offers_topic="nbo", dead_letter_topic="dlq")
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.records: list[OutboundRecord] = []
-        self.fail = False
-
-    async def publish(self, records: Sequence[OutboundRecord]) -> None:
-        if self.fail:
-            raise ConnectionError("broker gone")
-        self.records.extend(records)
-
-    def on(self, topic: str) -> list[OutboundRecord]:
-        return [r for r in self.records if r.topic == topic]
 
 
 def catalogue() -> Catalogue:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -23,10 +22,10 @@ from app.core.reasons import REASON_CART
 from app.pipeline.config import PipelineConfig
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
-from app.ports import OutboundRecord
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
 from tests.support.pipeline import deterministic_config
+from tests.support.recording import RecordingPublisher
 
 pytestmark = pytest.mark.unit
 
@@ -34,17 +33,6 @@ MINUTE = 60_000
 CFG = deterministic_config(
     offers_topic="nbo", dead_letter_topic="dlq", decisions_topic="dec", cart_delay_ms=30 * MINUTE
 )
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.records: list[OutboundRecord] = []
-
-    async def publish(self, records: Sequence[OutboundRecord]) -> None:
-        self.records.extend(records)
-
-    def messages(self) -> list[dict[str, Any]]:
-        return [json.loads(r.value or b"") for r in self.records if r.topic == "nbo"]
 
 
 def catalogue() -> Catalogue:
@@ -86,8 +74,8 @@ def assert_all_reasoned(messages: list[dict[str, Any]]) -> None:
 async def test_every_offer_of_a_personalised_user_has_a_reason() -> None:
     processor, publisher, _ = rig()
     await processor.process([event(1, "u1", item_id="i0")])
-    assert_all_reasoned(publisher.messages())
-    assert reasons(publisher.messages())[0] == "Matches your interest in sci-fi, space"
+    assert_all_reasoned(publisher.values("nbo"))
+    assert reasons(publisher.values("nbo"))[0] == "Matches your interest in sci-fi, space"
 
 
 async def test_every_offer_of_the_control_group_has_a_reason_that_names_no_interest() -> None:
@@ -97,7 +85,7 @@ async def test_every_offer_of_the_control_group_has_a_reason_that_names_no_inter
     assert control, "no control user among the 40: pick other ids"
     processor, publisher, _ = rig(cfg)
     await processor.process([event(n, u, item_id="i0") for n, u in enumerate(control)])
-    sent = [m for m in publisher.messages() if m["group"] == CONTROL]
+    sent = [m for m in publisher.values("nbo") if m["group"] == CONTROL]
     assert len({m["user_id"] for m in sent}) == len(control)
     assert_all_reasoned(sent)
     # not personalised, so never a claim about the person's interests
@@ -108,13 +96,13 @@ async def test_a_new_user_with_no_usable_history_gets_reasons() -> None:
     processor, publisher, _ = rig()
     # an item the catalogue does not know: no vector, so a cold start
     await processor.process([event(1, "newcomer", item_id="unknown-item")])
-    assert_all_reasoned(publisher.messages())
+    assert_all_reasoned(publisher.values("nbo"))
 
 
 async def test_every_offer_of_a_decision_request_has_a_reason() -> None:
     processor, publisher, _ = rig()
     await processor.process([event(1, "u1", "decision_request", channel="web")])
-    (message,) = publisher.messages()
+    (message,) = publisher.values("nbo")
     assert message["channel"] == "web" and message["trigger"]["type"] == "decision_request"
     assert_all_reasoned([message])
 
@@ -122,10 +110,10 @@ async def test_every_offer_of_a_decision_request_has_a_reason() -> None:
 async def test_a_cart_offer_about_the_cart_item_speaks_of_the_cart() -> None:
     processor, publisher, clock = rig()
     await processor.process([event(1, "u1", "add_to_cart", item_id="i2")])
-    before = len(publisher.messages())
+    before = len(publisher.values("nbo"))
     clock[0] += 31 * MINUTE
     assert await processor.fire_due_carts([("events", 0)]) == 1
-    (cart,) = publisher.messages()[before:]
+    (cart,) = publisher.values("nbo")[before:]
     assert cart["trigger"]["type"] == "cart_abandonment"
     assert [(o["offer_id"], o["reason"]) for o in cart["offers"]] == [
         ("o2", REASON_CART.format(title="Item 2"))

@@ -4,7 +4,7 @@
 + w_priority * priority_norm + w_cooccurrence * cooccurrence`` where ``cooccurrence`` is the
 part of the user's recent items (:mod:`app.core.cooccurrence.index`, in [0, 1]). It is exactly
 :func:`app.core.scoring.score_batch` with ``w_cooccurrence`` set and the sparse co-occurrence
-part given, which is what the worker runs (:mod:`app.pipeline.processor`);
+part given, which is what the worker runs (:mod:`app.pipeline.ranking`);
 :func:`hybrid_score_batch` is that call for a fixed :class:`CooccurrenceIndex`, and
 :class:`HybridConfig` holds the weights tuned offline (``docs/learning.md``).
 """
