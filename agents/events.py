@@ -4,7 +4,9 @@
 scales by partitions. Errors are caught inside the loop: faust would acknowledge a batch whose
 handler raised. A batch that fails because Redis or the broker is unavailable is retried with
 capped exponential backoff (0.1 s doubling to 5 s), so the stream waits and nothing is dropped;
-the batch is acknowledged only after :meth:`BatchProcessor.process` returned.
+the batch is acknowledged only after it was processed. A record that makes processing fail for
+good is isolated and dead-lettered with the exception's class and message
+(:meth:`BatchProcessor.process_isolating`), so it cannot stall its partition.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ async def process_until_done(worker: Worker, records: Sequence[InboundRecord]) -
     async def process() -> BatchStats:
         nonlocal started
         started = time.perf_counter()
-        return await worker.processor.process(records)
+        return await worker.processor.process_isolating(records)
 
     stats = await until_done(
         process, f"batch of {len(records)}", worker.metrics.batch_retries.inc, positions(records)

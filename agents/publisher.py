@@ -6,7 +6,17 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from app.ports import OutboundRecord
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+
+from app.ports import OutboundRecord, PublishUnavailable
+
+TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+"""Kafka errors about one record itself: publishing it again can never succeed."""
 
 
 class FaustPublisher:
@@ -20,9 +30,17 @@ class FaustPublisher:
         self._app = app
 
     async def publish(self, records: Sequence[OutboundRecord]) -> None:
+        """Send ``records`` and wait for every acknowledgement. A record the broker can never
+        take (too large) raises as it is; any other broker error raises
+        :class:`~app.ports.PublishUnavailable` (the caller retries)."""
         producer = self._app.producer
-        pending = [
-            await producer.send(r.topic, r.key, r.value, None, None, list(r.headers))
-            for r in records
-        ]
-        await asyncio.gather(*pending)
+        try:
+            pending = [
+                await producer.send(r.topic, r.key, r.value, None, None, list(r.headers))
+                for r in records
+            ]
+            await asyncio.gather(*pending)
+        except TOO_LARGE:
+            raise
+        except KafkaError as exc:
+            raise PublishUnavailable(f"the broker did not take the records: {exc!r}") from exc

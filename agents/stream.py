@@ -3,9 +3,10 @@ retried until it is durable.
 
 Every agent follows the same rules: one agent per process (``concurrency=1``: faust-streaming's
 offset commit is unsafe with more), batches through ``stream.take_events``, raw bytes decoded
-inside the loop, and a batch that fails (Redis or the broker unavailable) retried with capped
-exponential backoff (0.1 s doubling to 5 s) before it is acknowledged, so nothing is lost while
-a dependency is down.
+inside the loop, and a batch that fails because Redis or the broker is unavailable retried with
+capped exponential backoff (0.1 s doubling to 5 s) before it is acknowledged, so nothing is
+lost while a dependency is down. A record that fails for good is isolated and dead-lettered by
+the handler (:mod:`app.pipeline.isolation`), so it never stalls its partition.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from app.core.errors import is_transient
 from app.pipeline.records import InboundRecord
 
 log = logging.getLogger(__name__)
@@ -57,14 +59,19 @@ async def until_done(
     on_retry: Callable[[], None] = lambda: None,
     extra: Mapping[str, str] | None = None,
 ) -> T:
-    """Run ``step`` until it returns, retrying any exception with capped backoff (the
-    caller has not acknowledged its input, so nothing is lost while Redis or Kafka is down).
+    """Run ``step`` until it returns, retrying a transient failure (Redis or the broker
+    unavailable, :func:`app.core.errors.is_transient`) with capped backoff: the caller has not
+    acknowledged its input, so nothing is lost while a dependency is down. Any other failure
+    is raised at once: ``step`` isolates the records that fail for good, so one that gets
+    here is a defect of the caller, never a reason to stall the stream.
     ``extra``: log fields of the warning each retry logs."""
     delay = BACKOFF_START_S
     while True:
         try:
             return await step()
         except Exception as exc:
+            if not is_transient(exc):
+                raise
             on_retry()
             log.warning(
                 "%s failed (%s: %s); retrying in %.1f s",

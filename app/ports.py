@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from app.core.errors import TransientError
 from app.core.profile import Profile
 from app.policy.consent import ConsentRecord
 from app.policy.state import UserPolicyState
@@ -85,7 +86,11 @@ class WriteOutcome:
     conflicts: Mapping[str, StoredUser]
 
 
-class StoreUnavailable(RuntimeError):
+class PublishUnavailable(TransientError):
+    """The broker did not acknowledge what was published; publish it again later."""
+
+
+class StoreUnavailable(TransientError):
     """The store cannot be reached; the caller retries and must not acknowledge the input."""
 
 

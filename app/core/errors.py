@@ -1,7 +1,21 @@
-"""Rejection of an input message: the one exception the decoders raise.
+"""nbo-stream's one exception hierarchy, and the rejection of an input message.
 
-The ``reason_class`` is a short, stable name that goes into the dead-letter header
-``nbo.error.class`` and into metric labels, so its vocabulary is closed (:class:`RejectReason`).
+Every exception the project raises on purpose descends from :class:`NboError`, in one of two
+kinds that decide what the stream does with the input that met it:
+
+* :class:`TransientError`: a dependency (Redis, the broker) is unavailable or slow. The same
+  input is retried, with capped backoff, and never acknowledged before it succeeds.
+* :class:`PermanentError`: this input can never be processed. It is isolated, dead-lettered
+  with its reason, and the stream moves on. :class:`EventRejected` (the decoders) is one.
+
+An exception of neither kind (a programming error met by one record) counts as permanent:
+the record that provokes it is isolated and dead-lettered with the exception's class and
+message, so it cannot stall its partition. Adapters turn their clients' "unavailable"
+errors into :class:`TransientError`.
+
+The ``reason_class`` of a rejection is a short, stable name that goes into the dead-letter
+header ``nbo.error.class`` and into metric labels, so its vocabulary is closed
+(:class:`RejectReason`).
 """
 
 from __future__ import annotations
@@ -24,7 +38,25 @@ class RejectReason(StrEnum):
     """``schema_version`` is an integer other than the one this build understands."""
 
 
-class EventRejected(Exception):
+class NboError(Exception):
+    """The root of every exception nbo-stream raises on purpose."""
+
+
+class TransientError(NboError):
+    """A dependency is unavailable or too slow now: retry the same input later."""
+
+
+class PermanentError(NboError):
+    """This input can never be processed: isolate it, dead-letter it, move on."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means "retry the same input later" (a :class:`TransientError`, or the
+    standard library's connection and timeout errors); anything else is permanent."""
+    return isinstance(exc, TransientError | ConnectionError | TimeoutError)
+
+
+class EventRejected(PermanentError):
     """An input message that can never be processed; the caller dead-letters it.
 
     ``reason_class`` is one of :class:`RejectReason` (kept as a plain ``str``);

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from app.clock import now_ms
 from app.core.decoding import DEFAULT_MAX_BYTES
-from app.core.errors import EventRejected
+from app.core.errors import EventRejected, is_transient
 from app.core.privacy import check_key, key_user_id
 from app.pipeline.outbound import dead_letter
 from app.pipeline.records import InboundRecord
@@ -81,7 +81,20 @@ class ConsentHandler:
                 )
                 batch.dead_lettered += 1
                 continue
-            if await self.admin.apply_consent(user_id, consent):
+            try:
+                applied = await self.admin.apply_consent(user_id, consent)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # this record fails for good: dead-letter it, never stall the topic
+                log.exception("dead-lettering a consent record that cannot be applied")
+                reason = type(exc).__name__
+                dead.append(
+                    dead_letter(self.dead_letter_topic, record, reason, str(exc), self.clock())
+                )
+                batch.dead_lettered += 1
+                continue
+            if applied:
                 batch.applied += 1
             else:
                 batch.stale += 1

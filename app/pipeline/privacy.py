@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from app.clock import now_ms
 from app.core.catalog import Catalogue
 from app.core.decoding import DEFAULT_MAX_BYTES
-from app.core.errors import EventRejected
+from app.core.errors import EventRejected, is_transient
 from app.core.privacy import (
     ErasureAudit,
     ExportAudit,
@@ -131,7 +131,17 @@ class PrivacyHandler:
                     self.dead_letter_topic, record, exc.reason_class, exc.message, self.clock()
                 )
                 continue
-            done[i] = await self.carry_out(request)
+            try:
+                done[i] = await self.carry_out(request)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # this request fails for good: dead-letter it, never stall the topic
+                log.exception("dead-lettering a privacy request that cannot be carried out")
+                reason = type(exc).__name__
+                done[i] = dead_letter(
+                    self.dead_letter_topic, record, reason, str(exc), self.clock()
+                )
         outbound = [done[i] for i in range(len(records))]
         if outbound:
             await self.publisher.publish(outbound)

@@ -47,7 +47,7 @@ from app.core.ann import IndexStats
 from app.core.catalog import Catalogue
 from app.core.cooccurrence.table import NeighbourTable
 from app.core.enums import OFFER_EVENT_TYPES, Channel
-from app.core.errors import EventRejected
+from app.core.errors import EventRejected, TransientError
 from app.core.events import UserEvent, decode_event
 from app.core.messages import Trigger
 from app.core.scoring import ScoredOffer, ranking_changed
@@ -55,6 +55,7 @@ from app.pipeline.cache import UserCache
 from app.pipeline.carts import CartTimers
 from app.pipeline.config import PipelineConfig
 from app.pipeline.decisions import DecisionMaker
+from app.pipeline.isolation import process_isolating
 from app.pipeline.outbound import Outbound
 from app.pipeline.planning import Holdout, Plan, Planner, UserEvents
 from app.pipeline.ranking import BatchRanking
@@ -67,7 +68,7 @@ from app.ports import OfferStatsStore, OutboundRecord, ProfileStore, Publisher, 
 log = logging.getLogger(__name__)
 
 
-class ConflictsPersist(RuntimeError):
+class ConflictsPersist(TransientError):
     """Users kept failing compare-and-set; the batch is retried as a whole."""
 
 
@@ -126,6 +127,14 @@ class BatchProcessor:
         """Process ``records`` (in partition order); returns when all effects are durable."""
         async with self._lock:
             return await self._process(records)
+
+    async def process_isolating(self, records: Sequence[InboundRecord]) -> BatchStats:
+        """:meth:`process`, but a record that makes it fail for good is isolated and
+        dead-lettered instead of failing the batch (:mod:`app.pipeline.isolation`); a
+        transient failure still raises."""
+        return await process_isolating(
+            self.process, records, self._publisher, self._outbound, self._clock_ms
+        )
 
     async def fire_due_carts(self, partitions: Iterable[tuple[str, int]]) -> int:
         """Fire the cart timers due now in the indexes of ``partitions`` (topic, partition),

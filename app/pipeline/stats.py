@@ -29,6 +29,16 @@ class BatchStats:
     phase_s: dict[str, float] = field(default_factory=dict)
     """Seconds spent per phase: decode, load, apply, rank, commit, publish."""
 
+    def merge(self, other: BatchStats) -> None:
+        """Add ``other`` (a part of the same batch) to these counts."""
+        for name, value in vars(other).items():
+            mine = getattr(self, name)
+            if isinstance(value, dict):
+                for key, count in value.items():
+                    mine[key] = mine.get(key, 0) + count
+            else:
+                setattr(self, name, mine + value)
+
     def timed(self, phase: str, started: float) -> float:
         """Add the time since ``started`` (perf_counter) to ``phase``; returns now."""
         now = time.perf_counter()

@@ -17,14 +17,52 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.ports import StoreUnavailable
 
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
-"""Exceptions meaning "Redis cannot be reached now" (the caller raises StoreUnavailable)."""
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+"""What a Redis call can raise; :func:`redis_unavailable` tells which of it is transient."""
+
+_UNAVAILABLE = (
+    RedisConnectionError,  # also authentication, too many clients, loading the dataset
+    RedisTimeoutError,
+    OSError,
+    ReadOnlyError,  # a replica after a failover: the client reconnects to the new primary
+    OutOfMemoryError,  # maxmemory reached: an operator frees memory or raises it
+    NoPermissionError,  # an ACL that lacks a command: an operator fixes the user
+    ClusterError,  # cluster down, primary down
+    TryAgainError,
+    AskError,  # slots moving: the cluster client follows, or the next attempt does
+    RedisClusterException,
+)
+_UNAVAILABLE_REPLIES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN"})
+"""Error replies redis-py leaves as a plain ``ResponseError`` that mean "not now": a failed
+snapshot blocks writes, a script is running, too few replicas, no primary."""
+
+
+def redis_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a Redis call, means "Redis cannot serve this now" (the caller
+    raises :class:`~app.ports.StoreUnavailable`, and the input is retried) rather than "this
+    call can never succeed" (a script refusing its arguments, a wrong type: the input is
+    isolated and dead-lettered)."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in _UNAVAILABLE_REPLIES
+
 
 ScriptCall = tuple[Sequence[str], Sequence[Any]]
 """One call of a script: its keys and its arguments."""
@@ -60,7 +98,9 @@ class LuaScript:
                 self._loaded = False
                 if attempt == 2:
                     raise StoreUnavailable(f"Redis keeps losing the script {self.name}") from None
-            except UNAVAILABLE as exc:
+            except REDIS_ERRORS as exc:
+                if not redis_unavailable(exc):
+                    raise
                 raise StoreUnavailable(f"Redis unreachable running {self.name}: {exc}") from exc
         raise AssertionError("unreachable")
 

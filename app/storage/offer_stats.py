@@ -41,7 +41,7 @@ from app.core.exploration import (
 )
 from app.ports import StoreUnavailable
 from app.storage.keys import PREFIX
-from app.storage.lua_script import UNAVAILABLE, LuaScript
+from app.storage.lua_script import REDIS_ERRORS, LuaScript, redis_unavailable
 
 OFFSET_FIELD = "_offset"
 OFFER_FIELD_PREFIX = "o:"
@@ -134,7 +134,9 @@ class RedisOfferStatsStore:
                 for partition in partitions:
                     pipe.hgetall(self.key(topic, partition))
                 replies: list[Any] = await pipe.execute()
-        except UNAVAILABLE as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             raise StoreUnavailable(f"Redis unreachable while reading offer stats: {exc}") from exc
         return merge_all((_offers(raw) for raw in replies), self._config.half_life_ms)
 

@@ -25,17 +25,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.policy.consent import ConsentRecord
 from app.policy.state import UserPolicyState
 from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome
 from app.storage.keys import UserKeys, cart_due_key, user_keys
+from app.storage.lua_script import REDIS_ERRORS, redis_unavailable
 from app.storage.profile_codec import decode_profile, profile_fields
-
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def _key_id(keys: UserKeys) -> str:
@@ -108,7 +105,9 @@ class RedisProfileStore:
                     if recent_n > 0:
                         pipe.zrevrange(keys.seen, 0, recent_n - 1)
                 replies: list[Any] = await pipe.execute()
-        except _UNAVAILABLE as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             raise StoreUnavailable(f"Redis unreachable while loading: {exc}") from exc
         return [
             self._stored(user_id, *replies[width * i : width * (i + 1)])
@@ -162,7 +161,9 @@ class RedisProfileStore:
                 self._script_loaded = False
                 if attempt == 2:
                     raise StoreUnavailable("Redis keeps losing the commit script") from None
-            except _UNAVAILABLE as exc:
+            except REDIS_ERRORS as exc:
+                if not redis_unavailable(exc):
+                    raise
                 raise StoreUnavailable(f"Redis unreachable while committing: {exc}") from exc
         versions: dict[str, int] = {}
         conflicts: dict[str, StoredUser] = {}
@@ -229,7 +230,9 @@ class RedisProfileStore:
         try:
             found: list[Any] = await self._client.lrange(self.keys(user_id).decisions, 0, -1)
             return [bytes(f) for f in found]
-        except _UNAVAILABLE as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             raise StoreUnavailable(f"Redis unreachable while reading decisions: {exc}") from exc
 
     async def due_carts(
@@ -246,7 +249,9 @@ class RedisProfileStore:
                     key = cart_due_key(topic, partition, prefix)
                     pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=limit)
                 replies: list[Any] = await pipe.execute()
-        except _UNAVAILABLE as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             raise StoreUnavailable(f"Redis unreachable while polling timers: {exc}") from exc
         return {
             partition: [bytes(m).decode() for m in found]
@@ -266,7 +271,9 @@ class RedisProfileStore:
                 for partition, key_ids in entries.items():
                     pipe.zrem(cart_due_key(topic, partition, prefix), *key_ids)
                 await pipe.execute()
-        except _UNAVAILABLE as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             raise StoreUnavailable(f"Redis unreachable while dropping timers: {exc}") from exc
 
     async def load_key_ids(self, key_ids: Sequence[str]) -> dict[str, StoredUser]:
@@ -285,5 +292,5 @@ class RedisProfileStore:
         """Whether Redis answers PING now."""
         try:
             return bool(await self._client.ping())
-        except _UNAVAILABLE:
+        except REDIS_ERRORS:
             return False

@@ -31,17 +31,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.core.pseudonym import pseudonymise
 from app.policy.consent import ConsentRecord
 from app.ports import EraseResult, StoreUnavailable, UserExport
 from app.storage.keys import PREFIX, UserKeys, cart_due_key, user_keys
+from app.storage.lua_script import REDIS_ERRORS, redis_unavailable
 from app.storage.profile_codec import decode_profile
-
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 @dataclass(frozen=True)
@@ -131,7 +128,9 @@ class RedisUserAdmin:
                 self._script_loaded = False
                 if attempt == 2:
                     raise StoreUnavailable("Redis keeps losing the consent script") from None
-            except _UNAVAILABLE as exc:
+            except REDIS_ERRORS as exc:
+                if not redis_unavailable(exc):
+                    raise
                 raise StoreUnavailable(f"Redis unreachable while applying consent: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -147,7 +146,9 @@ class RedisUserAdmin:
                     for index in indexes:
                         pipe.zrem(index, cfg.key_id(user_id))
                     removed = await pipe.execute()
-        except _UNAVAILABLE as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             raise StoreUnavailable(f"Redis unreachable while erasing: {exc}") from exc
         return EraseResult(deleted_keys=deleted, timers_removed=sum(int(n) for n in removed))
 
@@ -164,7 +165,9 @@ class RedisUserAdmin:
                 pipe.zrange(keys.seen, 0, -1, withscores=True)
                 pipe.zrange(keys.purchased, 0, -1, withscores=True)
                 replies: list[Any] = await pipe.execute()
-        except _UNAVAILABLE as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             raise StoreUnavailable(f"Redis unreachable while exporting: {exc}") from exc
         raw_profile, consent, policy, decisions, offers, seen, purchased = replies
         profile, _ = decode_profile(raw_profile, self._config.dim)

@@ -16,6 +16,7 @@ from app.pipeline.config import pipeline_config
 from app.pipeline.processor import BatchProcessor
 from app.settings import Settings
 from app.storage.memory_store import MemoryProfileStore
+from tests.pipeline.test_isolation import RefusesOneUser
 from tests.pipeline.test_processor import NOW, RecordingPublisher
 
 pytestmark = pytest.mark.agents
@@ -96,3 +97,30 @@ async def test_the_agent_waits_for_an_unavailable_store_and_loses_nothing(
 
     stored = (await store.load(["u1"]))["u1"]
     assert stored.profile is not None and stored.profile.n_events == 4
+
+
+async def test_a_record_that_makes_processing_fail_is_dead_lettered_and_the_stream_goes_on(
+    worker: tuple[Worker, MemoryProfileStore, RecordingPublisher],
+) -> None:
+    built, _, publisher = worker
+    store = RefusesOneUser("poison")
+    built.processor = BatchProcessor(
+        store, publisher, built.catalogue, pipeline_config(built.settings), lambda: NOW
+    )
+    agent = built.app.agents["nbo.process-events"]
+    async with agent.test_context() as ctx:
+        await ctx.put(like(0, "u1"), key=b"u1")
+        await ctx.put(like(1, "poison"), key=b"poison")
+        await ctx.put(like(2, "u2"), key=b"u2")
+        # the barrier: an event after the poison, in a later batch, must be processed
+        await eventually(lambda: publisher.on(built.settings.topic_dead_letters) != [])
+        await ctx.put(like(3, "u3"), key=b"u3")
+        offers = built.settings.topic_offers
+        await eventually(lambda: any(r.key == b"u3" for r in publisher.on(offers)))
+
+    (letter,) = publisher.on(built.settings.topic_dead_letters)
+    assert letter.key == b"poison"
+    assert dict(letter.headers)["nbo.error.class"] == b"ValueError"
+    stored = await store.load(["u1", "u2", "u3"])
+    assert all(s.profile is not None and s.profile.n_events == 1 for s in stored.values())
+    assert built.metrics.batch_retries._value.get() == 0  # isolated, never retried
