@@ -37,6 +37,7 @@ def register_consent_agent(
         admin=admin if admin is not None else build_user_admin(worker),
         publisher=publisher if publisher is not None else FaustPublisher(worker.app),
         dead_letter_topic=settings.topic_dead_letters,
+        max_ahead_ms=int(settings.max_clock_skew_s * 1000),
     )
     topic = worker.app.topic(
         settings.topic_user_consent,

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=2.8, gt=0, description="How often consumed offsets are committed, seconds."
     )
+    max_clock_skew_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="Events, consent records and privacy requests dated more than this ahead "
+        "of the worker's clock are dead-lettered (FutureTimestamp), seconds.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Worker log lines: text, or one JSON object per line."
     )

@@ -36,6 +36,9 @@ class RejectReason(StrEnum):
     """A JSON object that breaks the contract (missing field, wrong type, bad value ...)."""
     UNSUPPORTED_SCHEMA_VERSION = "UnsupportedSchemaVersion"
     """``schema_version`` is an integer other than the one this build understands."""
+    FUTURE_TIMESTAMP = "FutureTimestamp"
+    """Dated further ahead of the worker's clock than the allowed skew: a wrong clock, whose
+    record would otherwise freeze profiles and statistics, or lock consent, until that date."""
 
 
 class NboError(Exception):

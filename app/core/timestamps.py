@@ -10,12 +10,17 @@ Decisions (part of the contract):
   rejected.
 * An integer is epoch milliseconds UTC. Booleans and JSON floats are rejected.
 * The accepted range is 1970-01-01T00:00:00.000Z (0) to 9999-12-31T23:59:59.999Z.
+* Where a record's time meets the worker's clock (events, consent records, privacy requests),
+  a record dated more than the allowed skew ahead of it is rejected (:func:`check_not_ahead`);
+  old records are accepted: decay makes them count little, and they never move state back.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+
+from app.core.errors import EventRejected, RejectReason
 
 MIN_TS_MS = 0
 """Smallest accepted timestamp, epoch ms (1970-01-01T00:00:00.000Z)."""
@@ -91,3 +96,15 @@ def format_rfc3339_ms(ms: int) -> str:
         f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T"
         f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}.{dt.microsecond // 1000:03d}Z"
     )
+
+
+def check_not_ahead(ts_ms: int, now_ms: int, max_ahead_ms: int) -> None:
+    """Raise :class:`~app.core.errors.EventRejected` (``FutureTimestamp``) when ``ts_ms`` is
+    more than ``max_ahead_ms`` after ``now_ms`` (the worker's clock)."""
+    ahead = ts_ms - now_ms
+    if ahead > max_ahead_ms:
+        raise EventRejected(
+            RejectReason.FUTURE_TIMESTAMP,
+            f"ts {format_rfc3339_ms(ts_ms)} is {ahead / 1000:.0f} s ahead of the worker's clock "
+            f"(at most {max_ahead_ms / 1000:.0f} s allowed, NBO_MAX_CLOCK_SKEW_S)",
+        )

@@ -22,6 +22,10 @@ def _setting(name: str) -> Any:
     return Settings.model_fields[name].default
 
 
+MAX_AHEAD_MS = int(_setting("max_clock_skew_s") * 1000)
+"""Default of how far ahead of the worker's clock a record may be dated, ms."""
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Everything :class:`~app.pipeline.processor.BatchProcessor` needs besides its ports.
@@ -62,6 +66,8 @@ class PipelineConfig:
     model_version: str = _setting("model_version")
     offer_ttl_ms: int = _setting("offer_ttl_s") * 1000
     max_event_bytes: int = DEFAULT_MAX_BYTES
+    max_ahead_ms: int = MAX_AHEAD_MS
+    """Events dated more than this after the worker's clock are dead-lettered."""
     cache_users: int = _setting("cache_users")
     max_conflict_rounds: int = 5
     candidate_factor: int = 4
@@ -110,6 +116,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         holdout_salt=settings.holdout_salt,
         ann=AnnConfig(min_offers=settings.ann_min_offers) if settings.ann_min_offers else None,
         model_version=settings.model_version,
+        max_ahead_ms=int(settings.max_clock_skew_s * 1000),
         offer_ttl_ms=settings.offer_ttl_s * 1000,
         cache_users=settings.cache_users,
         profile=ProfileConfig(

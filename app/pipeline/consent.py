@@ -24,6 +24,8 @@ from app.clock import now_ms
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.errors import EventRejected, is_transient
 from app.core.privacy import check_key, key_user_id
+from app.core.timestamps import check_not_ahead
+from app.pipeline.config import MAX_AHEAD_MS
 from app.pipeline.outbound import dead_letter
 from app.pipeline.records import InboundRecord
 from app.policy.consent import ConsentRecord, decode_consent
@@ -64,6 +66,8 @@ class ConsentHandler:
     dead_letter_topic: str
     clock: Callable[[], int] = now_ms
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_ahead_ms: int = MAX_AHEAD_MS
+    """Records dated more than this after :attr:`clock` are dead-lettered (``FutureTimestamp``)."""
 
     async def handle(self, records: Sequence[InboundRecord]) -> ConsentBatch:
         """Apply ``records`` in order, then publish their dead letters; raises when Redis or
@@ -73,6 +77,8 @@ class ConsentHandler:
         for record in records:
             try:
                 user_id, consent = decode_consent_change(record.key, record.value, self.max_bytes)
+                if consent is not None:
+                    check_not_ahead(consent.ts_ms, self.clock(), self.max_ahead_ms)
             except EventRejected as exc:
                 dead.append(
                     dead_letter(

@@ -41,6 +41,8 @@ from app.core.privacy import (
     export_data,
 )
 from app.core.reasons import strongest_tags
+from app.core.timestamps import check_not_ahead
+from app.pipeline.config import MAX_AHEAD_MS
 from app.pipeline.outbound import dead_letter
 from app.pipeline.records import InboundRecord
 from app.policy.state import UserPolicyState
@@ -84,6 +86,8 @@ class PrivacyHandler:
     dead_letter_topic: str
     clock: Callable[[], int] = now_ms
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_ahead_ms: int = MAX_AHEAD_MS
+    """Records dated more than this after :attr:`clock` are dead-lettered (``FutureTimestamp``)."""
 
     async def carry_out(self, request: PrivacyRequest) -> OutboundRecord:
         """Erase or export ``request.user_id``; the audit record to publish."""
@@ -126,6 +130,7 @@ class PrivacyHandler:
                 continue
             try:
                 request = decode_request(record.key, record.value, self.max_bytes)
+                check_not_ahead(request.ts_ms, self.clock(), self.max_ahead_ms)
             except EventRejected as exc:
                 done[i] = dead_letter(
                     self.dead_letter_topic, record, exc.reason_class, exc.message, self.clock()

@@ -51,6 +51,7 @@ from app.core.errors import EventRejected, TransientError
 from app.core.events import UserEvent, decode_event
 from app.core.messages import Trigger
 from app.core.scoring import ScoredOffer, ranking_changed
+from app.core.timestamps import check_not_ahead
 from app.pipeline.cache import UserCache
 from app.pipeline.carts import CartTimers
 from app.pipeline.config import PipelineConfig
@@ -151,6 +152,7 @@ class BatchProcessor:
         for record in records:
             try:
                 event = decode_event(record.value, self._cfg.max_event_bytes)
+                check_not_ahead(event.ts_ms, now, self._cfg.max_ahead_ms)
             except EventRejected as exc:
                 outbound.append(
                     self._outbound.dead_letter(record, exc.reason_class, exc.message, now)
