@@ -18,50 +18,41 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import (
-    AskError,
-    ClusterError,
-    NoPermissionError,
+    DataError,
     NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
     RedisClusterException,
     RedisError,
     ResponseError,
-    TryAgainError,
 )
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.ports import StoreUnavailable
 
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 """What a Redis call can raise; :func:`redis_unavailable` tells which of it is transient."""
 
-_UNAVAILABLE = (
-    RedisConnectionError,  # also authentication, too many clients, loading the dataset
-    RedisTimeoutError,
-    OSError,
-    ReadOnlyError,  # a replica after a failover: the client reconnects to the new primary
-    OutOfMemoryError,  # maxmemory reached: an operator frees memory or raises it
-    NoPermissionError,  # an ACL that lacks a command: an operator fixes the user
-    ClusterError,  # cluster down, primary down
-    TryAgainError,
-    AskError,  # slots moving: the cluster client follows, or the next attempt does
-    RedisClusterException,
-)
-_UNAVAILABLE_REPLIES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN"})
-"""Error replies redis-py leaves as a plain ``ResponseError`` that mean "not now": a failed
-snapshot blocks writes, a script is running, too few replicas, no primary."""
+_INPUT_ERRORS = ("nbo commit:", "nbo consent:", "nbo offer-stats:", "WRONGTYPE")
+"""Replies about the call's own arguments: the validation errors of this package's scripts
+(raised before their first write) and a key of the wrong type."""
 
 
 def redis_unavailable(exc: BaseException) -> bool:
     """Whether ``exc``, raised by a Redis call, means "Redis cannot serve this now" (the caller
-    raises :class:`~app.ports.StoreUnavailable`, and the input is retried) rather than "this
-    call can never succeed" (a script refusing its arguments, a wrong type: the input is
-    isolated and dead-lettered)."""
-    if isinstance(exc, _UNAVAILABLE):
-        return True
-    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in _UNAVAILABLE_REPLIES
+    raises :class:`~app.ports.StoreUnavailable` and the input is retried) rather than "this
+    call can never succeed" (the input is isolated and dead-lettered).
+
+    An error of the dependency is presumed to be about the dependency: connection, timeout,
+    a read-only replica after a failover, OOM, MISCONF, BUSY, a cluster that is down, and an
+    ACL that refuses a command (also inside a script) are all "not now", to be fixed by Redis
+    or its operator. Only a reply known to be about the call's arguments is "never": this
+    package's scripts refusing their arguments, a key of the wrong type, or a value the client
+    cannot even send.
+    """
+    if isinstance(exc, DataError):
+        return False
+    if isinstance(exc, ResponseError):
+        text = str(exc)
+        return not any(marker in text for marker in _INPUT_ERRORS)
+    return isinstance(exc, REDIS_ERRORS)
 
 
 ScriptCall = tuple[Sequence[str], Sequence[Any]]

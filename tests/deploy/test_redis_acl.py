@@ -224,3 +224,34 @@ async def test_the_worker_user_applies_consent_exports_and_erases(
         assert await admin.acl_log() == []
     finally:
         await client.aclose()
+
+
+async def test_the_worker_user_runs_every_path_of_the_worker(
+    admin: aioredis.Redis, server: Server
+) -> None:
+    """Decisions (LPUSH, LTRIM in the commit script), cart timers (ZRANGEBYSCORE, ZREM) and offer
+    statistics, as the worker runs them: the ACL refuses none of it."""
+    from app.core.exploration import OfferStats, OfferStatsUpdate
+    from app.ports import CartDue
+    from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
+
+    client = aioredis.Redis.from_url(server.url("nbo-worker", server.worker_pw), socket_timeout=5)
+    store = RedisProfileStore(client, RedisStoreConfig(dim=4))
+    try:
+        base = write("acl-erin", 0)
+        with_everything = UserWrite(
+            base.user_id, 0, base.profile, base.offers_json, base.seen, base.purchased,
+            policy_json=b"{}", decisions=[b'{"sent": true}'], cart_due=CartDue("ev", 0, 5_000),
+        )  # fmt: skip
+        assert (await store.commit([with_everything])).versions == {"acl-erin": 1}
+        assert await store.decisions("acl-erin") == [b'{"sent": true}']
+        due = await store.due_carts("ev", [0], 10_000, 100)
+        assert sum(len(v) for v in due.values()) == 1
+        await store.drop_cart_index("ev", due)
+        assert await store.due_carts("ev", [0], 10_000, 100) == {}
+        stats = RedisOfferStatsStore(client, OfferStatsConfig(half_life_ms=86_400_000))
+        await stats.apply([OfferStatsUpdate("ev", 0, 0, 3, {"o1": OfferStats(2, 1, 0, 1_000)})])
+        assert (await stats.read_all("ev", [0]))["o1"].impressions > 0
+        assert await admin.acl_log() == []
+    finally:
+        await client.aclose()

@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from app.clock import now_ms
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Offer
 from app.pipeline.config import pipeline_config
@@ -117,7 +118,7 @@ async def test_a_batch_redelivered_after_a_crash_before_commit_is_applied_once(
                     ]
             assert len(records) == 5
             processor = BatchProcessor(
-                store, KafkaPublisher(producer), catalogue, pipeline_config(s), lambda: 1
+                store, KafkaPublisher(producer), catalogue, pipeline_config(s), now_ms
             )
             await processor.process(records)
         finally:

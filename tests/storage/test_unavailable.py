@@ -37,6 +37,12 @@ pytestmark = pytest.mark.unit
         ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's failing"),
         ResponseError("BUSY Redis is busy running a script."),
         ResponseError("NOREPLICAS Not enough good replicas to write."),
+        ResponseError(
+            'Command # 1 (EVALSHA 9dcb 7 nbo:{u:a}:profile) of pipeline caused error: ("The '
+            "user executing the script can't run this command or subcommand script: 9dcb, on "
+            '@user_script:92.",)'
+        ),
+        ResponseError("Command # 2 (EVALSHA x) of pipeline caused error: MISCONF snapshots fail"),
         OSError("network is unreachable"),
     ],
     ids=lambda e: type(e).__name__ + ":" + str(e).split(" ")[0],
@@ -48,7 +54,10 @@ def test_a_redis_that_cannot_serve_now_is_unavailable(exc: Exception) -> None:
 @pytest.mark.parametrize(
     "exc",
     [
-        ResponseError("ERR user_script:12: bad argument #1 to 'tonumber'"),
+        ResponseError("nbo commit: bad seen score"),
+        ResponseError(
+            "Command # 3 (EVALSHA x) of pipeline caused error: nbo consent: bad arguments"
+        ),
         ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
         DataError("Invalid input of type: 'NoneType'"),
     ],
