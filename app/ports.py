@@ -7,6 +7,7 @@ briefly own the same partition during a rebalance cannot lose each other's updat
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -38,6 +39,9 @@ class StoredUser:
     consent: ConsentRecord | None = None
     """The user's consent record as written by the consent agent (``None``: defaults)."""
     recent: tuple[str, ...] = ()
+    consent_tag: str = ""
+    """Fingerprint of the stored consent record this state was read with (:func:`consent_tag`;
+    ``""``: none). A write carries it, and fails unless the stored consent is still that one."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class CartDue:
 
 @dataclass(frozen=True)
 class UserWrite:
-    """One user's atomic write: applied only if the stored version is ``expected_version``.
+    """One user's atomic write: applied only if the stored version is ``expected_version`` and
+    the stored consent is the one of ``consent_tag``.
 
     ``profile`` ``None`` writes no profile fields (a user who objected to profiling).
     ``offers_json`` / ``policy_json`` ``None`` keep the stored value. ``seen`` and
@@ -71,6 +76,11 @@ class UserWrite:
     policy_json: bytes | None = None
     decisions: Sequence[bytes] = ()
     cart_due: CartDue | None = None
+    consent_tag: str = ""
+    """The :attr:`StoredUser.consent_tag` the write was decided against: the write is a
+    conflict unless the stored consent is still that one, so a decision can never be stored
+    against a consent record (an objection, an opt-out) it did not see, even when every other
+    key of the user has expired and the version started again from 0."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,12 @@ class WriteOutcome:
 
     versions: Mapping[str, int]
     conflicts: Mapping[str, StoredUser]
+
+
+def consent_tag(stored: bytes | None) -> str:
+    """The fingerprint of a stored consent record's bytes (SHA-1, hex; ``""`` for none): the
+    commit script computes the same of the stored value."""
+    return hashlib.sha1(stored).hexdigest() if stored else ""
 
 
 class PublishUnavailable(TransientError):

@@ -116,7 +116,8 @@ class CartTimers:
             if later is not None:  # restarted timer: index it at its new due time
                 reindex.append(
                     UserWrite(state.user_id, state.version, None,
-                              cart_due=CartDue(topic, partition, later))
+                              cart_due=CartDue(topic, partition, later),
+                              consent_tag=state.consent_tag)
                 )  # fmt: skip
                 continue
             fired = state.policy.fired
@@ -200,6 +201,7 @@ class CartTimers:
                     policy_json=policy.to_json(),
                     decisions=[outcome.record],
                     cart_due=None if later is None else CartDue(topic, partition, later),
+                    consent_tag=state.consent_tag,
                 )
             )
             outcomes.append(outcome)

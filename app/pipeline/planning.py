@@ -158,13 +158,12 @@ class Planner:
         """The user's plan for the batch's ``events`` against the stored ``state``."""
         catalogue = self._catalogue
         old_ids, stored_trigger = stored_offers(state.offers_json)
-        exclude = set(state.purchased) | item_times(events, EventType.PURCHASE).keys()
         if not profiling_allowed(state.consent):
             # objection to profiling: nothing is applied; the batch gets one decision record
             unchanged = ApplyResult(state.profile or Profile.empty(catalogue.dim), 0, 0, 0, False)
             plan = Plan(
-                state.user_id, state, events, unchanged, old_ids, stored_trigger, exclude,
-                state.policy, profiling=False, recent=state.recent,
+                state.user_id, state, events, unchanged, old_ids, stored_trigger,
+                set(state.purchased), state.policy, profiling=False, recent=state.recent,
             )  # fmt: skip
             outcome = self._decider.decide(
                 state.user_id, None, [], state.policy, state.consent,
@@ -172,6 +171,7 @@ class Planner:
             )  # fmt: skip
             plan.decisions.append(outcome)
             return plan
+        exclude = set(state.purchased) | item_times(events, EventType.PURCHASE).keys()
         pending = [
             PendingEvent(
                 event_id=event.event_id,
@@ -225,9 +225,11 @@ class Planner:
             expected_version=plan.state.version,
             profile=plan.result.profile if plan.profiling else None,
             offers_json=plan.offers_json,
+            # an objector's behaviour is stored nowhere: no vector, seen or purchased items
             seen=item_times(plan.events) if plan.profiling else {},
-            purchased=item_times(plan.events, EventType.PURCHASE),
+            purchased=item_times(plan.events, EventType.PURCHASE) if plan.profiling else {},
             policy_json=plan.policy.to_json() if policy_changed else None,
             decisions=[d.record for d in plan.decisions],
             cart_due=cart_due,
+            consent_tag=plan.state.consent_tag,
         )

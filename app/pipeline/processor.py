@@ -240,6 +240,7 @@ class BatchProcessor:
                     policy=plan.policy,
                     consent=state.consent,
                     recent=plan.recent,
+                    consent_tag=state.consent_tag,
                 )
             )
             _count(stats, plan)

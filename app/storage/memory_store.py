@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from app.policy.consent import ConsentRecord
-from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome
+from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome, consent_tag
 
 
 def _capped(current: dict[str, int], added: Mapping[str, int], cap: int) -> dict[str, int]:
@@ -87,7 +87,7 @@ class MemoryProfileStore:
         for write in writes:
             entry = self._users.get(write.user_id)
             stored = self._stored(write.user_id)
-            if stored.version != write.expected_version:
+            if (stored.version, stored.consent_tag) != (write.expected_version, write.consent_tag):
                 conflicts[write.user_id] = stored
                 continue
             seen = _capped(entry.seen if entry else {}, write.seen, self._seen_cap)
@@ -105,6 +105,7 @@ class MemoryProfileStore:
                 frozenset(bought),
                 policy,
                 stored.consent,
+                consent_tag=stored.consent_tag,
             )
             self._users[write.user_id] = _Entry(
                 updated, seen, bought, decisions[: self._decisions_cap]
@@ -154,8 +155,25 @@ class MemoryProfileStore:
         if record.objection:
             stored = StoredUser(stored.user_id, None, stored.version, policy=stored.policy)
             entry = _Entry(stored, decisions=entry.decisions)
-        entry.stored = replace(stored, version=stored.version + 1, consent=record)
+        entry.stored = replace(
+            stored,
+            version=stored.version + 1,
+            consent=record,
+            consent_tag=consent_tag(record.to_json_bytes()),
+        )
         self._users[record.user_id] = entry
+
+    def expire(self, user_id: str) -> None:
+        """Let every key of ``user_id`` but the consent expire, as their TTL does in Redis:
+        the profile (and with it the version), offers, seen, purchased, policy state and
+        decisions are gone; the consent record stays."""
+        entry = self._users.get(user_id)
+        if entry is None:
+            return
+        kept = entry.stored
+        self._users[user_id] = _Entry(
+            StoredUser(user_id, None, consent=kept.consent, consent_tag=kept.consent_tag)
+        )
 
     def seen_items(self, user_id: str) -> dict[str, int]:
         """Recent items of ``user_id`` (item id -> event time ms), for assertions."""

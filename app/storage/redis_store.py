@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError
 
 from app.policy.consent import ConsentRecord
 from app.policy.state import UserPolicyState
-from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome
+from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome, consent_tag
 from app.storage.keys import UserKeys, cart_due_key, user_keys
 from app.storage.lua_script import REDIS_ERRORS, redis_unavailable
 from app.storage.profile_codec import decode_profile, profile_fields
@@ -135,6 +135,7 @@ class RedisProfileStore:
             purchased=frozenset(p.decode() for p in purchased),
             policy=UserPolicyState.from_json(policy) if policy else UserPolicyState(),
             consent=ConsentRecord.model_validate_json(consent) if consent else None,
+            consent_tag=consent_tag(bytes(consent) if consent else None),
             recent=tuple(bytes(r).decode() for r in recent),
         )
 
@@ -212,6 +213,7 @@ class RedisProfileStore:
             write.policy_json if write.policy_json is not None else b"",
             cfg.decisions_cap,
             max(cfg.recent_items, 0),
+            write.consent_tag,
             len(fields),
         ]
         for name, value in fields:

@@ -271,3 +271,51 @@ async def test_a_redelivered_batch_publishes_its_stored_decision_records_again()
     assert rig.messages == []
     assert rig.decisions == first + first  # the same records, nothing decided anew
     assert len(await rig.store.decisions("u1")) == 1
+
+
+def restarted(rig: Rig, cat: Catalogue) -> None:
+    """A new worker on the same store: nothing cached."""
+    rig.processor = BatchProcessor(rig.store, rig.publisher, cat, CFG, rig.clock)
+
+
+async def test_an_objection_and_opt_outs_hold_after_the_users_other_keys_expired() -> None:
+    cat = catalogue(("web", "in_app"))
+    rig = Rig(cat)
+    await rig.send(rig.event())
+    rig.consent(objection=True, web=False, in_app=False)
+    rig.store.expire("u1")  # every key but the consent expired
+    restarted(rig, cat)
+    sent = len(rig.messages)
+
+    await rig.send(rig.event(item="i1"))
+
+    assert len(rig.messages) == sent
+    assert rig.decisions[-1]["reason"] == "objection" and not rig.decisions[-1]["sent"]
+    stored = (await rig.store.load(["u1"]))["u1"]
+    assert stored.profile is None  # not rebuilt
+    assert stored.consent is not None and stored.consent.objection
+
+
+async def test_opt_outs_hold_after_the_users_other_keys_expired() -> None:
+    cat = catalogue(("web", "in_app"))
+    rig = Rig(cat)
+    await rig.send(rig.event())
+    rig.consent(web=False, in_app=False)
+    rig.store.expire("u1")
+    restarted(rig, cat)
+    sent = len(rig.messages)
+
+    await rig.send(rig.event(item="i1"))
+
+    assert len(rig.messages) == sent
+    assert rig.decisions[-1]["reason"] == "consent" and not rig.decisions[-1]["sent"]
+
+
+async def test_an_objectors_behaviour_is_stored_nowhere() -> None:
+    rig = Rig()
+    rig.consent(objection=True)
+    await rig.send(rig.event("purchase", item="i2"), rig.event("view", item="i1"))
+    stored = (await rig.store.load(["u1"]))["u1"]
+    assert (stored.profile, stored.purchased, stored.offers_json) == (None, frozenset(), None)
+    assert rig.store.seen_items("u1") == {}
+    assert rig.decisions[-1]["reason"] == "objection"  # only the record that nothing was sent

@@ -12,6 +12,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from app.core.profile import Profile
 from app.core.vectors import vec_from_bytes
+from app.policy.consent import ConsentRecord
 from app.policy.state import UserPolicyState
 from app.ports import CartDue, ProfileStore, UserWrite
 from app.storage.keys import user_keys
@@ -206,3 +207,35 @@ async def test_cart_index_returns_due_users_until_dropped(store: ProfileStore) -
     await store.drop_cart_index("ev", {2: ["u1"], 1: []})
     assert await store.due_carts("ev", [2, 1], 9_000, 10) == {2: ["u2"], 1: ["u3"]}
     assert await store.due_carts("ev", [], 9_000, 10) == {}
+
+
+async def store_consent(store: ProfileStore, record: ConsentRecord) -> None:
+    """Write ``record`` as the consent agent does (its key has no TTL)."""
+    if isinstance(store, MemoryProfileStore):
+        store.set_consent(record)
+        return
+    assert isinstance(store, RedisProfileStore)
+    client = store._client  # the consent agent's own script is another contract
+    await client.set(store.keys(record.user_id).consent, record.to_json_bytes())
+
+
+async def test_a_write_decided_without_the_stored_consent_is_a_conflict_that_returns_it(
+    store: ProfileStore,
+) -> None:
+    objection = ConsentRecord.model_validate(
+        {"user_id": "u1", "channels": {"web": False}, "objection": True, "ts": 5}
+    )
+    await store_consent(store, objection)
+    # as a worker that never read the user (its other keys expired, or a cold cache) would
+    blind = await store.commit([UserWrite("u1", 0, profile(1))])
+    assert blind.versions == {} and list(blind.conflicts) == ["u1"]
+    returned = blind.conflicts["u1"]
+    assert returned.consent == objection and returned.consent_tag != ""
+    assert (await store.load(["u1"]))["u1"].profile is None  # nothing was written
+
+    loaded = (await store.load(["u1"]))["u1"]
+    assert loaded.consent_tag == returned.consent_tag
+    informed = await store.commit(
+        [UserWrite("u1", loaded.version, None, consent_tag=loaded.consent_tag)]
+    )
+    assert list(informed.versions) == ["u1"]
