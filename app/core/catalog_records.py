@@ -25,7 +25,7 @@ from app.core.fields import (
     Identifier,
     Money,
     SchemaVersion,
-    Tag,
+    Tags,
     Timestamp,
     VectorValues,
 )
@@ -40,7 +40,7 @@ class Item(BaseModel):
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     item_id: Identifier
-    tags: tuple[Tag, ...] = ()
+    tags: Tags = ()
     vector: VectorValues | None = None
     """Explicit embedding of D floats; without it the vector is the hash of the tags."""
     title: StrictStr | None = None
@@ -62,7 +62,7 @@ class Offer(BaseModel):
     title: StrictStr
     item_ids: tuple[Identifier, ...] = ()
     """Items the offer is about; an item recommendation is an offer of one item."""
-    tags: tuple[Tag, ...] = ()
+    tags: Tags = ()
     vector: VectorValues | None = None
     value: Money = 0.0
     """Expected business value of an acceptance (money, >= 0, default 0)."""

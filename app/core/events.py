@@ -23,7 +23,7 @@ from app.core.fields import (
     Identifier,
     Money,
     SchemaVersion,
-    Tag,
+    Tags,
     Timestamp,
     UserId,
 )
@@ -61,7 +61,7 @@ class UserEvent(BaseModel):
     channel: Channel | None = None
     ts_ms: Timestamp = Field(validation_alias="ts", serialization_alias="ts")
     """Event time, epoch ms UTC (wire name ``ts``)."""
-    tags: tuple[Tag, ...] = ()
+    tags: Tags = ()
     """Tags describing the item, used when the item is unknown to the catalogue."""
     context: Annotated[dict[str, ContextValue], Field(max_length=MAX_CONTEXT_ENTRIES)] | None = None
 

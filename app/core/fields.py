@@ -25,11 +25,24 @@ Identifier = Annotated[str, StringConstraints(strict=True, min_length=1, max_len
 UserId = Annotated[str, StringConstraints(strict=True, pattern=USER_ID_PATTERN)]
 """A user id, see :data:`USER_ID_PATTERN`."""
 
-Tag = Annotated[str, StringConstraints(strict=True)]
-"""A free-form tag; normalised (stripped, lower-cased) when hashed, see ``vectors``."""
+MAX_TAG_CHARS = 100
+"""Longest tag, characters."""
+MAX_TAGS = 32
+"""Most tags of one event, item or offer."""
+MAX_MONEY = 1e9
+"""Largest amount of money (an offer's value, an item's price, an event's value): one absurd
+value would otherwise shrink every other offer's normalised value part to nothing."""
 
-Money = Annotated[float, Field(strict=True, ge=0.0)]
-"""A non-negative finite amount of money (JSON number; integers accepted)."""
+Tag = Annotated[str, StringConstraints(strict=True, max_length=MAX_TAG_CHARS)]
+"""A free-form tag of at most :data:`MAX_TAG_CHARS` characters; normalised (stripped,
+lower-cased) when hashed, see ``vectors``."""
+
+Tags = Annotated[tuple[Tag, ...], Field(max_length=MAX_TAGS)]
+"""At most :data:`MAX_TAGS` tags."""
+
+Money = Annotated[float, Field(strict=True, ge=0.0, le=MAX_MONEY)]
+"""A non-negative finite amount of money up to :data:`MAX_MONEY` (JSON number; integers
+accepted)."""
 
 Timestamp = Annotated[int, BeforeValidator(parse_timestamp)]
 """RFC 3339 string or integer epoch ms on the wire, epoch ms UTC once validated."""

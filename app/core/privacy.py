@@ -85,7 +85,7 @@ def key_user_id(key: bytes | None) -> str:
         text = key.decode("utf-8") if key is not None else ""
     except UnicodeDecodeError:
         text = ""
-    if not _USER_ID.match(text):
+    if not _USER_ID.fullmatch(text):  # match() would let a trailing newline through
         raise EventRejected(RejectReason.SCHEMA_VIOLATION, "key is not a valid user id")
     return text
 

@@ -50,6 +50,7 @@ from app.core.enums import OFFER_EVENT_TYPES, Channel
 from app.core.errors import EventRejected, TransientError
 from app.core.events import UserEvent, decode_event
 from app.core.messages import Trigger
+from app.core.privacy import check_key
 from app.core.scoring import ScoredOffer, ranking_changed
 from app.core.timestamps import check_not_ahead
 from app.pipeline.cache import UserCache
@@ -152,6 +153,7 @@ class BatchProcessor:
         for record in records:
             try:
                 event = decode_event(record.value, self._cfg.max_event_bytes)
+                check_key(record.key, event.user_id)  # another key: another partition's user
                 check_not_ahead(event.ts_ms, now, self._cfg.max_ahead_ms)
             except EventRejected as exc:
                 outbound.append(
@@ -160,7 +162,6 @@ class BatchProcessor:
                 stats.reasons[exc.reason_class] = stats.reasons.get(exc.reason_class, 0) + 1
                 continue
             by_user.setdefault(event.user_id, []).append((record, event))
-            signals.observe(event)
         signals.refresh_popularity(now)
         await signals.record_feedback(e for events in by_user.values() for e in events)
         await signals.refresh_offer_stats(now)
@@ -244,6 +245,8 @@ class BatchProcessor:
                 )
             )
             _count(stats, plan)
+            for event in plan.fresh:  # applied now: a redelivery or a duplicate never counts
+                self._signals.observe(event)
             outbound.extend(plan.messages)
             outbound.extend(self._outbound.decision(plan.user_id, d.record) for d in plan.decisions)
         replayed = [p for p in plans if p.replayed and p.user_id not in conflicts]

@@ -59,11 +59,16 @@ class BatchSignals:
         self._popularity_refreshed_ms = 0
 
     def observe(self, event: UserEvent) -> None:
-        """Count an item event in the popularity prior (other events are ignored)."""
-        if event.item_id is not None and event.is_item_event:
-            tags = self._catalogue.item_tags(event.item_id) or event.tags
-            weight = event_weight(event, self._cfg.weights)
-            self._popularity.observe(event.item_id, tags, weight, event.ts_ms)
+        """Count a newly applied item event in the popularity prior: only items of the
+        catalogue, with the catalogue's tags (an event's own item id and tags are not trusted
+        with every user's ranking); other events are ignored."""
+        if event.item_id is None or not event.is_item_event:
+            return
+        if self._catalogue.item(event.item_id) is None:
+            return
+        tags = self._catalogue.item_tags(event.item_id)
+        weight = event_weight(event, self._cfg.weights)
+        self._popularity.observe(event.item_id, tags, weight, event.ts_ms)
 
     def refresh_popularity(self, now: int) -> None:
         """Push the offers' popularity prior into the catalogue, at most every refresh period."""

@@ -36,7 +36,7 @@ def events(users: int) -> list[InboundRecord]:
     for u in range(users):
         body = {"event_id": f"e{u}", "user_id": f"u{u}", "type": "like",
                 "item_id": f"i{u % len(GENRES)}", "ts": NOON}  # fmt: skip
-        out.append(InboundRecord("ev", 0, u, b"k", json.dumps(body).encode()))
+        out.append(InboundRecord("ev", 0, u, f"u{u}".encode(), json.dumps(body).encode()))
     return out
 
 

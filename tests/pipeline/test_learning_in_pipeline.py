@@ -48,7 +48,8 @@ def config(weight: float = 0.3, seed: int | None = 7, share: float = 0.0) -> Pip
 
 def record(offset: int, body: dict[str, Any], partition: int = 0) -> InboundRecord:
     full = {"event_id": f"e{partition}-{offset}", "ts": NOON, **body}
-    return InboundRecord("events", partition, offset, b"k", json.dumps(full).encode())
+    key = str(full["user_id"]).encode()  # keyed by user id, as the contract asks
+    return InboundRecord("events", partition, offset, key, json.dumps(full).encode())
 
 
 def feedback(offset: int, kind: str, offer: str, user: str = "fan") -> InboundRecord:

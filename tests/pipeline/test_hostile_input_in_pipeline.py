@@ -1,5 +1,7 @@
-"""Hostile clocks: a record dated far ahead of the worker's clock is dead-lettered and leaves
-no trace; old records are applied without moving state back.
+"""Hostile input in the pipeline: a record dated far ahead of the worker's clock is dead-lettered
+and leaves no trace (old records are applied without moving state back); an event keyed by
+another user is dead-lettered; the popularity prior counts each applied event once and only
+catalogue items.
 
 The attacks of the review, in process: an event at year 9999 that froze a profile's decay, a
 consent record at year 9999 that made every later change (objection included) look stale, a
@@ -13,6 +15,7 @@ import json
 import numpy as np
 import pytest
 
+from app.core.catalog import Catalogue
 from app.core.dead_letters import HEADER_ERROR_CLASS
 from app.core.errors import EventRejected
 from app.core.timestamps import MAX_TS_MS, check_not_ahead
@@ -109,3 +112,47 @@ async def test_a_privacy_request_from_the_future_is_dead_lettered() -> None:
         b"FutureTimestamp"
     ]
     assert publisher.on("audit") == []
+
+
+async def test_an_event_keyed_by_another_user_is_dead_lettered() -> None:
+    store, publisher = MemoryProfileStore(), RecordingPublisher()
+    processor = BatchProcessor(store, publisher, catalogue(), CFG, lambda: NOW)
+    body = {"event_id": "e1", "user_id": "u1", "type": "like", "item_id": "i0", "ts": NOW}
+    await processor.process([InboundRecord("events", 0, 0, b"u2", json.dumps(body).encode())])
+    (letter,) = publisher.on("dlq")
+    assert dict(letter.headers)[HEADER_ERROR_CLASS] == b"SchemaViolation"
+    assert (await store.load(["u1", "u2"]))["u1"].profile is None
+
+
+def popularity(processor: BatchProcessor, cat: Catalogue) -> dict[str, float]:
+    snap = cat.snapshot()
+    return dict(zip(snap.offer_ids, snap.popularity.tolist(), strict=True))
+
+
+async def test_the_popularity_prior_counts_each_event_once_and_only_catalogue_items() -> None:
+    cat = catalogue()
+    clock = [NOW]
+    processor = BatchProcessor(MemoryProfileStore(), RecordingPublisher(), cat, CFG,
+                               lambda: clock[0])  # fmt: skip
+    await processor.process([like(0, NOW, "i0", "u1"), like(1, NOW, "i0", "u2")])
+    once = [like(2, NOW, "i1", "u3")]
+    await processor.process(once)
+    await processor.process(once)  # redelivered: applied once, counted once
+    unknown = record(
+        3,
+        {
+            "event_id": "e3",
+            "user_id": "u4",
+            "type": "like",
+            "item_id": "not-in-catalogue",
+            "tags": ["sci-fi"] * 32,
+            "ts": NOW,
+        },
+    )
+    await processor.process([unknown])  # fmt: skip
+    clock[0] += CFG.popularity_refresh_ms
+    await processor.process([like(4, clock[0], "i2", "u5")])  # the refresh comes first
+    prior = popularity(processor, cat)
+    assert prior["o0"] == pytest.approx(1.0)
+    assert prior["o1"] == pytest.approx(0.5, rel=1e-3)  # not 1.0: the redelivery did not count
+    assert prior["o2"] == 0.0  # observed after this batch's refresh
