@@ -28,7 +28,7 @@ from app.bench.measure import (
     redis_command_calls,
     run_child,
 )
-from app.bench.workload import Workload, WorkloadSpec, build_workload
+from app.bench.workload import SPAN_MS, Workload, WorkloadSpec, build_workload
 from app.commands.child_worker import ChildWorker
 from app.commands.kafka_io import keyed_json, send_all
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
@@ -202,6 +202,10 @@ class Bench:
             ),
             redis_commands_per_event=calls / n,
             offers_published=int(metrics.get("nbo_offers_published", 0)),
+            events_applied=int(metrics.get("nbo_events_applied", 0)),
+            dead_lettered=int(
+                sum(v for k, v in metrics.items() if k.startswith("nbo_events_dead_lettered{"))
+            ),
             phase_s={
                 key.split('"')[1]: round(value, 3)
                 for key, value in metrics.items()
@@ -271,7 +275,7 @@ def _drain_figures(result: dict[str, Any], cpu_s: float, peak_rss: int) -> dict[
 def run_bench(settings: Settings, options: BenchOptions, json_path: Path | None) -> dict[str, Any]:
     """Run the whole benchmark; returns the report (also printed, and written to json_path)."""
     bench = Bench(settings, options)
-    start_ms = int(time.time() * 1000) - 86_400_000
+    start_ms = int(time.time() * 1000) - SPAN_MS  # every event in the past: none dead-lettered
     max_offers = max(options.offer_sizes)
     workload = build_workload(
         WorkloadSpec(events=options.events, users=options.users, offers=max_offers), start_ms

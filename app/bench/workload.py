@@ -41,6 +41,11 @@ class Workload:
         return sum(len(v) for _, v in self.events) / max(len(self.events), 1)
 
 
+SPAN_MS = 7 * 86_400_000
+"""Event time the workload spans, from its start: start it at least this long ago, so that no
+event is dated ahead of the worker's clock (it would be dead-lettered as FutureTimestamp)."""
+
+
 def _dress(event: dict[str, Any], n: int) -> dict[str, Any]:
     item = event.get("item_id", "")
     event["context"] = {
@@ -61,6 +66,8 @@ def build_workload(spec: WorkloadSpec, start_ms: int) -> Workload:
     )
     events = [
         (str(e["user_id"]).encode(), json.dumps(_dress(e, n), separators=(",", ":")).encode())
-        for n, e in enumerate(generate_events(shop, spec.events, start_ms, seed=spec.seed))
+        for n, e in enumerate(
+            generate_events(shop, spec.events, start_ms, span_ms=SPAN_MS, seed=spec.seed)
+        )
     ]
     return Workload(spec, shop.items, shop.offers, events)

@@ -125,7 +125,12 @@ def _summary(
     settings: Settings,
 ) -> None:
     def delta(name: str) -> int:
-        return int(after.get(name, 0) - before.get(name, 0))
+        """The change of metric ``name``, summed over its labels (``name{...}``) if any."""
+
+        def total(samples: dict[str, float]) -> float:
+            return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+        return int(total(after) - total(before))
 
     n = len(events)
     print("\n== summary")

@@ -42,6 +42,8 @@ def test_a_tiny_benchmark_reports_every_figure(
     assert all(math.isfinite(v) and v > 0 for v in report["ratios"].values())
     worker = report["pipeline"]["60"]
     assert worker["events"] == 1_500 and worker["redis_round_trips_per_event"] > 0
+    # every event was applied: a workload dated ahead of the clock would be dead-lettered
+    assert (worker["events_applied"], worker["dead_lettered"]) == (1_500, 0)
     assert worker["batches"] > 0 and 0 < worker["mean_batch"] <= 100
     assert set(worker["phase_s"]) >= {"decode", "apply", "rank", "commit"}
     assert report["faust"]["events"] == 1_500

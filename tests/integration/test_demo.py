@@ -46,6 +46,8 @@ async def test_every_offer_the_demo_prints_has_a_reason_and_the_run_has_no_warni
     assert len(offer_lines) >= 5, out  # the summary did show people with their offers
     assert [m.group(2) for m in offer_lines if not m.group(4).strip()] == [], out
     assert "control group, not personalised" in out, out  # the path under test was shown
+    dead = re.search(r"^dead-lettered\s+([\d,]+)$", out, re.MULTILINE)
+    assert dead is not None and dead.group(1) == "0", out  # every generated event is valid
     noisy = [
         line
         for line in (proc.stdout + proc.stderr).splitlines()
