@@ -25,6 +25,7 @@ from app.ports import OutboundRecord
 from app.storage.keys import user_keys
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
 from app.topics import ensure_topics, topic_specs
+from tests.support.barrier import markers_applied, produce_markers
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess, free_port
 
@@ -178,14 +179,11 @@ async def test_a_worker_killed_mid_stream_loses_and_double_counts_nothing(
 
     second = WorkerProcess(env, tmp_path / "worker-2.log").start()
     try:
-        deadline = time.monotonic() + 90
-        counts: dict[str, int] = {}
-        while time.monotonic() < deadline:
-            counts = await total_n_events(redis_client, users)
-            if sum(counts.values()) >= 6_000:
-                break
-            await asyncio.sleep(0.25)
-        await asyncio.sleep(1.0)  # anything applied twice would show up now
+        # the barrier: a marker after every event, on every partition, must be applied
+        markers = await produce_markers(
+            kafka_bootstrap, s.topic_user_events, env.partitions, env.token
+        )
+        assert await markers_applied(redis_client, markers), second.tail()
         counts = await total_n_events(redis_client, users)
     finally:
         second.stop()
@@ -256,8 +254,11 @@ async def test_workers_joining_and_leaving_mid_stream_lose_and_double_count_noth
         await wait_for(lambda: received(second) > 0, "the second worker to receive events", 60)
         first.stop()  # leaves: a second rebalance hands its partitions over
         await feeding
-        await wait_for(lambda: progress >= 6_000, "every event to be applied", 90)
-        await asyncio.sleep(1.5)  # anything applied twice would show up now
+        # the barrier: a marker after every event, on every partition, must be applied
+        markers = await produce_markers(
+            kafka_bootstrap, s.topic_user_events, env.partitions, env.token
+        )
+        assert await markers_applied(redis_client, markers), second.tail()
         counts = await total_n_events(redis_client, users)
     finally:
         polling.cancel()

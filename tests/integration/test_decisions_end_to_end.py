@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 
 from app.storage.keys import user_keys
 from app.topics import ensure_topics, topic_specs
+from tests.support.barrier import markers_applied, produce_markers
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 
@@ -139,8 +140,12 @@ async def test_caps_consent_quiet_hours_and_the_decision_log(
     worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
-        consent_key = user_keys(night).consent
-        await sc.wait_for(lambda: redis_client.exists(consent_key), label="consents applied")
+        consent_keys = [user_keys(u).consent for u in (burst, revoked, night)]
+
+        async def consents_applied() -> bool:  # all three: they may be on other partitions
+            return int(await redis_client.exists(*consent_keys)) == len(consent_keys)
+
+        await sc.wait_for(consents_applied, label="consents applied")
 
         # a burst of 100 triggering events (channels asking for a push now), in many batches
         for _ in range(10):
@@ -162,6 +167,12 @@ async def test_caps_consent_quiet_hours_and_the_decision_log(
         await sc.events(night, ("like", "i2"))
 
         await sc.wait_for(lambda: sc.decisions(night, 1.0), label="night's decision")
+        # the barrier: a marker after every event, on every partition, must be applied
+        markers = await produce_markers(
+            worker_env.kafka_bootstrap, sc.settings.topic_user_events, worker_env.partitions,
+            worker_env.token,
+        )  # fmt: skip
+        assert await markers_applied(redis_client, markers), worker.tail()
         burst_messages = await sc.messages(burst)
         assert [m["channel"] for m in burst_messages] == ["push"], worker.tail()  # 1 an hour
         burst_log = await sc.decisions(burst)
@@ -210,7 +221,11 @@ async def test_cart_timers_fire_once_not_after_a_purchase_and_across_a_restart(
 
         shopper_cart = await sc.wait_for(lambda: fired(shopper), label="shopper's cart offer")
         await sc.wait_for(lambda: fired(restarted), label="restarted user's cart offer")
-        await asyncio.sleep(CART_DELAY_S + 2)  # any second firing would have happened now
+        # the barrier: a cart started now fires a whole delay later, so the timer poller has
+        # run well past any second firing of the others by the time this one is seen
+        late = sc.user("late")
+        await sc.events(late, ("add_to_cart", "i0"))
+        await sc.wait_for(lambda: fired(late), label="the late user's cart offer")
 
         assert len(carts(await sc.messages(shopper))) == 1, worker.tail()
         assert len(carts(await sc.messages(restarted))) == 1

@@ -165,7 +165,17 @@ async def test_erase_and_export_requests_are_carried_out_and_audited(
         # no further offers: the erased user's pending cart timer never fires
         before = [m for m in await read_topic(bootstrap, s.topic_offers, 1000, 2.0)
                   if m.key == alice.encode()]  # fmt: skip
-        await asyncio.sleep(max(0.0, cart_due - time.monotonic()) + 3.0)
+        # the barrier: a cart started now is due after alice's was; once it has fired, the
+        # timer poller has run past alice's due time
+        late = f"late-{worker_env.token}"
+        await produce(bootstrap, s.topic_user_events, [event("l1", late, "i2", "add_to_cart")])
+
+        async def late_cart_fired() -> bool:
+            found = await read_topic(bootstrap, s.topic_offers, 1000, 1.0)
+            return any(m.key == late.encode() and b"cart_abandonment" in m.value for m in found)
+
+        assert await wait_for(late_cart_fired, CART_DELAY_S + 30), worker.tail()
+        assert time.monotonic() >= cart_due  # the barrier came after alice's due time
         after = [m for m in await read_topic(bootstrap, s.topic_offers, 1000, 2.0)
                  if m.key == alice.encode()]  # fmt: skip
         assert len(after) == len(before), worker.tail()

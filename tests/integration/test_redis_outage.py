@@ -58,7 +58,11 @@ async def test_events_wait_while_redis_is_down_and_are_applied_when_it_returns(
 
         redis.stop()
         await produce(kafka_bootstrap, s.topic_user_events, [view(n, user) for n in range(10, 30)])
-        await asyncio.sleep(3)  # the worker retries with backoff meanwhile
+        # the barrier: the worker has met the outage and is retrying the batch (not idle)
+        deadline = time.monotonic() + 30
+        while worker.metrics().get("nbo_batch_retries", 0.0) < 2:
+            assert time.monotonic() < deadline, worker.tail()
+            await asyncio.sleep(0.2)
         assert worker.proc is not None and worker.proc.poll() is None, worker.tail()
         status, body = worker.get_json("/readyz")
         assert status == 503 and body["redis"] is False
