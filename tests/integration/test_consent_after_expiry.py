@@ -7,40 +7,27 @@ hold when all the user's other keys have expired and the worker restarted with a
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from app.clock import now_ms
 from app.storage.keys import user_keys
 from app.topics import ensure_topics, topic_specs
 from tests.integration.test_privacy_requests import catalogue
 from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.waiting import wait_for
 from tests.support.worker import WorkerEnv, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def event(event_id: str, user: str, kind: str = "like", item: str = "i0") -> tuple[bytes, bytes]:
     body = {"event_id": event_id, "user_id": user, "type": kind, "item_id": item, "ts": now_ms()}
     return user.encode(), as_json(body)
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.2)
-    return False
 
 
 async def test_an_objection_holds_after_expiry_and_restart_and_an_objector_leaves_no_trace(

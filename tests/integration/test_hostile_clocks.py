@@ -4,37 +4,24 @@ records that follow them (an event, an objection) are applied."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from app.clock import now_ms
 from app.core.dead_letters import HEADER_ERROR_CLASS
 from app.core.timestamps import MAX_TS_MS
 from app.storage.keys import user_keys
 from app.topics import ensure_topics, topic_specs
 from tests.integration.test_privacy_requests import catalogue
 from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.waiting import wait_for
 from tests.support.worker import WorkerEnv, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.2)
-    return False
 
 
 async def test_records_from_year_9999_are_dead_lettered_and_leave_state_alone(
