@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
@@ -55,6 +56,22 @@ def redis_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, REDIS_ERRORS)
 
 
+@contextmanager
+def unavailable_raises(what: str) -> Iterator[None]:
+    """Around Redis calls: an error meaning "Redis cannot serve this now"
+    (:func:`redis_unavailable`) raises :class:`~app.ports.StoreUnavailable` ("Redis
+    unreachable <what>: ..."); any other error, and ``NoScriptError`` (the callers load the
+    script again), propagates as it is."""
+    try:
+        yield
+    except NoScriptError:
+        raise
+    except REDIS_ERRORS as exc:
+        if not redis_unavailable(exc):
+            raise
+        raise StoreUnavailable(f"Redis unreachable {what}: {exc}") from exc
+
+
 ScriptCall = tuple[Sequence[str], Sequence[Any]]
 """One call of a script: its keys and its arguments."""
 
@@ -80,19 +97,16 @@ class LuaScript:
         round_trips = 0
         for attempt in (1, 2):
             try:
-                if not self._loaded:  # on every primary of a cluster
-                    await client.script_load(self.source)
-                    self._loaded = True
-                round_trips += len(calls) if isinstance(client, RedisCluster) else 1
-                return await self._run(client, calls), round_trips
+                with unavailable_raises(f"running {self.name}"):
+                    if not self._loaded:  # on every primary of a cluster
+                        await client.script_load(self.source)
+                        self._loaded = True
+                    round_trips += len(calls) if isinstance(client, RedisCluster) else 1
+                    return await self._run(client, calls), round_trips
             except NoScriptError:
                 self._loaded = False
                 if attempt == 2:
                     raise StoreUnavailable(f"Redis keeps losing the script {self.name}") from None
-            except REDIS_ERRORS as exc:
-                if not redis_unavailable(exc):
-                    raise
-                raise StoreUnavailable(f"Redis unreachable running {self.name}: {exc}") from exc
         raise AssertionError("unreachable")
 
     async def _run(

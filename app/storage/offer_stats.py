@@ -39,9 +39,8 @@ from app.core.exploration import (
     check_distinct,
     merge_all,
 )
-from app.ports import StoreUnavailable
 from app.storage.keys import PREFIX
-from app.storage.lua_script import REDIS_ERRORS, LuaScript, redis_unavailable
+from app.storage.lua_script import LuaScript, unavailable_raises
 
 OFFSET_FIELD = "_offset"
 OFFER_FIELD_PREFIX = "o:"
@@ -129,15 +128,11 @@ class RedisOfferStatsStore:
         if not partitions:
             return {}
         self.round_trips += 1
-        try:
+        with unavailable_raises("while reading offer stats"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for partition in partitions:
                     pipe.hgetall(self.key(topic, partition))
                 replies: list[Any] = await pipe.execute()
-        except REDIS_ERRORS as exc:
-            if not redis_unavailable(exc):
-                raise
-            raise StoreUnavailable(f"Redis unreachable while reading offer stats: {exc}") from exc
         return merge_all((_offers(raw) for raw in replies), self._config.half_life_ms)
 
 

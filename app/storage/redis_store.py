@@ -31,7 +31,7 @@ from app.policy.consent import ConsentRecord
 from app.policy.state import UserPolicyState
 from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome, consent_tag
 from app.storage.keys import UserKeys, cart_due_key, user_keys
-from app.storage.lua_script import REDIS_ERRORS, redis_unavailable
+from app.storage.lua_script import REDIS_ERRORS, unavailable_raises
 from app.storage.profile_codec import decode_profile, profile_fields
 
 
@@ -94,7 +94,7 @@ class RedisProfileStore:
         self.round_trips += 1
         recent_n = self._config.recent_items
         width = 6 if recent_n > 0 else 5
-        try:
+        with unavailable_raises("while loading"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for keys in all_keys:
                     pipe.hgetall(keys.profile)
@@ -105,10 +105,6 @@ class RedisProfileStore:
                     if recent_n > 0:
                         pipe.zrevrange(keys.seen, 0, recent_n - 1)
                 replies: list[Any] = await pipe.execute()
-        except REDIS_ERRORS as exc:
-            if not redis_unavailable(exc):
-                raise
-            raise StoreUnavailable(f"Redis unreachable while loading: {exc}") from exc
         return [
             self._stored(user_id, *replies[width * i : width * (i + 1)])
             for i, user_id in enumerate(user_ids)
@@ -153,7 +149,8 @@ class RedisProfileStore:
         replies: list[Any] = []
         for attempt in (1, 2):
             try:
-                replies = await self._call_commit(calls, index)
+                with unavailable_raises("while committing"):
+                    replies = await self._call_commit(calls, index)
                 break
             except NoScriptError:
                 # the server restarted or failed over without the script, or SCRIPT FLUSH:
@@ -162,10 +159,6 @@ class RedisProfileStore:
                 self._script_loaded = False
                 if attempt == 2:
                     raise StoreUnavailable("Redis keeps losing the commit script") from None
-            except REDIS_ERRORS as exc:
-                if not redis_unavailable(exc):
-                    raise
-                raise StoreUnavailable(f"Redis unreachable while committing: {exc}") from exc
         versions: dict[str, int] = {}
         conflicts: dict[str, StoredUser] = {}
         for write, reply in zip(writes, replies, strict=True):
@@ -229,13 +222,9 @@ class RedisProfileStore:
     async def decisions(self, user_id: str) -> list[bytes]:
         """The user's decision records (JSON), newest first (one LRANGE)."""
         self.round_trips += 1
-        try:
+        with unavailable_raises("while reading decisions"):
             found: list[Any] = await self._client.lrange(self.keys(user_id).decisions, 0, -1)
             return [bytes(f) for f in found]
-        except REDIS_ERRORS as exc:
-            if not redis_unavailable(exc):
-                raise
-            raise StoreUnavailable(f"Redis unreachable while reading decisions: {exc}") from exc
 
     async def due_carts(
         self, topic: str, partitions: Sequence[int], now_ms: int, limit: int
@@ -245,16 +234,12 @@ class RedisProfileStore:
             return {}
         prefix = self._config.prefix
         self.round_trips += 1
-        try:
+        with unavailable_raises("while polling timers"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for partition in partitions:
                     key = cart_due_key(topic, partition, prefix)
                     pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=limit)
                 replies: list[Any] = await pipe.execute()
-        except REDIS_ERRORS as exc:
-            if not redis_unavailable(exc):
-                raise
-            raise StoreUnavailable(f"Redis unreachable while polling timers: {exc}") from exc
         return {
             partition: [bytes(m).decode() for m in found]
             for partition, found in zip(partitions, replies, strict=True)
@@ -268,15 +253,11 @@ class RedisProfileStore:
             return
         prefix = self._config.prefix
         self.round_trips += 1
-        try:
+        with unavailable_raises("while dropping timers"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for partition, key_ids in entries.items():
                     pipe.zrem(cart_due_key(topic, partition, prefix), *key_ids)
                 await pipe.execute()
-        except REDIS_ERRORS as exc:
-            if not redis_unavailable(exc):
-                raise
-            raise StoreUnavailable(f"Redis unreachable while dropping timers: {exc}") from exc
 
     async def load_key_ids(self, key_ids: Sequence[str]) -> dict[str, StoredUser]:
         """Stored state by key id (a cart index member); ``user_id`` of each result is the

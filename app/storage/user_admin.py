@@ -37,7 +37,7 @@ from app.core.pseudonym import pseudonymise
 from app.policy.consent import ConsentRecord
 from app.ports import EraseResult, StoreUnavailable, UserExport
 from app.storage.keys import PREFIX, UserKeys, cart_due_key, user_keys
-from app.storage.lua_script import REDIS_ERRORS, redis_unavailable
+from app.storage.lua_script import unavailable_raises
 from app.storage.profile_codec import decode_profile
 
 
@@ -119,25 +119,22 @@ class RedisUserAdmin:
         args = consent_script_args(record, self._config.ttl_s)
         for attempt in (1, 2):
             try:
-                if not self._script_loaded:
-                    await self._client.script_load(self._script)
-                    self._script_loaded = True
-                reply = await self._client.evalsha(self._sha, len(keys), *keys, *args)
-                return int(reply) == 1
+                with unavailable_raises("while applying consent"):
+                    if not self._script_loaded:
+                        await self._client.script_load(self._script)
+                        self._script_loaded = True
+                    reply = await self._client.evalsha(self._sha, len(keys), *keys, *args)
+                    return int(reply) == 1
             except NoScriptError:
                 self._script_loaded = False
                 if attempt == 2:
                     raise StoreUnavailable("Redis keeps losing the consent script") from None
-            except REDIS_ERRORS as exc:
-                if not redis_unavailable(exc):
-                    raise
-                raise StoreUnavailable(f"Redis unreachable while applying consent: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def erase(self, user_id: str) -> EraseResult:
         """One DEL of the user's keys, then ZREM from every cart-timer index."""
         cfg = self._config
-        try:
+        with unavailable_raises("while erasing"):
             deleted = int(await self._client.delete(*cfg.keys(user_id).all()))
             indexes = cfg.cart_indexes()
             removed: list[Any] = []
@@ -146,16 +143,12 @@ class RedisUserAdmin:
                     for index in indexes:
                         pipe.zrem(index, cfg.key_id(user_id))
                     removed = await pipe.execute()
-        except REDIS_ERRORS as exc:
-            if not redis_unavailable(exc):
-                raise
-            raise StoreUnavailable(f"Redis unreachable while erasing: {exc}") from exc
         return EraseResult(deleted_keys=deleted, timers_removed=sum(int(n) for n in removed))
 
     async def export(self, user_id: str) -> UserExport:
         """One pipeline reading every key of the user."""
         keys = self._config.keys(user_id)
-        try:
+        with unavailable_raises("while exporting"):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(keys.profile)
                 pipe.get(keys.consent)
@@ -165,10 +158,6 @@ class RedisUserAdmin:
                 pipe.zrange(keys.seen, 0, -1, withscores=True)
                 pipe.zrange(keys.purchased, 0, -1, withscores=True)
                 replies: list[Any] = await pipe.execute()
-        except REDIS_ERRORS as exc:
-            if not redis_unavailable(exc):
-                raise
-            raise StoreUnavailable(f"Redis unreachable while exporting: {exc}") from exc
         raw_profile, consent, policy, decisions, offers, seen, purchased = replies
         profile, _ = decode_profile(raw_profile, self._config.dim)
         return UserExport(
