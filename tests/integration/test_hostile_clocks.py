@@ -73,3 +73,52 @@ async def test_records_from_year_9999_are_dead_lettered_and_leave_state_alone(
         assert consent["objection"] is True and consent["ts"] < MAX_TS_MS
     finally:
         worker.stop()
+
+
+async def test_an_erase_request_from_the_future_is_dead_lettered_and_erases_nothing(
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    unique: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    env = WorkerEnv(kafka_bootstrap, redis_url, unique("clockp"))
+    s = env.settings()
+    await ensure_topics(kafka_bootstrap, topic_specs(s))
+    items, offers = catalogue()
+    await produce(kafka_bootstrap, s.topic_item_catalog, items)
+    await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+    carol = f"carol-{env.token}"
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        like = {"event_id": "c1", "user_id": carol, "type": "like", "item_id": "i0",
+                "ts": now_ms()}  # fmt: skip
+        await produce(kafka_bootstrap, s.topic_user_events, [(carol.encode(), as_json(like))])
+
+        async def profiled() -> bool:
+            return bool(await redis_client.exists(user_keys(carol).profile))
+
+        assert await wait_for(profiled), worker.tail()
+
+        def request(request_id: str, kind: str, ts: int) -> tuple[bytes, bytes]:
+            body = {"schema_version": 1, "request_id": request_id, "user_id": carol,
+                    "kind": kind, "ts": ts}  # fmt: skip
+            return carol.encode(), as_json(body)
+
+        # the hostile erase, then a genuine export on the same partition: its audit record is
+        # the barrier that the erase was handled before it
+        await produce(
+            kafka_bootstrap,
+            s.topic_privacy_requests,
+            [request("r-future", "erase", MAX_TS_MS), request("r-now", "export", now_ms())],
+        )
+        audits = await read_topic(kafka_bootstrap, s.topic_privacy_audit, expect=1, timeout_s=30)
+        assert [json.loads(a.value)["request_id"] for a in audits] == ["r-now"], worker.tail()
+        letters = await read_topic(kafka_bootstrap, s.topic_dead_letters, expect=1, timeout_s=10)
+        assert [(r.key, dict(r.headers)[HEADER_ERROR_CLASS]) for r in letters] == [
+            (carol.encode(), b"FutureTimestamp")
+        ]
+        assert await redis_client.exists(user_keys(carol).profile)  # nothing was erased
+    finally:
+        worker.stop()
