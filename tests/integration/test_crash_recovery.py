@@ -138,6 +138,7 @@ async def test_a_batch_redelivered_after_a_crash_before_commit_is_applied_once(
     assert len(ids) == 1  # the same message id: channel services can drop the repeat
 
 
+@pytest.mark.timeout(300)  # its own waits allow up to 60 + 90 s on a loaded machine
 async def test_a_worker_killed_mid_stream_loses_and_double_counts_nothing(
     kafka_bootstrap: str,
     redis_url: str,
@@ -192,6 +193,7 @@ async def test_a_worker_killed_mid_stream_loses_and_double_counts_nothing(
     assert lost == {} and doubled == {}, second.tail()
 
 
+@pytest.mark.timeout(300)  # its own waits allow up to 60 + 60 + 90 + 90 s on a loaded machine
 async def test_workers_joining_and_leaving_mid_stream_lose_and_double_count_nothing(
     kafka_bootstrap: str,
     redis_url: str,
