@@ -29,6 +29,11 @@ class WorkerMetrics:
             ["reason"],
             registry=r,
         )
+        self.events_before_erasure = Counter(
+            "nbo_events_before_erasure",
+            "Events dropped as dated at or before their user's erasure",
+            registry=r,
+        )
         self.events_without_vector = Counter(
             "nbo_events_without_vector", "Applied events with no item vector", registry=r
         )
@@ -104,6 +109,7 @@ class WorkerMetrics:
         self.events_applied.inc(stats.applied)
         self.events_deduplicated.inc(stats.duplicates)
         self.events_without_vector.inc(stats.no_vector)
+        self.events_before_erasure.inc(stats.before_erasure)
         for reason, count in stats.reasons.items():
             self.events_dead_lettered.labels(reason=reason).inc(count)
         other = stats.dead_lettered - sum(stats.reasons.values())

@@ -40,6 +40,7 @@ def register_privacy_agent(
         audit_topic=settings.topic_privacy_audit,
         dead_letter_topic=settings.topic_dead_letters,
         max_ahead_ms=int(settings.max_clock_skew_s * 1000),
+        on_erased=worker.processor.forget_user,
     )
     topic = worker.app.topic(
         settings.topic_privacy_requests,

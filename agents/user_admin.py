@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, TypeVar
 
-from app.settings import Settings, pseudonym_secret
-from app.storage.user_admin import RedisUserAdmin, UserAdminConfig
+from app.storage.user_admin import RedisUserAdmin, user_admin_config
 
 if TYPE_CHECKING:
     from agents.worker import Worker
@@ -21,23 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def user_admin_config(settings: Settings) -> UserAdminConfig:
-    """The user-admin configuration of ``settings``.
-
-    The cart-timer indexes an erase cleans are those of the ``NBO_USER_EVENTS_PARTITIONS``
-    partitions of the user-events topic: that setting must equal the topic's partition count
-    (it sizes the consumer, and the deployment checks assert it).
-    """
-    return UserAdminConfig(
-        dim=settings.vector_dim,
-        ttl_s=settings.user_ttl_s,
-        prefix=settings.redis_prefix,
-        secret=pseudonym_secret(settings),
-        cart_topic=settings.topic_user_events,
-        cart_partitions=settings.user_events_partitions,
-    )
 
 
 def build_user_admin(worker: Worker) -> RedisUserAdmin:

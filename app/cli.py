@@ -110,6 +110,38 @@ def _catalog_load(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if found.bad else 0
 
 
+def _erasures_restore(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from app.clock import now_ms
+    from app.commands.erasures import latest_erasures
+    from app.commands.topic_source import read_topics_to_end
+    from app.connections import kafka_client_kwargs, redis_client
+    from app.storage.user_admin import RedisUserAdmin, user_admin_config
+
+    async def restore() -> int:
+        values: list[bytes | None] = []
+        await read_topics_to_end(
+            kafka_client_kwargs(settings),
+            [settings.topic_privacy_audit],
+            lambda _topic, _key, value: values.append(value),
+            description="reading privacy-audit",
+        )
+        erasures = latest_erasures(values, now_ms(), settings.erasure_ttl_s)
+        client = redis_client(settings)
+        try:
+            admin = RedisUserAdmin(client, user_admin_config(settings))
+            for user_id, at_ms in erasures.items():
+                await admin.erase(user_id, at_ms)
+        finally:
+            await client.aclose()
+        return len(erasures)
+
+    restored = asyncio.run(restore())
+    print(f"restored {restored} erasure markers from {settings.topic_privacy_audit}")
+    return 0
+
+
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
@@ -321,6 +353,23 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     bench.add_argument("--batch-size", type=int, help="events per batch (500)")
     bench.add_argument("--json", type=Path, help="write every figure to this JSON file")
     bench.set_defaults(handler=_bench)
+
+    erasures = add_command(
+        sub,
+        "erasures",
+        "restore erasure markers from the privacy-audit topic",
+        "Before replaying the events into an empty Redis (docs/operations.md, 'Rebuilding"
+        "\nRedis'), write every erased person's marker again from privacy-audit, so the"
+        "\nreplay cannot bring them back. Run it with the workers paused.",
+        "nbo erasures restore",
+    )
+    erasures_sub = erasures.add_subparsers(
+        dest="erasures_command", required=True, metavar="ACTION"
+    )
+    restore = erasures_sub.add_parser(
+        "restore", help="write the markers of every erasure still within NBO_ERASURE_TTL_S"
+    )
+    restore.set_defaults(handler=_erasures_restore)
 
     from app.commands.learning_cli import register_learning_commands
 

@@ -42,6 +42,10 @@ class StoredUser:
     consent_tag: str = ""
     """Fingerprint of the stored consent record this state was read with (:func:`consent_tag`;
     ``""``: none). A write carries it, and fails unless the stored consent is still that one."""
+    erased_at_ms: int = 0
+    """The user's erasure marker this state was read with: epoch ms of the latest erasure
+    (0: none). Events dated at or before it are dropped; a write carries it, and fails unless
+    the stored marker is still that one, so state read before an erasure is never written."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class UserWrite:
     conflict unless the stored consent is still that one, so a decision can never be stored
     against a consent record (an objection, an opt-out) it did not see, even when every other
     key of the user has expired and the version started again from 0."""
+    erased_at_ms: int = 0
+    """The :attr:`StoredUser.erased_at_ms` the write was decided against: the write is a
+    conflict unless the stored erasure marker is still that one (an erase resets the version
+    to 0, and a consent record can raise it again: the version alone cannot tell)."""
 
 
 @dataclass(frozen=True)
@@ -197,18 +205,24 @@ class UserExport:
 class UserAdmin(Protocol):
     """Administrative operations on one user's stored state: consent, erasure, export.
 
-    Every write that changes what the event worker must know about a user bumps the
-    profile's ``ver``, so a worker holding the user in memory meets a conflict and reloads.
+    A write that changes what the event worker must know about a user changes the consent
+    or the erasure marker (and bumps the profile's ``ver`` when there is a profile); the
+    worker's writes compare all three, so a worker holding the user in memory meets a
+    conflict and reloads.
     """
 
     async def apply_consent(self, user_id: str, record: ConsentRecord | None) -> bool:
         """Store ``record`` (``None``: the tombstone deletes the stored consent) atomically
         with its effects (objection: profile, offers, seen and purchased deleted); ``False``
-        when a stored record is newer (nothing changed). Raises :class:`StoreUnavailable`."""
+        when a stored record is newer or the record is dated at or before the user's
+        erasure (nothing changed). Raises :class:`StoreUnavailable`."""
         ...
 
-    async def erase(self, user_id: str) -> EraseResult:
-        """Delete every key of the user and the user's cart-timer index entries."""
+    async def erase(self, user_id: str, at_ms: int) -> EraseResult:
+        """Delete every key of the user and the user's cart-timer index entries, and mark the
+        user erased at ``at_ms`` (epoch ms; a later mark is kept): the user's events and
+        consent records dated at or before it are ignored from then on, and a write decided
+        against state read before it fails."""
         ...
 
     async def export(self, user_id: str) -> UserExport:

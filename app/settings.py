@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     user_ttl_s: int = Field(
         default=30 * 86_400, ge=60, description="TTL of every per-user Redis key, seconds."
     )
+    erasure_ttl_s: int = Field(
+        default=defaults.ERASURE_TTL_S,
+        ge=86_400,
+        description="TTL of a user's erasure marker, seconds: at least the retention of "
+        "user-events (and of any topic replayed into the workers).",
+    )
     redis_prefix: str = Field(
         default="nbo",
         pattern=r"^[a-z0-9_-]{1,32}$",

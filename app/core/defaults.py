@@ -58,3 +58,7 @@ HOLDOUT_SHARE = 0.05
 """Share of users in the control group."""
 HOLDOUT_SALT = "nbo-holdout"
 """Salt of the sticky holdout assignment."""
+
+ERASURE_TTL_S = 35 * DAY_S
+"""Lifetime of a user's erasure marker, seconds: at least the retention of every topic a
+worker may read the user's records from again (30 days in ``deploy/``), with a margin."""

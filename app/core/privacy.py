@@ -163,6 +163,10 @@ class ErasureAudit(_Audit):
     """Redis keys of the user that existed and were deleted."""
     timers_removed: NonNegative
     """Cart-timer index entries of the user that were removed."""
+    erased_at: NonNegative
+    """The erasure time (epoch ms) written to the user's erasure marker: the user's events
+    and consent records dated at or before it are never applied (rebuilds restore the
+    markers from these records)."""
 
 
 class ExportAudit(_Audit):
@@ -173,7 +177,11 @@ class ExportAudit(_Audit):
 
 
 def erase_audit(
-    request: PrivacyRequest, deleted_keys: int, timers_removed: int, completed_at_ms: int
+    request: PrivacyRequest,
+    deleted_keys: int,
+    timers_removed: int,
+    completed_at_ms: int,
+    erased_at_ms: int,
 ) -> ErasureAudit:
     """The audit record of a completed erase of ``request.user_id``."""
     return ErasureAudit(
@@ -181,6 +189,7 @@ def erase_audit(
         user_id=request.user_id,
         deleted_keys=deleted_keys,
         timers_removed=timers_removed,
+        erased_at=erased_at_ms,
         requested_at=request.ts_ms,
         completed_at=completed_at_ms,
     )

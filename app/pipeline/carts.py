@@ -117,7 +117,8 @@ class CartTimers:
                 reindex.append(
                     UserWrite(state.user_id, state.version, None,
                               cart_due=CartDue(topic, partition, later),
-                              consent_tag=state.consent_tag)
+                              consent_tag=state.consent_tag,
+                              erased_at_ms=state.erased_at_ms)
                 )  # fmt: skip
                 continue
             fired = state.policy.fired
@@ -202,6 +203,7 @@ class CartTimers:
                     decisions=[outcome.record],
                     cart_due=None if later is None else CartDue(topic, partition, later),
                     consent_tag=state.consent_tag,
+                    erased_at_ms=state.erased_at_ms,
                 )
             )
             outcomes.append(outcome)

@@ -128,6 +128,15 @@ def recent_items(events: UserEvents, stored: tuple[str, ...], n: int) -> tuple[s
     return tuple(dict.fromkeys([*(item for item, _ in batch), *stored]))[:n]
 
 
+def after_erasure(events: UserEvents, erased_at_ms: int) -> UserEvents:
+    """The events dated after the user's latest erasure (all of them without one): an event
+    from before it, redelivered or still waiting in consumer lag, must not bring back what
+    the erasure deleted."""
+    if erased_at_ms <= 0:
+        return events
+    return [(record, event) for record, event in events if event.ts_ms > erased_at_ms]
+
+
 def fresh_events(events: UserEvents, ids: frozenset[str]) -> list[UserEvent]:
     """The events whose ids were applied now, each once, in order."""
     out: dict[str, UserEvent] = {}
@@ -232,4 +241,5 @@ class Planner:
             decisions=[d.record for d in plan.decisions],
             cart_due=cart_due,
             consent_tag=plan.state.consent_tag,
+            erased_at_ms=plan.state.erased_at_ms,
         )

@@ -88,13 +88,20 @@ class PrivacyHandler:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_ahead_ms: int = MAX_AHEAD_MS
     """Records dated more than this after :attr:`clock` are dead-lettered (``FutureTimestamp``)."""
+    on_erased: Callable[[str], None] | None = None
+    """Called with the user id after each erase (the worker drops the user from its memory)."""
 
     async def carry_out(self, request: PrivacyRequest) -> OutboundRecord:
         """Erase or export ``request.user_id``; the audit record to publish."""
         if request.kind is PrivacyKind.ERASE:
-            erased = await self.admin.erase(request.user_id)
+            # everything the person did up to now is erased: the request's time, or the
+            # worker's clock when it is later (events may still sit in consumer lag)
+            at_ms = max(request.ts_ms, self.clock())
+            erased = await self.admin.erase(request.user_id, at_ms)
+            if self.on_erased is not None:
+                self.on_erased(request.user_id)
             audit: ErasureAudit | ExportAudit = erase_audit(
-                request, erased.deleted_keys, erased.timers_removed, self.clock()
+                request, erased.deleted_keys, erased.timers_removed, self.clock(), at_ms
             )
         else:
             found = await self.admin.export(request.user_id)

@@ -5,6 +5,7 @@ The order of effects makes the pipeline effectively-once with at-least-once cons
 1. Undecodable records become dead letters (original key and bytes, reason in headers).
 2. Each user's events are applied to the stored profile by the pure core, which skips
    events already applied (offset or event id), so a redelivered batch changes nothing.
+   Events dated at or before the user's erasure marker are dropped (counted, not applied).
    The newly applied events also update the user's policy state (offer feedback, channel
    engagement, cart timers). A user who objected to profiling gets no profile update at all.
 3. Changed users are ranked with one matrix product for the whole batch, plus, when a
@@ -59,7 +60,7 @@ from app.pipeline.config import PipelineConfig
 from app.pipeline.decisions import DecisionMaker
 from app.pipeline.isolation import process_isolating
 from app.pipeline.outbound import Outbound
-from app.pipeline.planning import Holdout, Plan, Planner, UserEvents
+from app.pipeline.planning import Holdout, Plan, Planner, UserEvents, after_erasure
 from app.pipeline.ranking import BatchRanking
 from app.pipeline.records import InboundRecord
 from app.pipeline.signals import BatchSignals, Exploration
@@ -124,6 +125,12 @@ class BatchProcessor:
     def forget_cached_users(self) -> None:
         """Drop the in-memory user cache (call on every rebalance)."""
         self._cache.clear()
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop one user from the in-memory cache (after an erase). Correctness does not
+        depend on it: a write decided against state read before the erasure fails its
+        compare-and-set on the erasure marker, whichever worker holds the state."""
+        self._cache.evict(user_id)
 
     async def process(self, records: Sequence[InboundRecord]) -> BatchStats:
         """Process ``records`` (in partition order); returns when all effects are durable."""
@@ -201,8 +208,17 @@ class BatchProcessor:
         clock = stats.timed("load", clock)
         plans: list[Plan] = []
         for user_id in user_ids:
+            state = states[user_id]
+            events = after_erasure(by_user[user_id], state.erased_at_ms)
+            if len(events) < len(by_user[user_id]):
+                # dated at or before the user's erasure: never applied, never dead-lettered
+                # (a dead letter would copy the erased person's data to another topic)
+                stats.before_erasure += len(by_user[user_id]) - len(events)
+                by_user[user_id] = events
+            if not events:
+                continue
             try:
-                plans.append(self._planner.plan(states[user_id], by_user[user_id], now))
+                plans.append(self._planner.plan(state, events, now))
             except Exception as exc:  # bad data for one user must not stop the stream
                 first = by_user[user_id][0][0]
                 log.exception(
@@ -242,6 +258,7 @@ class BatchProcessor:
                     consent=state.consent,
                     recent=plan.recent,
                     consent_tag=state.consent_tag,
+                    erased_at_ms=state.erased_at_ms,
                 )
             )
             _count(stats, plan)

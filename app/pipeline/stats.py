@@ -15,6 +15,8 @@ class BatchStats:
     duplicates: int = 0
     no_vector: int = 0
     dead_lettered: int = 0
+    before_erasure: int = 0
+    """Events dropped because they are dated at or before their user's erasure."""
     published: int = 0
     republished: int = 0
     conflicts: int = 0

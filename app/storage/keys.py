@@ -39,9 +39,15 @@ class UserKeys:
     """List: the newest decision records (JSON), newest first, capped."""
     consent: str
     """String: the user's current consent record (JSON, as on ``user-consent``); no TTL."""
+    erased: str
+    """String: the erasure marker (epoch ms of the user's latest erasure), with the marker
+    TTL. Outside the user's own key space (``<prefix>:erased:{u:<key_id>}``, so an erase
+    leaves nothing under ``<prefix>:{u:<key_id>}``) but in the same slot (same hash tag), so
+    the commit and consent scripts read it atomically. Not in :meth:`all`."""
 
     def all(self) -> tuple[str, ...]:
-        """Every key of the user, in the order the commit script expects them."""
+        """Every key of the user's own key space, in the order the commit script expects
+        them (the erasure marker, its eighth key, is not one of them)."""
         return (
             self.profile,
             self.offers,
@@ -55,7 +61,8 @@ class UserKeys:
 
 def user_keys(user_id: str, prefix: str = PREFIX, secret: bytes | None = None) -> UserKeys:
     """Keys of ``user_id`` under ``prefix`` (default ``nbo``); ``secret``: pseudonymise."""
-    tag = f"{prefix}:{{u:{pseudonymise(user_id, secret)}}}"
+    key_id = pseudonymise(user_id, secret)
+    tag = f"{prefix}:{{u:{key_id}}}"
     return UserKeys(
         profile=f"{tag}:profile",
         offers=f"{tag}:offers",
@@ -64,6 +71,7 @@ def user_keys(user_id: str, prefix: str = PREFIX, secret: bytes | None = None) -
         policy=f"{tag}:policy",
         decisions=f"{tag}:decisions",
         consent=f"{tag}:consent",
+        erased=f"{prefix}:erased:{{u:{key_id}}}",
     )
 
 

@@ -5,7 +5,8 @@ event times, policy state and decision log written with the profile, cart-timer 
 partition. ``available = False`` makes every call raise :class:`StoreUnavailable`, to test
 how the pipeline waits for a store that went away. :meth:`MemoryProfileStore.set_consent`
 does what the consent agent's script does (store the record, bump the version; an objection
-deletes the profile, offers and item sets).
+deletes the profile, offers and item sets); :meth:`MemoryProfileStore.erase` what the
+privacy agent's erase script does (keys gone, erasure marker set).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class MemoryProfileStore:
     ) -> None:
         self._users: dict[str, _Entry] = {}
         self._carts: dict[tuple[str, int], dict[str, int]] = {}
+        self._erased: dict[str, int] = {}
         self._recent_items = recent_items
         self._seen_cap = seen_cap
         self._purchased_cap = purchased_cap
@@ -64,9 +66,12 @@ class MemoryProfileStore:
 
     def _stored(self, user_id: str) -> StoredUser:
         entry = self._users.get(user_id)
+        erased = self._erased.get(user_id, 0)
         if entry is None:
-            return StoredUser(user_id, None)
-        return replace(entry.stored, recent=_newest(entry.seen, self._recent_items))
+            return StoredUser(user_id, None, erased_at_ms=erased)
+        return replace(
+            entry.stored, recent=_newest(entry.seen, self._recent_items), erased_at_ms=erased
+        )
 
     async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
         if not user_ids:
@@ -87,7 +92,11 @@ class MemoryProfileStore:
         for write in writes:
             entry = self._users.get(write.user_id)
             stored = self._stored(write.user_id)
-            if (stored.version, stored.consent_tag) != (write.expected_version, write.consent_tag):
+            if (stored.version, stored.consent_tag, stored.erased_at_ms) != (
+                write.expected_version,
+                write.consent_tag,
+                write.erased_at_ms,
+            ):
                 conflicts[write.user_id] = stored
                 continue
             seen = _capped(entry.seen if entry else {}, write.seen, self._seen_cap)
@@ -162,6 +171,15 @@ class MemoryProfileStore:
             consent_tag=consent_tag(record.to_json_bytes()),
         )
         self._users[record.user_id] = entry
+
+    def erase(self, user_id: str, at_ms: int) -> None:
+        """Erase ``user_id`` as the privacy agent's script does: every key of the user gone
+        (the version with them), the cart-index entries removed, the erasure marker set to
+        ``at_ms`` (a later marker is kept)."""
+        self._users.pop(user_id, None)
+        for index in self._carts.values():
+            index.pop(user_id, None)
+        self._erased[user_id] = max(self._erased.get(user_id, 0), at_ms)
 
     def expire(self, user_id: str) -> None:
         """Let every key of ``user_id`` but the consent expire, as their TTL does in Redis:

@@ -17,6 +17,11 @@ from app.storage.profile_codec import decode_profile
 from app.storage.user_admin import UserAdminConfig, parse_json
 
 
+def _marker_ms(raw: bytes | None) -> int:
+    """An erasure marker's epoch ms (0: none)."""
+    return int(raw) if raw else 0
+
+
 class MemoryUserAdmin:
     """Consent, erasure and export over a dict keyspace (see module doc)."""
 
@@ -39,6 +44,8 @@ class MemoryUserAdmin:
             raise ValueError("the consent record is of another user")
         keys = self.config.keys(user_id)
         if record is not None:
+            if record.ts_ms <= _marker_ms(self.keyspace.get(keys.erased)):
+                return False  # dated at or before the user's erasure
             stored = parse_json(self.keyspace.get(keys.consent))
             if isinstance(stored, dict):
                 stored_ts = stored.get("ts")
@@ -51,6 +58,8 @@ class MemoryUserAdmin:
             self.keyspace[keys.consent] = record.to_json_bytes()
         else:
             self.keyspace.pop(keys.consent, None)
+        if record is None and keys.profile not in self.keyspace:
+            return True  # a tombstone without a profile creates no key
         profile: dict[bytes, bytes] = self.keyspace.get(keys.profile, {})
         version = int(profile.get(b"ver", b"0")) + 1
         if record is not None and record.objection:
@@ -61,12 +70,14 @@ class MemoryUserAdmin:
         self.keyspace[keys.profile] = profile
         return True
 
-    async def erase(self, user_id: str) -> EraseResult:
-        """Delete the user's keys and cart-index entries; counts as Redis would."""
+    async def erase(self, user_id: str, at_ms: int) -> EraseResult:
+        """Delete the user's keys and cart-index entries, and set the erasure marker (the
+        later of the stored one and ``at_ms``); counts as Redis would."""
         self._check()
-        deleted = sum(
-            self.keyspace.pop(key, None) is not None for key in self.config.keys(user_id).all()
-        )
+        keys = self.config.keys(user_id)
+        deleted = sum(self.keyspace.pop(key, None) is not None for key in keys.all())
+        marker = max(_marker_ms(self.keyspace.get(keys.erased)), at_ms)
+        self.keyspace[keys.erased] = str(marker).encode()
         key_id = self.config.key_id(user_id)
         removed = 0
         for index in self.config.cart_indexes():

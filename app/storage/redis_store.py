@@ -1,8 +1,9 @@
 """Redis adapter of :class:`app.ports.ProfileStore`: one pipelined round trip per call.
 
-``load`` reads every user's profile hash, offers, purchased set, policy state, consent and
-newest ``recent_items`` seen items (``ZREVRANGE``) in one pipeline; ``commit`` runs one Lua
-script per user (``commit.lua``: compare-and-set on the profile's ``ver`` field, then profile,
+``load`` reads every user's erasure marker, profile hash, offers, purchased set, policy
+state, consent and newest ``recent_items`` seen items (``ZREVRANGE``) in one pipeline;
+``commit`` runs one Lua script per user (``commit.lua``: compare-and-set on the profile's
+``ver`` field, the consent and the erasure marker, then profile,
 offers, recent-item sets, policy state and decision log written atomically, every key's TTL
 refreshed) in one pipeline, together with the cart-timer index updates; a failed
 compare-and-set returns the stored state (with the recent items). The script is loaded once
@@ -61,6 +62,17 @@ class RedisStoreConfig:
     recent_items: int = 20
 
 
+def _marker_ms(raw: Any) -> int:
+    """An erasure marker's value (epoch ms), 0 for none; a value that is not a number
+    counts as 0, as the commit script's ``tonumber`` does."""
+    if not raw:
+        return 0
+    try:
+        return int(float(bytes(raw) if not isinstance(raw, str) else raw))
+    except ValueError:
+        return 0
+
+
 def _commit_script() -> str:
     return resources.files("app.storage").joinpath("commit.lua").read_text(encoding="utf-8")
 
@@ -80,6 +92,11 @@ class RedisProfileStore:
         """The Redis keys of ``user_id`` (pseudonymised when a secret is configured)."""
         return user_keys(user_id, self._config.prefix, self._config.secret)
 
+    def _commit_keys(self, user_id: str) -> tuple[str, ...]:
+        """The KEYS of ``commit.lua``: the user's keys, then the erasure marker."""
+        keys = self.keys(user_id)
+        return (*keys.all(), keys.erased)
+
     async def load(self, user_ids: Sequence[str]) -> dict[str, StoredUser]:
         """One pipeline: profile, offers, purchased, policy, consent and recent items of each
         user."""
@@ -93,10 +110,11 @@ class RedisProfileStore:
     ) -> list[StoredUser]:
         self.round_trips += 1
         recent_n = self._config.recent_items
-        width = 6 if recent_n > 0 else 5
+        width = 7 if recent_n > 0 else 6
         with unavailable_raises("while loading"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for keys in all_keys:
+                    pipe.get(keys.erased)
                     pipe.hgetall(keys.profile)
                     pipe.get(keys.offers)
                     pipe.zrange(keys.purchased, 0, -1)
@@ -106,7 +124,9 @@ class RedisProfileStore:
                         pipe.zrevrange(keys.seen, 0, recent_n - 1)
                 replies: list[Any] = await pipe.execute()
         return [
-            self._stored(user_id, *replies[width * i : width * (i + 1)])
+            self._stored(
+                user_id, *replies[width * i + 1 : width * (i + 1)], erased=replies[width * i]
+            )
             for i, user_id in enumerate(user_ids)
         ]
 
@@ -119,6 +139,8 @@ class RedisProfileStore:
         policy: Any,
         consent: Any,
         recent: Sequence[bytes] = (),
+        *,
+        erased: Any = None,
     ) -> StoredUser:
         if isinstance(raw_profile, list):  # a flat HGETALL reply from inside Lua
             raw_profile = dict(zip(raw_profile[::2], raw_profile[1::2], strict=True))
@@ -133,6 +155,7 @@ class RedisProfileStore:
             consent=ConsentRecord.model_validate_json(consent) if consent else None,
             consent_tag=consent_tag(bytes(consent) if consent else None),
             recent=tuple(bytes(r).decode() for r in recent),
+            erased_at_ms=_marker_ms(erased),
         )
 
     async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
@@ -140,7 +163,7 @@ class RedisProfileStore:
         if not writes:
             return WriteOutcome({}, {})
         cfg = self._config
-        calls = [(self.keys(w.user_id).all(), self._args(w)) for w in writes]
+        calls = [(self._commit_keys(w.user_id), self._args(w)) for w in writes]
         index = [
             (cart_due_key(d.topic, d.partition, cfg.prefix), d.due_ms, self.keys(w.user_id))
             for w in writes
@@ -165,7 +188,9 @@ class RedisProfileStore:
             if int(reply[0]) == 1:
                 versions[write.user_id] = int(reply[1])
             else:
-                conflicts[write.user_id] = self._stored(write.user_id, *reply[2:8])
+                conflicts[write.user_id] = self._stored(
+                    write.user_id, *reply[2:8], erased=reply[8] if len(reply) > 8 else None
+                )
         return WriteOutcome(versions, conflicts)
 
     async def _call_commit(
@@ -207,6 +232,7 @@ class RedisProfileStore:
             cfg.decisions_cap,
             max(cfg.recent_items, 0),
             write.consent_tag,
+            write.erased_at_ms,
             len(fields),
         ]
         for name, value in fields:

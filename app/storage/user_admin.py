@@ -1,13 +1,17 @@
 """Redis adapter of :class:`app.ports.UserAdmin`: consent, erasure and export of one user.
 
-* ``apply_consent``: one call of ``consent.lua`` over the user's keys (one hash tag, so one
-  slot of a Redis Cluster): the newer-``ts`` check, the consent write or delete, the ``ver``
-  bump and, on objection, the deletion of profile, offers, seen and purchased happen
-  atomically. The script is loaded once (``SCRIPT LOAD``, on every primary of a cluster) and
-  called with ``EVALSHA``; after ``NOSCRIPT`` (restart, failover, ``SCRIPT FLUSH``) it is
-  loaded again and the call repeated once.
-* ``erase``: one ``DEL`` of every key of the user (they share a slot), then ``ZREM`` of the
-  user's key id from the cart-timer index of every partition of the user-events topic
+* ``apply_consent``: one call of ``consent.lua`` over the user's keys and erasure marker (one
+  hash tag, so one slot of a Redis Cluster): the erasure and newer-``ts`` checks, the
+  consent write or delete, the ``ver`` bump and, on objection, the deletion of profile,
+  offers, seen and purchased happen atomically.
+
+Scripts are loaded once (``SCRIPT LOAD``, on every primary of a cluster) and called with
+``EVALSHA``; after ``NOSCRIPT`` (restart, failover, ``SCRIPT FLUSH``) a script is loaded
+again and the call repeated once (:class:`~app.storage.lua_script.LuaScript`).
+* ``erase``: one call of ``erase.lua`` over the user's keys and erasure marker (same slot):
+  every key deleted and the marker ``<prefix>:erased:{u:<key_id>}`` set to the erasure time
+  with :attr:`UserAdminConfig.erasure_ttl_s`, atomically; then ``ZREM`` of the user's key id
+  from the cart-timer index of every partition of the user-events topic
   (:attr:`UserAdminConfig.cart_partitions`, which must be the topic's partition count:
   ``NBO_USER_EVENTS_PARTITIONS``, as the deployment checks assert). The index keys live in
   other slots, so that part is a pipeline (split per node on a cluster), not atomic; an
@@ -22,22 +26,21 @@ configured prefix and pseudonym secret.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
+from app.core.defaults import ERASURE_TTL_S
 from app.core.pseudonym import pseudonymise
 from app.policy.consent import ConsentRecord
-from app.ports import EraseResult, StoreUnavailable, UserExport
+from app.ports import EraseResult, UserExport
+from app.settings import Settings, pseudonym_secret
 from app.storage.keys import PREFIX, UserKeys, cart_due_key, user_keys
-from app.storage.lua_script import unavailable_raises
+from app.storage.lua_script import LuaScript, unavailable_raises
 from app.storage.profile_codec import decode_profile
 
 
@@ -49,7 +52,7 @@ class UserAdminConfig:
     none (default 30 days, ``NBO_USER_TTL_S``). ``prefix``: key prefix (default ``nbo``).
     ``secret``: pseudonymisation secret (``None``: raw user ids in keys). ``cart_topic`` /
     ``cart_partitions``: the user-events topic and its partition count, whose cart-timer
-    indexes an erase cleans (defaults ``user-events`` / 12).
+    indexes an erase cleans (defaults ``user-events`` / 12). ``erasure_ttl_s``: see below.
     """
 
     dim: int = 64
@@ -58,6 +61,9 @@ class UserAdminConfig:
     secret: bytes | None = None
     cart_topic: str = "user-events"
     cart_partitions: int = 12
+    erasure_ttl_s: int = ERASURE_TTL_S
+    """TTL of an erasure marker (``NBO_ERASURE_TTL_S``): at least the retention of every
+    topic a worker may still read the user's records from."""
 
     def keys(self, user_id: str) -> UserKeys:
         """The keys of ``user_id``."""
@@ -72,9 +78,32 @@ class UserAdminConfig:
         return [cart_due_key(self.cart_topic, p, self.prefix) for p in range(self.cart_partitions)]
 
 
+def user_admin_config(settings: Settings) -> UserAdminConfig:
+    """The user-admin configuration of ``settings``.
+
+    The cart-timer indexes an erase cleans are those of the ``NBO_USER_EVENTS_PARTITIONS``
+    partitions of the user-events topic: that setting must equal the topic's partition count
+    (it sizes the consumer, and the deployment checks assert it).
+    """
+    return UserAdminConfig(
+        dim=settings.vector_dim,
+        ttl_s=settings.user_ttl_s,
+        prefix=settings.redis_prefix,
+        secret=pseudonym_secret(settings),
+        cart_topic=settings.topic_user_events,
+        cart_partitions=settings.user_events_partitions,
+        erasure_ttl_s=settings.erasure_ttl_s,
+    )
+
+
 def consent_script_keys(keys: UserKeys) -> tuple[str, ...]:
     """The KEYS of ``consent.lua``, in its order."""
-    return (keys.profile, keys.offers, keys.seen, keys.purchased, keys.consent)
+    return (keys.profile, keys.offers, keys.seen, keys.purchased, keys.consent, keys.erased)
+
+
+def erase_script_keys(keys: UserKeys) -> tuple[str, ...]:
+    """The KEYS of ``erase.lua``, in its order."""
+    return (*keys.all(), keys.erased)
 
 
 def consent_script_args(record: ConsentRecord | None, ttl_s: int) -> list[bytes | int | str]:
@@ -97,45 +126,35 @@ def parse_json(raw: bytes | str | None) -> object:
     return parsed
 
 
-def _consent_script() -> str:
-    return resources.files("app.storage").joinpath("consent.lua").read_text(encoding="utf-8")
-
-
 class RedisUserAdmin:
     """Consent, erasure and export of users in Redis (see module doc)."""
 
     def __init__(self, client: aioredis.Redis | RedisCluster, config: UserAdminConfig) -> None:
         self._client = client
         self._config = config
-        self._script = _consent_script()
-        self._sha = hashlib.sha1(self._script.encode()).hexdigest()
-        self._script_loaded = False
+        self._consent = LuaScript("consent.lua")
+        self._erase = LuaScript("erase.lua")
 
     async def apply_consent(self, user_id: str, record: ConsentRecord | None) -> bool:
-        """Run ``consent.lua`` once (see module doc); ``False``: a newer record is stored."""
+        """Run ``consent.lua`` once (see module doc); ``False``: a newer record is stored, or
+        the record is dated at or before the user's erasure."""
         if record is not None and record.user_id != user_id:
             raise ValueError("the consent record is of another user")
         keys = consent_script_keys(self._config.keys(user_id))
         args = consent_script_args(record, self._config.ttl_s)
-        for attempt in (1, 2):
-            try:
-                with unavailable_raises("while applying consent"):
-                    if not self._script_loaded:
-                        await self._client.script_load(self._script)
-                        self._script_loaded = True
-                    reply = await self._client.evalsha(self._sha, len(keys), *keys, *args)
-                    return int(reply) == 1
-            except NoScriptError:
-                self._script_loaded = False
-                if attempt == 2:
-                    raise StoreUnavailable("Redis keeps losing the consent script") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        replies, _ = await self._consent.run_idempotent(self._client, [(keys, args)])
+        return int(replies[0]) == 1
 
-    async def erase(self, user_id: str) -> EraseResult:
-        """One DEL of the user's keys, then ZREM from every cart-timer index."""
+    async def erase(self, user_id: str, at_ms: int) -> EraseResult:
+        """``erase.lua`` (keys deleted, marker set to ``at_ms``), then ZREM from every
+        cart-timer index."""
         cfg = self._config
+        keys = erase_script_keys(cfg.keys(user_id))
+        replies, _ = await self._erase.run_idempotent(
+            self._client, [(keys, [at_ms, cfg.erasure_ttl_s])]
+        )
+        deleted = int(replies[0])
         with unavailable_raises("while erasing"):
-            deleted = int(await self._client.delete(*cfg.keys(user_id).all()))
             indexes = cfg.cart_indexes()
             removed: list[Any] = []
             if indexes:

@@ -13,7 +13,6 @@ from agents.consent import AGENT_NAME as CONSENT_AGENT
 from agents.consent import register_consent_agent
 from agents.privacy import AGENT_NAME as PRIVACY_AGENT
 from agents.privacy import register_privacy_agent
-from agents.user_admin import user_admin_config
 from agents.worker import Worker
 from app.core.catalog_records import Offer
 from app.core.dead_letters import HEADER_ERROR_CLASS, HEADER_ORIGINAL_TOPIC
@@ -22,6 +21,7 @@ from app.core.vectors import hash_tags
 from app.settings import Settings
 from app.storage.memory_user_admin import MemoryUserAdmin
 from app.storage.profile_codec import profile_fields
+from app.storage.user_admin import user_admin_config
 from tests.agents.test_event_agent import eventually
 from tests.pipeline.test_processor import RecordingPublisher
 
@@ -106,7 +106,8 @@ async def test_consent_records_and_tombstones_apply_and_bad_ones_are_dead_letter
     u1, u2 = admin.config.keys("u1"), admin.config.keys("u2")
     assert admin.keyspace[u1.profile] == {b"ver": b"4"}  # objection: only the bumped version
     assert u1.offers not in admin.keyspace
-    assert u2.consent not in admin.keyspace and admin.keyspace[u2.profile] == {b"ver": b"1"}
+    # a tombstone for a user without a profile creates no key
+    assert u2.consent not in admin.keyspace and u2.profile not in admin.keyspace
     assert admin.config.keys("u3").consent not in admin.keyspace
 
 
@@ -141,7 +142,11 @@ async def test_an_erase_request_deletes_the_user_and_is_audited_with_counts(
     assert audit.key == b"u1"
     assert (body["kind"], body["status"], body["request_id"]) == ("erase", "completed", "r1")
     assert (body["deleted_keys"], body["timers_removed"]) == (2, 1)
-    assert not [k for k in admin.keyspace if "{u:u1}" in k]
+    assert not [k for k in admin.keyspace if k.startswith("nbo:{u:u1}")]
+    # the marker, outside the user's key space, holds the erasure time the audit reports
+    assert [k for k in admin.keyspace if "{u:u1}" in k] == ["nbo:erased:{u:u1}"]
+    assert admin.keyspace["nbo:erased:{u:u1}"] == str(body["erased_at"]).encode()
+    assert body["erased_at"] >= body["requested_at"]
     assert admin.config.keys("u2").profile in admin.keyspace
     (dead,) = publisher.on(built.settings.topic_dead_letters)
     assert dict(dead.headers)[HEADER_ERROR_CLASS] == b"SchemaViolation"

@@ -84,8 +84,10 @@ def test_a_valid_key_is_the_user_id() -> None:
     assert key_user_id(b"alice@example.com") == "alice@example.com"
 
 
-def test_the_erase_audit_record_reports_counts_and_both_times() -> None:
-    audit = json.loads(erase_audit(request(), 5, 2, completed_at_ms=2_000).to_json_bytes())
+def test_the_erase_audit_record_reports_counts_and_the_three_times() -> None:
+    audit = json.loads(
+        erase_audit(request(), 5, 2, completed_at_ms=2_000, erased_at_ms=1_500).to_json_bytes()
+    )
     assert audit == {
         "schema_version": 1,
         "request_id": "r-1",
@@ -94,6 +96,7 @@ def test_the_erase_audit_record_reports_counts_and_both_times() -> None:
         "status": "completed",
         "deleted_keys": 5,
         "timers_removed": 2,
+        "erased_at": 1_500,
         "requested_at": 1_000,
         "completed_at": 2_000,
     }
@@ -101,7 +104,7 @@ def test_the_erase_audit_record_reports_counts_and_both_times() -> None:
 
 def test_negative_counts_cannot_be_reported() -> None:
     with pytest.raises(ValueError):
-        erase_audit(request(), -1, 0, completed_at_ms=2_000)
+        erase_audit(request(), -1, 0, completed_at_ms=2_000, erased_at_ms=2_000)
 
 
 def test_the_export_audit_record_carries_the_profile_and_every_stored_part() -> None:

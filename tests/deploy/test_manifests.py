@@ -186,6 +186,24 @@ def test_the_worker_is_told_the_partition_count_of_the_user_events_topic(
     assert int(config(overlay)["NBO_USER_EVENTS_PARTITIONS"]) == partitions
 
 
+def test_erasure_markers_outlive_every_topic_the_workers_read_a_persons_records_from(
+    overlay: list[Doc],
+) -> None:
+    from app.settings import Settings
+
+    configured = config(overlay).get("NBO_ERASURE_TTL_S")
+    default = Settings.model_fields["erasure_ttl_s"].default
+    ttl_ms = 1000 * int(configured or default)
+    read = {"user-events", "privacy-requests"}
+    retention = {
+        doc["spec"]["topicName"]: int(doc["spec"]["config"]["retention.ms"])
+        for doc in overlay
+        if doc["kind"] == "KafkaTopic" and doc["spec"].get("topicName") in read
+    }
+    assert set(retention) == read
+    assert ttl_ms >= max(retention.values())
+
+
 def test_keda_measures_the_lag_of_the_workers_consumer_group_on_user_events(
     overlay: list[Doc],
 ) -> None:

@@ -220,7 +220,7 @@ async def test_the_worker_user_applies_consent_exports_and_erases(
             )
             assert await user_admin.apply_consent("acl-dave", record)
         assert (await user_admin.export("acl-dave")).consent is not None
-        assert (await user_admin.erase("acl-dave")).deleted_keys == 2  # profile, consent
+        assert (await user_admin.erase("acl-dave", 10**12)).deleted_keys == 2  # profile, consent
         assert await admin.acl_log() == []
     finally:
         await client.aclose()

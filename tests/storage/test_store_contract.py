@@ -239,3 +239,34 @@ async def test_a_write_decided_without_the_stored_consent_is_a_conflict_that_ret
         [UserWrite("u1", loaded.version, None, consent_tag=loaded.consent_tag)]
     )
     assert list(informed.versions) == ["u1"]
+
+
+async def erase(store: ProfileStore, user_id: str, at_ms: int) -> None:
+    """Erase ``user_id`` as the privacy agent would (its own script is another contract)."""
+    if isinstance(store, MemoryProfileStore):
+        store.erase(user_id, at_ms)
+        return
+    assert isinstance(store, RedisProfileStore)
+    client = store._client
+    keys = store.keys(user_id)
+    await client.delete(*keys.all())
+    await client.set(keys.erased, str(at_ms))
+
+
+async def test_a_write_decided_before_an_erasure_is_a_conflict_that_returns_the_marker(
+    store: ProfileStore,
+) -> None:
+    await store.commit([UserWrite("u1", 0, profile(3))])
+    stale = (await store.load(["u1"]))["u1"]
+    assert (stale.version, stale.erased_at_ms) == (1, 0)
+    await erase(store, "u1", 50_000)
+    await store.commit([UserWrite("u1", 0, profile(1), erased_at_ms=50_000)])  # after it
+    assert (await store.load(["u1"]))["u1"].version == 1  # the version the stale state has
+
+    late = await store.commit([UserWrite("u1", stale.version, profile(4))])
+
+    assert late.versions == {} and list(late.conflicts) == ["u1"]
+    returned = late.conflicts["u1"]
+    assert returned.erased_at_ms == 50_000 and returned.profile == profile(1)
+    loaded = (await store.load(["u1"]))["u1"]
+    assert (loaded.erased_at_ms, loaded.profile) == (50_000, profile(1))

@@ -25,6 +25,7 @@ from tests.support.redis_cluster import redis_cluster
 DIM = 8
 TTL_S = 3_600
 USER = "alice@example.com"
+ERASED_AT = 50_000
 
 
 def profile() -> Profile:
@@ -252,10 +253,12 @@ async def test_erase_leaves_no_key_of_the_user_and_no_cart_timer_entry(backend: 
     await seed_everything(backend)
     await seed_everything(backend, "bob")
 
-    erased = await backend.admin.erase(USER)
+    erased = await backend.admin.erase(USER, ERASED_AT)
 
     assert (erased.deleted_keys, erased.timers_removed) == (7, 2)
-    assert await backend.keys(f"*{{u:{USER}}}*") == set()
+    assert await backend.keys(f"{backend.config.prefix}:{{u:{USER}}}*") == set()
+    # what is left is the marker, outside the user's key space
+    assert await backend.keys(f"*{{u:{USER}}}*") == {backend.config.keys(USER).erased}
     for p in range(3):
         index = cart_due_key("ev", p, backend.config.prefix)
         members = await backend.keys(index)
@@ -264,8 +267,40 @@ async def test_erase_leaves_no_key_of_the_user_and_no_cart_timer_entry(backend: 
         else:  # bob's entry is still there
             assert members == {index}
     assert (await backend.admin.export("bob")).profile == profile()
-    again = await backend.admin.erase(USER)
+    again = await backend.admin.erase(USER, ERASED_AT)
     assert (again.deleted_keys, again.timers_removed) == (0, 0)
+
+
+async def test_the_erasure_marker_keeps_the_later_time(backend: Backend) -> None:
+    marker = backend.config.keys(USER).erased
+
+    await backend.admin.erase(USER, ERASED_AT)
+    assert await backend.get(marker) == str(ERASED_AT).encode()
+    await backend.admin.erase(USER, ERASED_AT - 1)  # a late retry of an older request
+    assert await backend.get(marker) == str(ERASED_AT).encode()
+    await backend.admin.erase(USER, ERASED_AT + 1)
+    assert await backend.get(marker) == str(ERASED_AT + 1).encode()
+
+
+async def test_a_consent_record_from_before_the_erasure_is_ignored(backend: Backend) -> None:
+    await seed_everything(backend)
+    await backend.admin.erase(USER, ERASED_AT)
+
+    # a replay of the compacted consent topic: dated before the erasure, at it, after it
+    assert await backend.admin.apply_consent(USER, consent(ERASED_AT - 1)) is False
+    assert await backend.admin.apply_consent(USER, consent(ERASED_AT)) is False
+    assert await backend.keys(f"{backend.config.prefix}:{{u:{USER}}}*") == set()
+    assert await backend.admin.apply_consent(USER, consent(ERASED_AT + 1)) is True
+    stored = await backend.get(backend.config.keys(USER).consent)
+    assert stored is not None and decode_consent(stored).ts_ms == ERASED_AT + 1
+
+
+async def test_a_tombstone_after_an_erasure_leaves_no_key(backend: Backend) -> None:
+    await seed_everything(backend)
+    await backend.admin.erase(USER, ERASED_AT)
+
+    assert await backend.admin.apply_consent(USER, None) is True
+    assert await backend.keys(f"{backend.config.prefix}:{{u:{USER}}}*") == set()
 
 
 async def test_export_returns_what_was_stored(backend: Backend) -> None:
@@ -299,8 +334,9 @@ async def test_pseudonymised_keys_never_contain_the_user_id(backend: Backend) ->
     assert len(every_key) == 9  # 7 user keys and 2 cart-timer indexes
     assert not [k for k in every_key if "alice" in k]
     assert (await hidden.admin.export(USER)).profile == profile()
-    assert (await hidden.admin.erase(USER)).deleted_keys == 7
-    assert (await hidden.admin.erase(USER)).timers_removed == 0
+    assert (await hidden.admin.erase(USER, ERASED_AT)).deleted_keys == 7
+    assert (await hidden.admin.erase(USER, ERASED_AT)).timers_removed == 0
+    assert not [k for k in await hidden.keys(f"{hidden.config.prefix}:*") if "alice" in k]
     assert await hidden.keys(f"{hidden.config.prefix}:{{u:*") == set()
 
 

@@ -39,14 +39,19 @@ async def produce_markers(
 
 
 async def markers_applied(
-    client: aioredis.Redis, users: list[str], timeout_s: float = 90.0, prefix: str = "nbo"
+    client: aioredis.Redis,
+    users: list[str],
+    timeout_s: float = 90.0,
+    prefix: str = "nbo",
+    secret: bytes | None = None,
 ) -> bool:
-    """Wait until every marker user has a profile in Redis (``False`` on time-out)."""
+    """Wait until every marker user has a profile in Redis (``False`` on time-out);
+    ``secret``: the worker's pseudonym secret, if any."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         async with client.pipeline(transaction=False) as pipe:
             for user in users:
-                pipe.hget(user_keys(user, prefix).profile, "n_events")
+                pipe.hget(user_keys(user, prefix, secret).profile, "n_events")
             values = await pipe.execute()
         if all(v is not None and int(v) >= 1 for v in values):
             return True
