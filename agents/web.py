@@ -18,6 +18,7 @@ import numpy as np
 from prometheus_client import generate_latest
 
 from app.core.fields import USER_ID_PATTERN
+from app.core.messages import addressed
 from app.core.reasons import strongest_tags
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def register_views(worker: Worker) -> None:
         state = (await worker.store.load([user_id]))[user_id]
         if state.offers_json is None:
             return self.json({"error": "no offers for this user", "user_id": user_id}, status=404)
-        return self.bytes(state.offers_json, content_type="application/json")
+        # the stored copy names the user's pseudonym when ids are pseudonymised
+        return self.bytes(addressed(state.offers_json, user_id), content_type="application/json")
 
     async def user_profile(self: Any, request: Any, user_id: str) -> Any:
         invalid = bad_user(self, user_id)

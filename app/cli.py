@@ -363,9 +363,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
         "\nreplay cannot bring them back. Run it with the workers paused.",
         "nbo erasures restore",
     )
-    erasures_sub = erasures.add_subparsers(
-        dest="erasures_command", required=True, metavar="ACTION"
-    )
+    erasures_sub = erasures.add_subparsers(dest="erasures_command", required=True, metavar="ACTION")
     restore = erasures_sub.add_parser(
         "restore", help="write the markers of every erasure still within NBO_ERASURE_TTL_S"
     )

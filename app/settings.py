@@ -231,8 +231,9 @@ class Settings(BaseSettings):
     )
     pseudonym_secret: SecretStr | None = Field(
         default=None,
-        description="When set, user ids in Redis keys and decision records are replaced "
-        "by HMAC-SHA256(secret, user_id).",
+        description="When set, no user id is stored in clear: keys, stored values and "
+        "decision records use HMAC-SHA256(secret, user_id), message and decision ids derive "
+        "from it, and a pending cart timer's id is sealed (AES-SIV).",
     )
 
     ann_min_offers: int = Field(

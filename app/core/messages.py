@@ -18,9 +18,12 @@ DEFAULT_TTL_MS = 86_400_000
 """Default lifetime of a next-best-offer message, ms (24 h)."""
 
 
-def message_id(user_id: str, event_id: str) -> str:
-    """``uuid5(MESSAGE_ID_NAMESPACE, f"{user_id}\\x1f{event_id}")``: a replay gives the same id."""
-    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{user_id}\x1f{event_id}"))
+def message_id(subject: str, event_id: str) -> str:
+    """``uuid5(MESSAGE_ID_NAMESPACE, f"{subject}\\x1f{event_id}")``: a replay gives the same id.
+    ``subject`` is the user id, or its pseudonym when ids are pseudonymised
+    (:func:`app.core.pseudonym.pseudonymise`), so the id cannot be recomputed from a guessed
+    user id without the secret."""
+    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{subject}\x1f{event_id}"))
 
 
 class RankedOffer(BaseModel):
@@ -96,11 +99,13 @@ def message_for(
     dim: int,
     ttl_ms: int = DEFAULT_TTL_MS,
     group: str = "personalised",
+    subject: str | None = None,
 ) -> NextBestOffer:
     """The message sending ``offers`` (best first, ranks 1..n) on ``channel``, as decided by
-    the contact policy. ``message_id`` derives from the user and the trigger's id."""
+    the contact policy. ``message_id`` derives from ``subject`` (the user's pseudonym; the
+    user id when ``None``) and the trigger's id."""
     return NextBestOffer(
-        message_id=message_id(user_id, trigger.event_id),
+        message_id=message_id(subject or user_id, trigger.event_id),
         user_id=user_id,
         channel=channel,
         offers=tuple(
@@ -119,3 +124,21 @@ def message_for(
         model=ModelInfo(vector_dim=dim, version=model_version),
         group=group,
     )
+
+
+def stored_form(message: NextBestOffer, subject: str) -> bytes:
+    """The message as kept in Redis: addressed to ``subject`` (the user's pseudonym) instead
+    of the user id, so no stored value holds the id in clear; the message itself when they
+    are the same (ids not pseudonymised)."""
+    if subject == message.user_id:
+        return message.to_json_bytes()
+    return message.model_copy(update={"user_id": subject}).to_json_bytes()
+
+
+def addressed(stored: bytes, user_id: str) -> bytes:
+    """A stored message (:func:`stored_form`) addressed to ``user_id`` again, byte for byte
+    as it was published."""
+    message = NextBestOffer.model_validate_json(stored)
+    if message.user_id == user_id:
+        return stored
+    return message.model_copy(update={"user_id": user_id}).to_json_bytes()

@@ -125,7 +125,7 @@ class CartTimers:
             _, stored_trigger = stored_offers(state.offers_json)
             if state.offers_json and fired and stored_trigger == fired[-1]:
                 # fired and committed, but the publish may not have happened: again
-                outbound.append(self._outbound.offer(state.user_id, state.offers_json))
+                outbound.append(self._outbound.republish(state.user_id, state.offers_json))
             done.setdefault(partition, []).append(key_id)
 
         writes, outcomes = self._decisions(firing, topic, now)
@@ -140,7 +140,7 @@ class CartTimers:
                     state,
                     version=result.versions[state.user_id],
                     policy=UserPolicyState.from_json(write.policy_json or b"{}"),
-                    offers_json=outcome.offers_json or state.offers_json,
+                    offers_json=outcome.stored_json or state.offers_json,
                 )
             )
             if outcome.offers_json is not None:
@@ -198,7 +198,7 @@ class CartTimers:
                     user_id=state.user_id,
                     expected_version=state.version,
                     profile=None,
-                    offers_json=outcome.offers_json,
+                    offers_json=outcome.stored_json,
                     policy_json=policy.to_json(),
                     decisions=[outcome.record],
                     cart_due=None if later is None else CartDue(topic, partition, later),

@@ -19,7 +19,7 @@ import pydantic_core
 
 from app.core.catalog import Catalogue
 from app.core.enums import Channel
-from app.core.messages import Trigger, message_for, message_id
+from app.core.messages import Trigger, message_for, message_id, stored_form
 from app.core.pseudonym import pseudonymise
 from app.core.reasons import Because, cart_reason
 from app.core.scoring import ScoredOffer, unit_user, with_reasons
@@ -35,7 +35,9 @@ class Outcome:
 
     ``offers_json``: the message (bytes, as published) when sent, else ``None``.
     ``channel``: the message's channel. ``record``: the ``nbo-decisions`` record (JSON
-    bytes). ``state``: the user's policy state after the decision.
+    bytes). ``state``: the user's policy state after the decision. ``stored_json``: the
+    message as kept in Redis (:func:`app.core.messages.stored_form`: addressed to the user's
+    pseudonym when ids are pseudonymised, else the same bytes as ``offers_json``).
     """
 
     decision: Decision
@@ -43,6 +45,7 @@ class Outcome:
     channel: Channel | None
     record: bytes
     state: UserPolicyState
+    stored_json: bytes | None = None
 
 
 class DecisionMaker:
@@ -90,7 +93,9 @@ class DecisionMaker:
             tz_hint=tz_hint,
         )
         offers_json: bytes | None = None
+        stored_json: bytes | None = None
         sent_id: str | None = None
+        subject = pseudonymise(user_id, cfg.pseudonym_secret)
         reasons: list[str] = []
         if decision.sent and decision.channel is not None:
             catalogue = self._catalogue
@@ -119,13 +124,13 @@ class DecisionMaker:
                 dim=self._catalogue.dim,
                 ttl_ms=cfg.offer_ttl_ms,
                 group=group,
+                subject=subject,
             )
             offers_json, sent_id = message.to_json_bytes(), message.message_id
+            stored_json = stored_form(message, subject) if subject != user_id else offers_json
             state = record_decision(state, decision, policy)
-        record = decision.to_record(
-            pseudonymise(user_id, cfg.pseudonym_secret), trigger.event_id, trigger.type, group
-        )
-        record["decision_id"] = message_id(user_id, f"decision\x1f{trigger.event_id}")
+        record = decision.to_record(subject, trigger.event_id, trigger.type, group)
+        record["decision_id"] = message_id(subject, f"decision\x1f{trigger.event_id}")
         if sent_id is not None:
             record["message_id"] = sent_id
         for offer, reason in zip(record["offers"], reasons, strict=False):
@@ -136,6 +141,7 @@ class DecisionMaker:
             decision.channel if offers_json is not None else None,
             pydantic_core.to_json(record),  # compact UTF-8 JSON, serialised in Rust
             state,
+            stored_json,
         )
 
 

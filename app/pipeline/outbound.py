@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 from app.core.dead_letters import dead_letter_headers
+from app.core.messages import addressed
 from app.core.pseudonym import pseudonymise
 from app.pipeline.config import PipelineConfig
 from app.pipeline.records import InboundRecord
@@ -61,6 +62,13 @@ class Outbound:
             value=offers_json,
             headers=((CHANNEL_HEADER, channel.encode()),),
         )
+
+    def republish(self, user_id: str, stored_json: bytes) -> OutboundRecord:
+        """:meth:`offer` of a message as stored in Redis, addressed to ``user_id`` again (the
+        stored copy names the user's pseudonym when ids are pseudonymised)."""
+        if self.pseudonym_secret:
+            return self.offer(user_id, addressed(stored_json, user_id))
+        return self.offer(user_id, stored_json)
 
     def decision(self, user_id: str, record: bytes) -> OutboundRecord:
         """A decision record keyed by the (pseudonymised) user."""

@@ -25,6 +25,7 @@ from app.core.events import UserEvent
 from app.core.holdout import CONTROL, PERSONALISED, group_of
 from app.core.messages import Trigger
 from app.core.profile import ApplyResult, PendingEvent, Profile, apply_events
+from app.core.pseudonym import seal
 from app.core.weights import event_weight
 from app.pipeline.config import PipelineConfig
 from app.pipeline.decisions import DecisionMaker, Outcome
@@ -196,7 +197,7 @@ class Planner:
         fresh = fresh_events(events, result.fresh_ids)
         policy = apply_to_state(
             state.policy,
-            state.user_id,
+            seal(state.user_id, self._cfg.pseudonym_secret),  # never in clear when pseudonymised
             fresh,
             cart_delay_ms=self._cfg.cart_delay_ms,
             limits=self._cfg.policy.state,
@@ -216,7 +217,7 @@ class Planner:
             batch_ids = {e.event_id for _, e in events}
             if state.offers_json is not None and stored_trigger in batch_ids:
                 # redelivered after a crash: publish again
-                plan.messages.append(self._outbound.offer(state.user_id, state.offers_json))
+                plan.messages.append(self._outbound.republish(state.user_id, state.offers_json))
         return plan
 
     def write(self, plan: Plan) -> UserWrite | None:

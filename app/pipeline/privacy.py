@@ -75,6 +75,15 @@ def readable_policy_state(stored: object) -> object:
         return stored
 
 
+def addressed_to(stored: object, user_id: str) -> object:
+    """A stored document (consent record, offer message) with its ``user_id`` the person's
+    own again: stored copies name the pseudonym when ids are pseudonymised, and an export is
+    the person's data, for them."""
+    if isinstance(stored, dict) and "user_id" in stored:
+        return {**stored, "user_id": user_id}
+    return stored
+
+
 @dataclass
 class PrivacyHandler:
     """Carries out batches of privacy requests (see module doc)."""
@@ -113,10 +122,10 @@ class PrivacyHandler:
             data = export_data(
                 profile=found.profile,
                 strongest_tags=tags,
-                consent=found.consent,
+                consent=addressed_to(found.consent, request.user_id),
                 contact_history=readable_policy_state(found.contact_history),
                 decisions=found.decisions,
-                current_offers=found.current_offers,
+                current_offers=addressed_to(found.current_offers, request.user_id),
                 seen_items=found.seen,
                 purchased_items=found.purchased,
             )

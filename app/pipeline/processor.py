@@ -52,6 +52,7 @@ from app.core.errors import EventRejected, TransientError
 from app.core.events import UserEvent, decode_event
 from app.core.messages import Trigger
 from app.core.privacy import check_key
+from app.core.pseudonym import pseudonymise
 from app.core.scoring import ScoredOffer, ranking_changed
 from app.core.timestamps import check_not_ahead
 from app.pipeline.cache import UserCache
@@ -221,11 +222,12 @@ class BatchProcessor:
                 plans.append(self._planner.plan(state, events, now))
             except Exception as exc:  # bad data for one user must not stop the stream
                 first = by_user[user_id][0][0]
+                subject = pseudonymise(user_id, self._cfg.pseudonym_secret)  # logs: no raw id
                 log.exception(
                     "dead-lettering the events of user %r",
-                    user_id,
+                    subject,
                     extra={"topic": first.topic, "partition": first.partition,
-                           "offset": first.offset, "user_id": user_id},
+                           "offset": first.offset, "user_id": subject},
                 )  # fmt: skip
                 for record, _ in by_user[user_id]:
                     outbound.append(
@@ -357,7 +359,7 @@ class BatchProcessor:
         plan.decisions.append(outcome)
         plan.policy = outcome.state
         if outcome.offers_json is not None:
-            plan.offers_json = outcome.offers_json
+            plan.offers_json = outcome.stored_json
             plan.messages.append(
                 self._outbound.offer(plan.user_id, outcome.offers_json, outcome.channel)
             )

@@ -55,7 +55,9 @@ class MemoryUserAdmin:
                     and stored_ts > record.ts_ms
                 ):
                     return False
-            self.keyspace[keys.consent] = record.to_json_bytes()
+            stored_record = self.config.stored_consent(record)
+            assert stored_record is not None
+            self.keyspace[keys.consent] = stored_record.to_json_bytes()
         else:
             self.keyspace.pop(keys.consent, None)
         if record is None and keys.profile not in self.keyspace:

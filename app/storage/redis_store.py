@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -28,12 +29,15 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
+from app.core.pseudonym import SealBroken, unseal
 from app.policy.consent import ConsentRecord
 from app.policy.state import UserPolicyState
 from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome, consent_tag
 from app.storage.keys import UserKeys, cart_due_key, user_keys
 from app.storage.lua_script import REDIS_ERRORS, unavailable_raises
 from app.storage.profile_codec import decode_profile, profile_fields
+
+log = logging.getLogger(__name__)
 
 
 def _key_id(keys: UserKeys) -> str:
@@ -293,9 +297,21 @@ class RedisProfileStore:
         prefix = self._config.prefix
         keys = [user_keys(k, prefix) for k in key_ids]  # already pseudonymised: no secret
         loaded = await self._load(keys, key_ids)
-        return {
-            k: replace(s, user_id=s.policy.uid or k) for k, s in zip(key_ids, loaded, strict=True)
-        }
+        return {k: self._addressable(k, s) for k, s in zip(key_ids, loaded, strict=True)}
+
+    def _addressable(self, key_id: str, state: StoredUser) -> StoredUser:
+        """``state`` with its real user id, opened from the policy state (sealed when ids are
+        pseudonymised); a seal that does not open (the secret changed) leaves the key id and
+        no pending timer, so nothing is sent to an address that cannot be known."""
+        uid = state.policy.uid
+        if not uid:
+            return replace(state, user_id=key_id)
+        try:
+            return replace(state, user_id=unseal(uid, self._config.secret))
+        except SealBroken:
+            log.warning("a pending cart timer's user id does not open: the timer is dropped")
+            policy = state.policy.model_copy(update={"carts": {}, "uid": None})
+            return replace(state, user_id=key_id, policy=policy)
 
     async def ping(self) -> bool:
         """Whether Redis answers PING now."""

@@ -69,6 +69,13 @@ class UserAdminConfig:
         """The keys of ``user_id``."""
         return user_keys(user_id, self.prefix, self.secret)
 
+    def stored_consent(self, record: ConsentRecord | None) -> ConsentRecord | None:
+        """``record`` as stored: its ``user_id`` replaced by the pseudonym when ids are
+        pseudonymised (no stored value holds the id in clear)."""
+        if record is None or not self.secret:
+            return record
+        return record.model_copy(update={"user_id": self.key_id(record.user_id)})
+
     def key_id(self, user_id: str) -> str:
         """The id of ``user_id`` inside its keys and the cart-timer indexes."""
         return pseudonymise(user_id, self.secret)
@@ -141,7 +148,7 @@ class RedisUserAdmin:
         if record is not None and record.user_id != user_id:
             raise ValueError("the consent record is of another user")
         keys = consent_script_keys(self._config.keys(user_id))
-        args = consent_script_args(record, self._config.ttl_s)
+        args = consent_script_args(self._config.stored_consent(record), self._config.ttl_s)
         replies, _ = await self._consent.run_idempotent(self._client, [(keys, args)])
         return int(replies[0]) == 1
 

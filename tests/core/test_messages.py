@@ -7,7 +7,15 @@ import pytest
 
 from app.core.catalog_records import Offer
 from app.core.enums import Channel
-from app.core.messages import MESSAGE_ID_NAMESPACE, NextBestOffer, Trigger, message_for, message_id
+from app.core.messages import (
+    MESSAGE_ID_NAMESPACE,
+    NextBestOffer,
+    Trigger,
+    addressed,
+    message_for,
+    message_id,
+    stored_form,
+)
 from app.core.scoring import ScoredOffer
 
 pytestmark = pytest.mark.unit
@@ -77,3 +85,25 @@ def test_json_is_compact_and_round_trips() -> None:
     assert body["channel"] == "web"
     assert body["trigger"] == {"event_id": "ev-1", "type": "purchase"}
     assert NextBestOffer.model_validate_json(data) == msg
+
+
+def test_the_message_id_derives_from_the_subject_so_a_guessed_user_id_does_not_give_it() -> None:
+    msg = message_for("alice@example.com", TRIGGER, Channel.EMAIL, [scored("a", ("email",))],
+                      NOW, model_version="v7", dim=64, subject="5f0c2e")  # fmt: skip
+    assert msg.message_id == message_id("5f0c2e", "ev-1")
+    assert msg.message_id != message_id("alice@example.com", "ev-1")
+    assert msg.user_id == "alice@example.com"  # the message itself addresses the person
+
+
+def test_the_stored_form_names_the_subject_and_addressing_it_gives_back_the_published_bytes() -> (
+    None
+):
+    msg = build([scored("a", ("email", "push"), 0.123456789), scored("b", ("email",), 1 / 3)])
+    published = msg.to_json_bytes()
+
+    stored = stored_form(msg, "pseudonym-1")
+
+    assert b"u-1" not in stored and json.loads(stored)["user_id"] == "pseudonym-1"
+    assert addressed(stored, "u-1") == published
+    assert stored_form(msg, "u-1") == published  # not pseudonymised: stored as published
+    assert addressed(published, "u-1") is published

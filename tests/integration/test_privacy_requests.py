@@ -66,6 +66,24 @@ async def user_keys_in_redis(client: aioredis.Redis, key_id: str) -> set[bytes]:
     return {key async for key in client.scan_iter(match=f"nbo:{{u:{key_id}}}*")}
 
 
+async def values_naming(client: aioredis.Redis, key_id: str, text: bytes) -> list[bytes]:
+    """The keys of the user's key space whose stored value contains ``text``."""
+    naming = []
+    async for key in client.scan_iter(match=f"nbo:{{u:{key_id}}}*"):
+        kind = await client.type(key)
+        if kind == b"hash":
+            parts = [b for kv in (await client.hgetall(key)).items() for b in kv]
+        elif kind == b"zset":
+            parts = await client.zrange(key, 0, -1)
+        elif kind == b"list":
+            parts = await client.lrange(key, 0, -1)
+        else:
+            parts = [await client.get(key) or b""]
+        if any(text in part for part in parts):
+            naming.append(key)
+    return naming
+
+
 async def cart_entries(client: aioredis.Redis, topic: str, partitions: int, key_id: str) -> int:
     scores = [await client.zscore(cart_due_key(topic, p), key_id) for p in range(partitions)]
     return sum(score is not None for score in scores)
@@ -144,6 +162,10 @@ async def test_erase_and_export_requests_are_carried_out_and_audited(
         assert alice_timers == 1  # the add_to_cart without a purchase
         if secret:
             assert not [k async for k in redis_client.scan_iter(match=f"*{alice}*")]
+            # nor in any stored value: offers, consent, policy state (alice's pending cart
+            # timer), decisions, profile
+            for person, key_id in ((alice, alice_id), (bob, bob_id)):
+                assert await values_naming(redis_client, key_id, person.encode()) == [], person
         cart_due = time.monotonic() + CART_DELAY_S  # at the latest (its ts was earlier)
         await produce(
             bootstrap,

@@ -270,3 +270,36 @@ async def test_a_write_decided_before_an_erasure_is_a_conflict_that_returns_the_
     assert returned.erased_at_ms == 50_000 and returned.profile == profile(1)
     loaded = (await store.load(["u1"]))["u1"]
     assert (loaded.erased_at_ms, loaded.profile) == (50_000, profile(1))
+
+
+@pytest.mark.integration
+async def test_a_pending_cart_timer_is_addressed_by_opening_the_sealed_id(redis_url: str) -> None:
+    from app.core.pseudonym import seal
+
+    client = aioredis.Redis.from_url(redis_url)
+    prefix = f"nbotest{uuid.uuid4().hex[:8]}"
+    secret = b"s3cret"
+    store = RedisProfileStore(client, RedisStoreConfig(dim=DIM, prefix=prefix, secret=secret))
+    other = RedisProfileStore(client, RedisStoreConfig(dim=DIM, prefix=prefix, secret=b"new"))
+    user = "alice@example.com"
+    policy = UserPolicyState(carts={"i1": 5_000}, uid=seal(user, secret))
+    try:
+        await store.commit(
+            [
+                UserWrite(
+                    user, 0, None, policy_json=policy.to_json(), cart_due=CartDue("ev", 0, 5_000)
+                )
+            ]
+        )
+        assert b"alice" not in (await client.get(store.keys(user).policy) or b"")
+        (key_id,) = (await store.due_carts("ev", [0], 6_000, 10))[0]
+        assert "alice" not in key_id
+
+        assert (await store.load_key_ids([key_id]))[key_id].user_id == user
+        # the secret changed: the address cannot be known, so the timer fires nothing
+        unknown = (await other.load_key_ids([key_id]))[key_id]
+        assert unknown.user_id == key_id and unknown.policy.carts == {}
+    finally:
+        async for key in client.scan_iter(match=f"{prefix}:*"):
+            await client.delete(key)
+        await client.aclose()

@@ -333,6 +333,9 @@ async def test_pseudonymised_keys_never_contain_the_user_id(backend: Backend) ->
     every_key = await hidden.keys(f"{hidden.config.prefix}:*")
     assert len(every_key) == 9  # 7 user keys and 2 cart-timer indexes
     assert not [k for k in every_key if "alice" in k]
+    stored_consent = await hidden.get(hidden.config.keys(USER).consent)
+    assert stored_consent is not None and b"alice" not in stored_consent
+    assert decode_consent(stored_consent).user_id == hidden.config.key_id(USER)
     assert (await hidden.admin.export(USER)).profile == profile()
     assert (await hidden.admin.erase(USER, ERASED_AT)).deleted_keys == 7
     assert (await hidden.admin.erase(USER, ERASED_AT)).timers_removed == 0
