@@ -124,6 +124,22 @@ async def test_an_event_keyed_by_another_user_is_dead_lettered() -> None:
     assert (await store.load(["u1", "u2"]))["u1"].profile is None
 
 
+async def test_an_event_with_a_duplicate_user_id_is_dead_lettered_and_the_rest_applied() -> None:
+    store, publisher = MemoryProfileStore(), RecordingPublisher()
+    processor = BatchProcessor(store, publisher, catalogue(), CFG, lambda: NOW)
+    twice = (
+        b'{"event_id":"e1","user_id":"u1","type":"purchase","item_id":"i0",'
+        b'"ts":%d,"user\\u005fid":"u2"}' % NOW
+    )
+    await processor.process([InboundRecord("events", 0, 0, b"u2", twice), like(1, NOW, user="u3")])
+    (letter,) = publisher.on("dlq")
+    assert dict(letter.headers)[HEADER_ERROR_CLASS] == b"InvalidJson"
+    assert letter.value == twice
+    stored = await store.load(["u1", "u2", "u3"])
+    assert stored["u1"].profile is None and stored["u2"].profile is None
+    assert stored["u3"].profile is not None
+
+
 def popularity(processor: BatchProcessor, cat: Catalogue) -> dict[str, float]:
     snap = cat.snapshot()
     return dict(zip(snap.offer_ids, snap.popularity.tolist(), strict=True))
