@@ -48,6 +48,10 @@ class StoredUser:
     the stored marker is still that one, so state read before an erasure is never written."""
 
 
+CartEntry = tuple[str, int]
+"""An entry of a cart-timer index as read: the user's key id and its indexed due time (ms)."""
+
+
 @dataclass(frozen=True)
 class CartDue:
     """An entry of a cart-timer index: the user's earliest due timer (epoch ms), indexed
@@ -80,6 +84,9 @@ class UserWrite:
     policy_json: bytes | None = None
     decisions: Sequence[bytes] = ()
     cart_due: CartDue | None = None
+    sent: Sequence[bytes] = ()
+    """Every message the write's batch sent (as stored, oldest first); when any, they replace
+    the stored list a redelivered batch republishes."""
     consent_tag: str = ""
     """The :attr:`StoredUser.consent_tag` the write was decided against: the write is a
     conflict unless the stored consent is still that one, so a decision can never be stored
@@ -142,17 +149,24 @@ class ProfileStore(Protocol):
         """The user's stored decision records (JSON), newest first."""
         ...
 
-    async def due_carts(
-        self, topic: str, partitions: Sequence[int], now_ms: int, limit: int
-    ) -> dict[int, list[str]]:
-        """Per partition of ``topic`` (those with any), the key ids in its cart index due at
-        ``now_ms``, at most ``limit`` each, earliest first; one round trip for all."""
+    async def sent_messages(self, user_id: str) -> list[bytes]:
+        """The messages of the user's latest sending batch (JSON as stored), oldest first."""
         ...
 
-    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[str]]) -> None:
-        """Remove key ids from the cart indexes of ``topic`` (partition -> key ids), after
-        their timers fired or were found cancelled, in one round trip; a later commit re-adds
-        a user whose other timers are still pending."""
+    async def due_carts(
+        self, topic: str, partitions: Sequence[int], now_ms: int, limit: int
+    ) -> dict[int, list[CartEntry]]:
+        """Per partition of ``topic`` (those with any), the entries of its cart index due at
+        ``now_ms`` (key id and indexed due time), at most ``limit`` each, earliest first; one
+        round trip for all."""
+        ...
+
+    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[CartEntry]]) -> None:
+        """Remove entries from the cart indexes of ``topic`` (partition -> entries as read by
+        :meth:`due_carts`), after their timers fired or were found cancelled, in one round
+        trip. An entry goes only while its due time is still the one read (compared
+        atomically): one re-indexed meanwhile (a new timer, committed by this or another
+        worker during a rebalance) stays."""
         ...
 
 
@@ -200,6 +214,8 @@ class UserExport:
     current_offers: object = None
     seen: Mapping[str, int] = field(default_factory=dict)
     purchased: Mapping[str, int] = field(default_factory=dict)
+    sent_messages: Sequence[object] = ()
+    """The messages of the latest sending batch (parsed, oldest first)."""
 
 
 class UserAdmin(Protocol):

@@ -139,6 +139,8 @@ class ExportData(_Wire):
     current_offers: Any = None
     seen_items: dict[str, int] = Field(default_factory=dict)
     purchased_items: dict[str, int] = Field(default_factory=dict)
+    sent_messages: list[Any] = Field(default_factory=list)
+    """The messages of the latest batch that sent the user any (oldest first)."""
 
 
 NonNegative = Annotated[int, Field(ge=0)]
@@ -222,6 +224,7 @@ def export_data(
     current_offers: Any = None,
     seen_items: Mapping[str, int] | None = None,
     purchased_items: Mapping[str, int] | None = None,
+    sent_messages: Sequence[Any] = (),
 ) -> ExportData:
     """The ``data`` of an export from the decoded stored parts (see :class:`ExportData`)."""
     return ExportData(
@@ -232,6 +235,7 @@ def export_data(
         current_offers=current_offers,
         seen_items=dict(seen_items or {}),
         purchased_items=dict(purchased_items or {}),
+        sent_messages=list(sent_messages),
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
+import pydantic_core
 
 from app.core.catalog import Catalogue
 from app.core.holdout import CONTROL
@@ -25,22 +26,47 @@ from app.pipeline.cache import UserCache
 from app.pipeline.config import PipelineConfig
 from app.pipeline.decisions import DecisionMaker, Outcome
 from app.pipeline.outbound import Outbound
-from app.pipeline.planning import Holdout, stored_offers
+from app.pipeline.planning import Holdout
 from app.pipeline.ranking import BatchRanking
 from app.pipeline.signals import BatchSignals
 from app.policy.consent import profiling_allowed
 from app.policy.state import UserPolicyState
 from app.policy.triggers import due_timers, fire, next_due, timer_id
-from app.ports import CartDue, OutboundRecord, ProfileStore, Publisher, StoredUser, UserWrite
+from app.ports import (
+    CartDue,
+    CartEntry,
+    OutboundRecord,
+    ProfileStore,
+    Publisher,
+    StoredUser,
+    UserWrite,
+)
 
 
 class _Firing(NamedTuple):
-    """A user with due cart timers: index entry (key id, partition), state, due timers."""
+    """A user with due cart timers: index entry (key id, partition, indexed due time), state,
+    due timers."""
 
     key_id: str
     partition: int
+    indexed_at: int
     state: StoredUser
     due: list[tuple[str, int]]
+
+
+def fired_unsent(state: StoredUser, indexed_at: int) -> bool:
+    """Whether the stored message is a cart message whose publish may not have happened: its
+    timer fired (it is in ``fired``) at the due time of the index entry still there (the
+    entry is dropped only after the publish), and nothing was applied to the user since it
+    was generated (a later purchase, or any event, makes an old cart message wrong to send)."""
+    if not state.offers_json:
+        return False
+    doc = pydantic_core.from_json(state.offers_json)
+    trigger = doc.get("trigger", {}).get("event_id")
+    if trigger not in state.policy.fired or not str(trigger).endswith(f":{indexed_at}"):
+        return False
+    profile = state.profile
+    return profile is None or profile.updated_at_ms <= int(doc.get("generated_at", 0))
 
 
 class CartTimers:
@@ -85,32 +111,32 @@ class CartTimers:
         for topic, owned in by_topic.items():
             limit = self._cfg.cart_poll_limit
             due = await self._store.due_carts(topic, owned, self._clock_ms(), limit)
-            entries = [(p, key_id) for p, key_ids in sorted(due.items()) for key_id in key_ids]
+            entries = [(p, entry) for p, found in sorted(due.items()) for entry in found]
             # at most `limit` users per pass: event batches get the lock in between
             for start in range(0, len(entries), limit):
-                chunk: dict[int, list[str]] = {}
-                for partition, key_id in entries[start : start + limit]:
-                    chunk.setdefault(partition, []).append(key_id)
+                chunk: dict[int, list[CartEntry]] = {}
+                for partition, entry in entries[start : start + limit]:
+                    chunk.setdefault(partition, []).append(entry)
                 async with self._lock:
                     made += await self._fire(topic, chunk)
         return made
 
-    async def _fire(self, topic: str, due_keys: dict[int, list[str]]) -> int:
-        """Fire the due users of ``topic``'s partitions (partition -> key ids): one load,
-        one decision pass, one commit, one publish and one index cleanup for all."""
+    async def _fire(self, topic: str, due_entries: dict[int, list[CartEntry]]) -> int:
+        """Fire the due users of ``topic``'s partitions (partition -> index entries): one
+        load, one decision pass, one commit, one publish and one index cleanup for all."""
         now = self._clock_ms()
         store = self._store
-        where = {key_id: p for p, key_ids in due_keys.items() for key_id in key_ids}
+        where = {key_id: (p, at) for p, found in due_entries.items() for key_id, at in found}
         states = await store.load_key_ids(list(where))
-        done: dict[int, list[str]] = {}
+        done: dict[int, list[CartEntry]] = {}
         firing: list[_Firing] = []
         outbound: list[OutboundRecord] = []
         reindex: list[UserWrite] = []
         for key_id, state in states.items():
-            partition = where[key_id]
+            partition, indexed_at = where[key_id]
             due = due_timers(state.policy, now)
             if due:
-                firing.append(_Firing(key_id, partition, state, due))
+                firing.append(_Firing(key_id, partition, indexed_at, state, due))
                 continue
             later = next_due(state.policy)
             if later is not None:  # restarted timer: index it at its new due time
@@ -121,12 +147,11 @@ class CartTimers:
                               erased_at_ms=state.erased_at_ms)
                 )  # fmt: skip
                 continue
-            fired = state.policy.fired
-            _, stored_trigger = stored_offers(state.offers_json)
-            if state.offers_json and fired and stored_trigger == fired[-1]:
+            if fired_unsent(state, indexed_at):
                 # fired and committed, but the publish may not have happened: again
+                assert state.offers_json is not None
                 outbound.append(self._outbound.republish(state.user_id, state.offers_json))
-            done.setdefault(partition, []).append(key_id)
+            done.setdefault(partition, []).append((key_id, indexed_at))
 
         writes, outcomes = self._decisions(firing, topic, now)
         result = await store.commit([*writes, *reindex])
@@ -149,7 +174,9 @@ class CartTimers:
                 )
             outbound.append(self._outbound.decision(state.user_id, outcome.record))
             if write.cart_due is None:
-                done.setdefault(firing_user.partition, []).append(firing_user.key_id)
+                done.setdefault(firing_user.partition, []).append(
+                    (firing_user.key_id, firing_user.indexed_at)
+                )
         for write in reindex:
             self._cache.evict(write.user_id)  # rare (a restarted timer): reread next time
         if outbound:
@@ -166,7 +193,7 @@ class CartTimers:
         catalogue = self._catalogue
         groups = [self._holdout.group(f.state.user_id) for f in firing]
         vecs = []
-        for (_, _, state, due), group in zip(firing, groups, strict=True):
+        for (_, _, _, state, due), group in zip(firing, groups, strict=True):
             vec = np.zeros(catalogue.dim, dtype=np.float32)
             if group != CONTROL:  # the control group is not personalised
                 for item_id, _ in due:
@@ -181,7 +208,7 @@ class CartTimers:
         ranked = self._ranking.rank(np.stack(vecs), now, exclude, exploration=exploration)
         writes: list[UserWrite] = []
         outcomes: list[Outcome] = []
-        for (_, partition, state, due), group, vec, candidates in zip(
+        for (_, partition, _, state, due), group, vec, candidates in zip(
             firing, groups, vecs, ranked, strict=True
         ):
             trigger = Trigger(event_id=timer_id(*due[0]), type=CART_ABANDONMENT)
@@ -199,6 +226,7 @@ class CartTimers:
                     expected_version=state.version,
                     profile=None,
                     offers_json=outcome.stored_json,
+                    sent=[outcome.stored_json] if outcome.stored_json is not None else [],
                     policy_json=policy.to_json(),
                     decisions=[outcome.record],
                     cart_due=None if later is None else CartDue(topic, partition, later),

@@ -5,7 +5,8 @@ core (events already applied, by offset or event id, are skipped, so a redeliver
 changes nothing), updates the user's policy state (offer feedback, channel engagement, cart
 timers) with the newly applied events, and notes the ``decision_request``s to decide. A user
 who objected to profiling gets no profile update: the batch gets one decision record. A batch
-redelivered after a crash republishes the stored message it triggered.
+redelivered after a crash is marked ``replayed``: the processor publishes its stored messages
+and decision records again.
 
 :meth:`Planner.write` turns the plan, once ranked and decided, into the user's one atomic,
 compare-and-set write (``None`` when nothing changed).
@@ -74,6 +75,8 @@ class Plan:
     replayed: bool = False
     requests: list[UserEvent] = field(default_factory=list)
     offers_json: bytes | None = None
+    sent: list[bytes] = field(default_factory=list)
+    """Every message this batch sends for the user, as stored (the last is ``offers_json``)."""
     messages: list[OutboundRecord] = field(default_factory=list)
     decisions: list[Outcome] = field(default_factory=list)
 
@@ -213,11 +216,7 @@ class Planner:
         if not result.changed and any(
             r.offset <= stored_offsets.get(r.partition, -1) for r, _ in events
         ):  # redelivered (not a producer's duplicate at a new offset)
-            plan.replayed = True
-            batch_ids = {e.event_id for _, e in events}
-            if state.offers_json is not None and stored_trigger in batch_ids:
-                # redelivered after a crash: publish again
-                plan.messages.append(self._outbound.republish(state.user_id, state.offers_json))
+            plan.replayed = True  # its messages are published again by the processor
         return plan
 
     def write(self, plan: Plan) -> UserWrite | None:
@@ -240,6 +239,7 @@ class Planner:
             purchased=item_times(plan.events, EventType.PURCHASE) if plan.profiling else {},
             policy_json=plan.policy.to_json() if policy_changed else None,
             decisions=[d.record for d in plan.decisions],
+            sent=plan.sent,
             cart_due=cart_due,
             consent_tag=plan.state.consent_tag,
             erased_at_ms=plan.state.erased_at_ms,

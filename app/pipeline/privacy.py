@@ -128,6 +128,7 @@ class PrivacyHandler:
                 current_offers=addressed_to(found.current_offers, request.user_id),
                 seen_items=found.seen,
                 purchased_items=found.purchased,
+                sent_messages=[addressed_to(m, request.user_id) for m in found.sent_messages],
             )
             audit = export_audit(request, data, self.clock())
         log.info("privacy request %s (%s) completed", request.request_id, request.kind.value)

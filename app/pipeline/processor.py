@@ -61,7 +61,14 @@ from app.pipeline.config import PipelineConfig
 from app.pipeline.decisions import DecisionMaker
 from app.pipeline.isolation import process_isolating
 from app.pipeline.outbound import Outbound
-from app.pipeline.planning import Holdout, Plan, Planner, UserEvents, after_erasure
+from app.pipeline.planning import (
+    Holdout,
+    Plan,
+    Planner,
+    UserEvents,
+    after_erasure,
+    stored_offers,
+)
 from app.pipeline.ranking import BatchRanking
 from app.pipeline.records import InboundRecord
 from app.pipeline.signals import BatchSignals, Exploration
@@ -269,9 +276,27 @@ class BatchProcessor:
             outbound.extend(plan.messages)
             outbound.extend(self._outbound.decision(plan.user_id, d.record) for d in plan.decisions)
         replayed = [p for p in plans if p.replayed and p.user_id not in conflicts]
-        if replayed:  # rare: the decisions of a redelivered batch may not have gone out
+        if replayed:  # rare: what a redelivered batch sent may not have gone out
+            republished = await self._stored_messages(replayed)
+            stats.republished += len(republished)
+            outbound.extend(republished)
             outbound.extend(await self._stored_decisions(replayed))
         return [u for u in user_ids if u in conflicts], dict(conflicts)
+
+    async def _stored_messages(self, plans: list[Plan]) -> list[OutboundRecord]:
+        """Every stored message triggered by the events of ``plans``' batches, in the order
+        sent, addressed as published (a crash may have come between the commit and the
+        publish). State written before the sent list existed has only the last message."""
+        out: list[OutboundRecord] = []
+        for plan in plans:
+            batch_ids = {e.event_id for _, e in plan.events}
+            stored = await self._store.sent_messages(plan.user_id)
+            if not stored and plan.state.offers_json is not None:
+                stored = [plan.state.offers_json]
+            for raw in stored:
+                if stored_offers(raw)[1] in batch_ids:
+                    out.append(self._outbound.republish(plan.user_id, raw))
+        return out
 
     async def _stored_decisions(self, plans: list[Plan]) -> list[OutboundRecord]:
         """The stored decision records triggered by the events of ``plans``' batches, to
@@ -358,8 +383,9 @@ class BatchProcessor:
                     return  # nothing new would have been said: no decision to log
         plan.decisions.append(outcome)
         plan.policy = outcome.state
-        if outcome.offers_json is not None:
+        if outcome.offers_json is not None and outcome.stored_json is not None:
             plan.offers_json = outcome.stored_json
+            plan.sent.append(outcome.stored_json)
             plan.messages.append(
                 self._outbound.offer(plan.user_id, outcome.offers_json, outcome.channel)
             )
@@ -380,5 +406,3 @@ def _count(stats: BatchStats, plan: Plan) -> None:
         if event.type in OFFER_EVENT_TYPES:
             key = (plan.group, event.type.value)
             stats.feedback_by_group[key] = stats.feedback_by_group.get(key, 0) + 1
-    if plan.messages and not plan.decisions:
-        stats.republished += len(plan.messages)

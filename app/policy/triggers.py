@@ -65,6 +65,6 @@ def fire(state: UserPolicyState, timers: Iterable[tuple[str, int]]) -> UserPolic
     gone = {item for item, _ in timers}
     carts = {i: d for i, d in state.carts.items() if i not in gone}
     fired = (*state.fired, *(timer_id(i, d) for i, d in timers))[-FIRED_KEPT:]
-    return state.model_copy(
-        update={"carts": carts, "fired": fired, "uid": state.uid if carts else None}
-    )
+    # the user id stays (sealed when ids are pseudonymised) until the next event: a fired
+    # message may have to be published again, and must be addressed
+    return state.model_copy(update={"carts": carts, "fired": fired})

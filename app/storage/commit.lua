@@ -1,7 +1,8 @@
 -- Atomic, compare-and-set write of one user's state (all keys share the user's hash tag).
 -- KEYS: 1 profile (hash), 2 offers (string), 3 seen (zset), 4 purchased (zset),
 --       5 policy (string), 6 decisions (list), 7 consent (string, read only),
---       8 erasure marker (string, read only: epoch ms of the user's latest erasure)
+--       8 sent (list: the messages of the latest sending batch),
+--       9 erasure marker (string, read only: epoch ms of the user's latest erasure)
 -- ARGV: 1 expected version, 2 ttl seconds, 3 offers JSON ('' keeps the stored one),
 --       4 seen cap, 5 purchased cap, 6 policy JSON ('' keeps the stored one),
 --       7 decisions cap, 8 recent items returned on a conflict (r),
@@ -10,7 +11,8 @@
 --       then n profile field/value pairs: n, then 2n values (n = 0: no profile fields),
 --       then m seen (score, member) pairs: m, then 2m values,
 --       then k purchased (score, member) pairs: k, then 2k values,
---       then d decision records: d, then d values (oldest first; pushed to the list's head).
+--       then d decision records: d, then d values (oldest first; pushed to the list's head),
+--       then e messages sent: e, then e values (oldest first; e > 0 replaces the sent list).
 -- Returns {1, new_version} on success; when the version did not match, or the stored consent is
 -- not the one the write was decided against (the consent key has no TTL: it can outlive every
 -- other key of the user, whose version then starts again at 0), or the erasure marker is not
@@ -52,7 +54,9 @@ local fields = take(2)
 local seen = take(2)
 local purchased = take(2)
 local decisions = take(1)
-if not fields or not seen or not purchased or not decisions or pos ~= #ARGV + 1 then
+local sent = take(1)
+if not fields or not seen or not purchased or not decisions or not sent
+    or pos ~= #ARGV + 1 then
   return redis.error_reply('nbo commit: bad pair arguments')
 end
 for j = 1, #seen, 2 do
@@ -66,7 +70,7 @@ local stored = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
 local consent = redis.call('GET', KEYS[7])
 local consent_now = ''
 if consent then consent_now = redis.sha1hex(consent) end
-local marker = redis.call('GET', KEYS[8])
+local marker = redis.call('GET', KEYS[9])
 local erased_now = 0
 if marker then erased_now = tonumber(marker) or 0 end
 if stored ~= expected or consent_now ~= consent_seen or erased_now ~= erased_seen then
@@ -109,4 +113,10 @@ if #decisions > 0 then
   redis.call('LTRIM', KEYS[6], 0, decisions_cap - 1)
 end
 redis.call('EXPIRE', KEYS[6], ttl)
+
+if #sent > 0 then
+  redis.call('DEL', KEYS[8])
+  redis.call('RPUSH', KEYS[8], unpack(sent))
+end
+redis.call('EXPIRE', KEYS[8], ttl)
 return {1, version}

@@ -1,6 +1,7 @@
 -- Atomic application of one user-consent record (all keys share the user's hash tag).
 -- KEYS: 1 profile (hash), 2 offers (string), 3 seen (zset), 4 purchased (zset), 5 consent (string),
---       6 erasure marker (string, read only: epoch ms of the user's latest erasure)
+--       6 erasure marker (string, read only: epoch ms of the user's latest erasure),
+--       7 sent (list: the messages of the latest sending batch)
 -- ARGV: 1 consent JSON ('' = tombstone: delete the stored consent),
 --       2 the record's ts (epoch ms; ignored for a tombstone),
 --       3 objection ('1' or '0'), 4 ttl seconds of the profile hash.
@@ -11,7 +12,7 @@
 --   itself, so a tombstone for a user without a profile creates no key: nothing is left of an
 --   erased user), the profile given the TTL when it has none; on objection the profile
 --   reduced to its `ver` and
---   offers, seen and purchased deleted (the contact-policy state stays: caps still count old
+--   offers, seen, purchased and sent deleted (the contact-policy state stays: caps still count old
 --   contacts).
 -- Every argument is validated before the first write (Lua scripts do not roll back).
 local json = ARGV[1]
@@ -44,7 +45,7 @@ end
 
 if objection then
   local version = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0') or 0
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7])
   redis.call('HSET', KEYS[1], 'ver', version + 1)
   redis.call('EXPIRE', KEYS[1], ttl)
 elseif json ~= '' or redis.call('EXISTS', KEYS[1]) == 1 then

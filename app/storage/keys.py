@@ -39,6 +39,9 @@ class UserKeys:
     """List: the newest decision records (JSON), newest first, capped."""
     consent: str
     """String: the user's current consent record (JSON, as on ``user-consent``); no TTL."""
+    sent: str
+    """List: every message the user's latest sending batch published (JSON as stored, oldest
+    first); a redelivered batch publishes all of them again, not only the last."""
     erased: str
     """String: the erasure marker (epoch ms of the user's latest erasure), with the marker
     TTL. Outside the user's own key space (``<prefix>:erased:{u:<key_id>}``, so an erase
@@ -56,6 +59,7 @@ class UserKeys:
             self.policy,
             self.decisions,
             self.consent,
+            self.sent,
         )
 
 
@@ -71,6 +75,7 @@ def user_keys(user_id: str, prefix: str = PREFIX, secret: bytes | None = None) -
         policy=f"{tag}:policy",
         decisions=f"{tag}:decisions",
         consent=f"{tag}:consent",
+        sent=f"{tag}:sent",
         erased=f"{prefix}:erased:{{u:{key_id}}}",
     )
 

@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from app.policy.consent import ConsentRecord
-from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome, consent_tag
+from app.ports import (
+    CartEntry,
+    StoredUser,
+    StoreUnavailable,
+    UserWrite,
+    WriteOutcome,
+    consent_tag,
+)
 
 
 def _capped(current: dict[str, int], added: Mapping[str, int], cap: int) -> dict[str, int]:
@@ -37,6 +44,7 @@ class _Entry:
     seen: dict[str, int] = field(default_factory=dict)
     purchased: dict[str, int] = field(default_factory=dict)
     decisions: list[bytes] = field(default_factory=list)
+    sent: list[bytes] = field(default_factory=list)
 
 
 class MemoryProfileStore:
@@ -116,8 +124,9 @@ class MemoryProfileStore:
                 stored.consent,
                 consent_tag=stored.consent_tag,
             )
+            sent = list(write.sent) if write.sent else (entry.sent if entry else [])
             self._users[write.user_id] = _Entry(
-                updated, seen, bought, decisions[: self._decisions_cap]
+                updated, seen, bought, decisions[: self._decisions_cap], sent
             )
             versions[write.user_id] = version
             if write.cart_due is not None:
@@ -133,27 +142,33 @@ class MemoryProfileStore:
         entry = self._users.get(user_id)
         return list(entry.decisions) if entry else []
 
+    async def sent_messages(self, user_id: str) -> list[bytes]:
+        self._check()
+        entry = self._users.get(user_id)
+        return list(entry.sent) if entry else []
+
     async def due_carts(
         self, topic: str, partitions: Sequence[int], now_ms: int, limit: int
-    ) -> dict[int, list[str]]:
+    ) -> dict[int, list[CartEntry]]:
         if not partitions:
             return {}
         self._check()
-        found: dict[int, list[str]] = {}
+        found: dict[int, list[CartEntry]] = {}
         for partition in partitions:
             index = self._carts.get((topic, partition), {})
             due = sorted((t, k) for k, t in index.items() if t <= now_ms)
             if due:
-                found[partition] = [k for _, k in due[:limit]]
+                found[partition] = [(k, t) for t, k in due[:limit]]
         return found
 
-    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[str]]) -> None:
+    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[CartEntry]]) -> None:
         if any(entries.values()):
             self._check()
-            for partition, key_ids in entries.items():
+            for partition, found in entries.items():
                 index = self._carts.get((topic, partition), {})
-                for key_id in key_ids:
-                    index.pop(key_id, None)
+                for key_id, due_ms in found:
+                    if index.get(key_id) == due_ms:  # re-indexed meanwhile: it stays
+                        del index[key_id]
 
     def set_consent(self, record: ConsentRecord) -> None:
         """Store ``record`` as the consent agent would (bumps the version)."""

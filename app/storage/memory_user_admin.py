@@ -65,7 +65,7 @@ class MemoryUserAdmin:
         profile: dict[bytes, bytes] = self.keyspace.get(keys.profile, {})
         version = int(profile.get(b"ver", b"0")) + 1
         if record is not None and record.objection:
-            for key in (keys.offers, keys.seen, keys.purchased):
+            for key in (keys.offers, keys.seen, keys.purchased, keys.sent):
                 self.keyspace.pop(key, None)
             profile = {}
         profile[b"ver"] = str(version).encode()
@@ -105,4 +105,5 @@ class MemoryUserAdmin:
             current_offers=parse_json(space.get(keys.offers)),
             seen={m: int(s) for m, s in space.get(keys.seen, {}).items()},
             purchased={m: int(s) for m, s in space.get(keys.purchased, {}).items()},
+            sent_messages=[parse_json(m) for m in space.get(keys.sent, [])],
         )

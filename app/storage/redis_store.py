@@ -32,9 +32,16 @@ from redis.exceptions import NoScriptError
 from app.core.pseudonym import SealBroken, unseal
 from app.policy.consent import ConsentRecord
 from app.policy.state import UserPolicyState
-from app.ports import StoredUser, StoreUnavailable, UserWrite, WriteOutcome, consent_tag
+from app.ports import (
+    CartEntry,
+    StoredUser,
+    StoreUnavailable,
+    UserWrite,
+    WriteOutcome,
+    consent_tag,
+)
 from app.storage.keys import UserKeys, cart_due_key, user_keys
-from app.storage.lua_script import REDIS_ERRORS, unavailable_raises
+from app.storage.lua_script import REDIS_ERRORS, LuaScript, unavailable_raises
 from app.storage.profile_codec import decode_profile, profile_fields
 
 log = logging.getLogger(__name__)
@@ -90,6 +97,7 @@ class RedisProfileStore:
         self._script = _commit_script()
         self._sha = hashlib.sha1(self._script.encode()).hexdigest()
         self._script_loaded = False
+        self._cart_drop = LuaScript("cart_drop.lua")
         self.round_trips = 0
 
     def keys(self, user_id: str) -> UserKeys:
@@ -247,6 +255,8 @@ class RedisProfileStore:
                 args += [ts_ms, item_id]
         args.append(len(write.decisions))
         args.extend(write.decisions)
+        args.append(len(write.sent))
+        args.extend(write.sent)
         return args
 
     async def decisions(self, user_id: str) -> list[bytes]:
@@ -256,10 +266,17 @@ class RedisProfileStore:
             found: list[Any] = await self._client.lrange(self.keys(user_id).decisions, 0, -1)
             return [bytes(f) for f in found]
 
+    async def sent_messages(self, user_id: str) -> list[bytes]:
+        """The messages of the user's latest sending batch, oldest first (one LRANGE)."""
+        self.round_trips += 1
+        with unavailable_raises("while reading sent messages"):
+            found: list[Any] = await self._client.lrange(self.keys(user_id).sent, 0, -1)
+            return [bytes(f) for f in found]
+
     async def due_carts(
         self, topic: str, partitions: Sequence[int], now_ms: int, limit: int
-    ) -> dict[int, list[str]]:
-        """Due key ids per partition's cart index: one pipeline of ZRANGEBYSCORE."""
+    ) -> dict[int, list[CartEntry]]:
+        """Due entries per partition's cart index: one pipeline of ZRANGEBYSCORE WITHSCORES."""
         if not partitions:
             return {}
         prefix = self._config.prefix
@@ -268,26 +285,27 @@ class RedisProfileStore:
             async with self._client.pipeline(transaction=False) as pipe:
                 for partition in partitions:
                     key = cart_due_key(topic, partition, prefix)
-                    pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=limit)
+                    pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=limit, withscores=True)
                 replies: list[Any] = await pipe.execute()
         return {
-            partition: [bytes(m).decode() for m in found]
+            partition: [(bytes(m).decode(), int(score)) for m, score in found]
             for partition, found in zip(partitions, replies, strict=True)
             if found
         }
 
-    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[str]]) -> None:
-        """ZREM the key ids from their partitions' cart indexes: one pipeline."""
-        entries = {p: ids for p, ids in entries.items() if ids}
-        if not entries:
-            return
+    async def drop_cart_index(self, topic: str, entries: Mapping[int, Sequence[CartEntry]]) -> None:
+        """``cart_drop.lua`` once per partition's index (each removal conditional on the due
+        time read): one pipeline (concurrent calls on a cluster)."""
         prefix = self._config.prefix
-        self.round_trips += 1
-        with unavailable_raises("while dropping timers"):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for partition, key_ids in entries.items():
-                    pipe.zrem(cart_due_key(topic, partition, prefix), *key_ids)
-                await pipe.execute()
+        calls = [
+            ((cart_due_key(topic, partition, prefix),), [x for e in found for x in e])
+            for partition, found in entries.items()
+            if found
+        ]
+        if not calls:
+            return
+        _, round_trips = await self._cart_drop.run_idempotent(self._client, calls)
+        self.round_trips += round_trips
 
     async def load_key_ids(self, key_ids: Sequence[str]) -> dict[str, StoredUser]:
         """Stored state by key id (a cart index member); ``user_id`` of each result is the

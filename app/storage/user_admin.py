@@ -105,7 +105,15 @@ def user_admin_config(settings: Settings) -> UserAdminConfig:
 
 def consent_script_keys(keys: UserKeys) -> tuple[str, ...]:
     """The KEYS of ``consent.lua``, in its order."""
-    return (keys.profile, keys.offers, keys.seen, keys.purchased, keys.consent, keys.erased)
+    return (
+        keys.profile,
+        keys.offers,
+        keys.seen,
+        keys.purchased,
+        keys.consent,
+        keys.erased,
+        keys.sent,
+    )
 
 
 def erase_script_keys(keys: UserKeys) -> tuple[str, ...]:
@@ -183,8 +191,9 @@ class RedisUserAdmin:
                 pipe.get(keys.offers)
                 pipe.zrange(keys.seen, 0, -1, withscores=True)
                 pipe.zrange(keys.purchased, 0, -1, withscores=True)
+                pipe.lrange(keys.sent, 0, -1)
                 replies: list[Any] = await pipe.execute()
-        raw_profile, consent, policy, decisions, offers, seen, purchased = replies
+        raw_profile, consent, policy, decisions, offers, seen, purchased, sent = replies
         profile, _ = decode_profile(raw_profile, self._config.dim)
         return UserExport(
             user_id=user_id,
@@ -195,6 +204,7 @@ class RedisUserAdmin:
             current_offers=parse_json(offers),
             seen=_scored(seen),
             purchased=_scored(purchased),
+            sent_messages=[parse_json(m) for m in sent],
         )
 
 

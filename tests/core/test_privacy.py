@@ -157,4 +157,5 @@ def test_an_unknown_user_exports_as_completed_with_empty_data() -> None:
         "current_offers": None,
         "seen_items": {},
         "purchased_items": {},
+        "sent_messages": [],
     }

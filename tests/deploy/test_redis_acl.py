@@ -242,9 +242,11 @@ async def test_the_worker_user_runs_every_path_of_the_worker(
         with_everything = UserWrite(
             base.user_id, 0, base.profile, base.offers_json, base.seen, base.purchased,
             policy_json=b"{}", decisions=[b'{"sent": true}'], cart_due=CartDue("ev", 0, 5_000),
+            sent=[b'{"message_id": "m1"}'],
         )  # fmt: skip
         assert (await store.commit([with_everything])).versions == {"acl-erin": 1}
         assert await store.decisions("acl-erin") == [b'{"sent": true}']
+        assert await store.sent_messages("acl-erin") == [b'{"message_id": "m1"}']
         due = await store.due_carts("ev", [0], 10_000, 100)
         assert sum(len(v) for v in due.values()) == 1
         await store.drop_cart_index("ev", due)

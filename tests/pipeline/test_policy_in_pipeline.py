@@ -157,6 +157,35 @@ async def test_a_decision_request_decides_now_for_its_channel() -> None:
     assert request["trigger"]["type"] == "decision_request" and request["channel"] == "web"
 
 
+async def test_every_message_of_a_batch_is_published_again_after_a_publish_failure() -> None:
+    """Two decision requests in one batch send two messages; the publish fails after the
+    commit: the redelivered batch must publish both again, not only the last one stored."""
+    cat = catalogue(("in_app", "web"))
+    rig = Rig(cat)
+    await rig.send(rig.event())
+    batch = [
+        rig.event("decision_request", item=None, channel="web"),
+        rig.event("decision_request", item=None, channel="in_app"),
+    ]
+
+    class Failing(RecordingPublisher):
+        async def publish(self, records: Sequence[OutboundRecord]) -> None:
+            raise ConnectionError("broker gone")
+
+    crashed = BatchProcessor(rig.store, Failing(), cat, CFG, rig.clock)
+    with pytest.raises(ConnectionError):
+        await crashed.process(batch)  # committed: both decisions stored as sent
+    sent = len(rig.messages)
+
+    await rig.processor.process(batch)  # the redelivery
+
+    again = rig.messages[sent:]
+    assert sorted(m["channel"] for m in again) == ["in_app", "web"]
+    triggers = {m["trigger"]["event_id"] for m in again}
+    assert triggers == {json.loads(r.value)["event_id"] for r in batch}
+    assert len({m["message_id"] for m in again}) == 2
+
+
 async def test_a_decision_request_for_a_channel_without_consent_is_refused_and_logged() -> None:
     rig = Rig(catalogue(("in_app", "sms")))
     await rig.send(rig.event("decision_request", item=None, channel="sms"))
@@ -258,6 +287,51 @@ async def test_a_crash_after_the_cart_commit_republishes_the_same_message() -> N
     stored = json.loads((await rig.store.load(["u1"]))["u1"].offers_json or b"")
     assert again["message_id"] == stored["message_id"]
     assert rig.store.cart_index("events", 0) == {}
+
+
+async def crash_after_the_cart_commit(rig: Rig) -> None:
+    """A cart timer fires on another processor whose publish fails: committed, not sent."""
+
+    class Failing(RecordingPublisher):
+        async def publish(self, records: Sequence[OutboundRecord]) -> None:
+            raise ConnectionError("broker gone")
+
+    crashed = BatchProcessor(rig.store, Failing(), catalogue(("in_app",)), CFG, rig.clock)
+    with pytest.raises(ConnectionError):
+        await crashed.fire_due_carts([("events", 0)])
+
+
+async def test_a_cart_message_is_not_sent_again_after_a_later_purchase() -> None:
+    rig = Rig(catalogue(("in_app",)))
+    await rig.send(rig.event("add_to_cart", item="i1"))
+    rig.clock.now += 31 * MINUTE
+    await crash_after_the_cart_commit(rig)
+    rig.clock.now += MINUTE
+    await rig.send(rig.event("purchase", item="i1"))  # the person bought it meanwhile
+
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 0
+
+    assert [m for m in rig.messages if m["trigger"]["type"] == "cart_abandonment"] == []
+    assert rig.store.cart_index("events", 0) == {}  # and the entry is gone
+
+
+async def test_a_cart_message_is_sent_again_for_the_entry_that_fired_it_only() -> None:
+    """A new timer re-indexed the user at another due time: the entry read is not the one
+    of the fired message, so the poll leaves it alone instead of resending the old one."""
+    rig = Rig(catalogue(("in_app",)))
+    await rig.send(rig.event("add_to_cart", item="i1"))
+    rig.clock.now += 31 * MINUTE
+    await crash_after_the_cart_commit(rig)
+    await rig.send(rig.event("add_to_cart", item="i2"))  # a new timer, indexed at its due time
+    new_due = rig.clock.now + 30 * MINUTE
+    assert rig.store.cart_index("events", 0) == {"u1": new_due}
+
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 0  # the new one: not due
+    assert [m for m in rig.messages if m["trigger"]["type"] == "cart_abandonment"] == []
+    rig.clock.now = new_due
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 1
+    (cart,) = [m for m in rig.messages if m["trigger"]["type"] == "cart_abandonment"]
+    assert cart["trigger"]["event_id"] == f"cart:i2:{new_due}"
 
 
 async def test_a_redelivered_batch_publishes_its_stored_decision_records_again() -> None:

@@ -66,7 +66,15 @@ def test_firing_removes_the_timers_and_remembers_their_ids() -> None:
     assert fired.carts == {"b": 20} and fired.fired == (timer_id("a", 10),)
     assert fired.uid == "u1"
     done = fire(fired, [("b", 20)])
-    assert done.carts == {} and done.uid is None and len(done.fired) == 2
+    assert done.carts == {} and len(done.fired) == 2
+    # the id stays, to address the message if it must be published again after a crash
+    assert done.uid == "u1"
+
+
+def test_the_user_id_kept_after_the_last_timer_fired_goes_with_the_next_event() -> None:
+    done = fire(UserPolicyState(carts={"a": 10}, uid="u1"), [("a", 10)])
+    after = apply_to_state(done, "u1", [ev("view", "x")], cart_delay_ms=DELAY)
+    assert after.uid is None and after.fired == done.fired
 
 
 def test_the_fired_list_is_bounded() -> None:

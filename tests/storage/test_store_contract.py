@@ -201,12 +201,31 @@ async def test_cart_index_returns_due_users_until_dropped(store: ProfileStore) -
             UserWrite("u3", 0, profile(1), cart_due=CartDue("ev", 1, 500)),
         ]
     )
-    assert await store.due_carts("ev", [2], 2_000, 10) == {2: ["u1"]}
-    assert await store.due_carts("ev", [1, 2, 3], 3_000, 10) == {1: ["u3"], 2: ["u1", "u2"]}
-    assert await store.due_carts("ev", [2], 3_000, 1) == {2: ["u1"]}
-    await store.drop_cart_index("ev", {2: ["u1"], 1: []})
-    assert await store.due_carts("ev", [2, 1], 9_000, 10) == {2: ["u2"], 1: ["u3"]}
+    assert await store.due_carts("ev", [2], 2_000, 10) == {2: [("u1", 1_000)]}
+    assert await store.due_carts("ev", [1, 2, 3], 3_000, 10) == {
+        1: [("u3", 500)],
+        2: [("u1", 1_000), ("u2", 3_000)],
+    }
+    assert await store.due_carts("ev", [2], 3_000, 1) == {2: [("u1", 1_000)]}
+    await store.drop_cart_index("ev", {2: [("u1", 1_000)], 1: []})
+    assert await store.due_carts("ev", [2, 1], 9_000, 10) == {2: [("u2", 3_000)], 1: [("u3", 500)]}
     assert await store.due_carts("ev", [], 9_000, 10) == {}
+
+
+async def test_an_index_entry_re_indexed_after_it_was_read_is_not_dropped(
+    store: ProfileStore,
+) -> None:
+    """Two owners of a partition overlap in a rebalance: the old one read the entry, the new
+    one committed a new timer for the user; the old one's removal must leave the new entry."""
+    await store.commit([UserWrite("u1", 0, profile(1), cart_due=CartDue("ev", 0, 1_000))])
+    (read,) = (await store.due_carts("ev", [0], 2_000, 10))[0]
+    await store.commit([UserWrite("u1", 1, profile(2), cart_due=CartDue("ev", 0, 7_000))])
+
+    await store.drop_cart_index("ev", {0: [read]})
+
+    assert await store.due_carts("ev", [0], 9_000, 10) == {0: [("u1", 7_000)]}
+    await store.drop_cart_index("ev", {0: [("u1", 7_000)]})
+    assert await store.due_carts("ev", [0], 9_000, 10) == {}
 
 
 async def store_consent(store: ProfileStore, record: ConsentRecord) -> None:
@@ -292,7 +311,7 @@ async def test_a_pending_cart_timer_is_addressed_by_opening_the_sealed_id(redis_
             ]
         )
         assert b"alice" not in (await client.get(store.keys(user).policy) or b"")
-        (key_id,) = (await store.due_carts("ev", [0], 6_000, 10))[0]
+        ((key_id, _),) = (await store.due_carts("ev", [0], 6_000, 10))[0]
         assert "alice" not in key_id
 
         assert (await store.load_key_ids([key_id]))[key_id].user_id == user
