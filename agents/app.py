@@ -64,6 +64,12 @@ def build_worker(settings: Settings) -> Worker:
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_host=settings.web_host,
+        # faust's own routes show internals (tables, routing, statistics): ours only
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
     )
     catalogue = Catalogue(dim=settings.vector_dim)
     neighbours = NeighbourTable(max_neighbours=settings.neighbours_max)

@@ -110,6 +110,58 @@ def _catalog_load(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if found.bad else 0
 
 
+def _tokens_path(args: argparse.Namespace, settings: Settings) -> Path:
+    path: Path | None = args.file or settings.api_tokens_file
+    if path is None:
+        raise _UsageError("no tokens file: set NBO_API_TOKENS_FILE or pass --file")
+    return path
+
+
+class _UsageError(Exception):
+    """A command cannot run as asked; the message is for the user."""
+
+
+def _token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from app.commands.tokens import TokenCommandError, create_client
+    from app.core.access import parse_scopes
+
+    path = _tokens_path(args, settings)
+    try:
+        token = create_client(path, args.name, parse_scopes(args.scopes))
+    except (TokenCommandError, ValueError) as exc:
+        print(f"nbo token: {exc}", file=sys.stderr)
+        return 2
+    print(f"created client {args.name!r} in {path}; its token (shown once, keep it secret):")
+    print(token)
+    return 0
+
+
+def _token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from app.commands.tokens import read_clients
+
+    try:
+        clients = read_clients(_tokens_path(args, settings))
+    except ValueError as exc:
+        print(f"nbo token: {exc}", file=sys.stderr)
+        return 2
+    for client in clients:
+        print(f"{client.name}\t{','.join(sorted(s.value for s in client.scopes))}")
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from app.commands.tokens import TokenCommandError, revoke_client
+
+    path = _tokens_path(args, settings)
+    try:
+        revoke_client(path, args.name)
+    except (TokenCommandError, ValueError) as exc:
+        print(f"nbo token: {exc}", file=sys.stderr)
+        return 2
+    print(f"revoked client {args.name!r}: workers refuse its token within a second")
+    return 0
+
+
 def _erasures_restore(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
@@ -369,6 +421,29 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     )
     restore.set_defaults(handler=_erasures_restore)
 
+    token = add_command(
+        sub,
+        "token",
+        "manage the API clients of the lookups",
+        "Create, list and revoke the clients that may read /users/... on the workers. The"
+        "\nfile (NBO_API_TOKENS_FILE, or --file) keeps each token's SHA-256, never the token:"
+        "\n'create' prints the new token once, alone on its last line. Workers reread the"
+        "\nfile within a second of a change. Scopes: offers:read, profile:read, decisions:read.",
+        "nbo token create push-service --scopes offers:read",
+    )
+    token.add_argument("--file", type=Path, help="the tokens file (default NBO_API_TOKENS_FILE)")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_sub.add_parser("create", help="a new client and its token")
+    create.add_argument("name", help="the client's name (letters, digits, . _ -)")
+    create.add_argument("--scopes", required=True, help="comma-separated, e.g. offers:read")
+    create.set_defaults(handler=_token_create)
+    token_sub.add_parser("list", help="every client with its scopes").set_defaults(
+        handler=_token_list
+    )
+    revoke = token_sub.add_parser("revoke", help="remove a client: its token stops working")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=_token_revoke)
+
     from app.commands.learning_cli import register_learning_commands
 
     register_learning_commands(sub)
@@ -397,6 +472,9 @@ def main(argv: Sequence[str] | None = None, extensions: Sequence[Extension] = ()
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except StackError as exc:
+        print(f"nbo: {exc}", file=sys.stderr)
+        return 2
+    except _UsageError as exc:
         print(f"nbo: {exc}", file=sys.stderr)
         return 2
     except ConnectionProblem as exc:

@@ -126,6 +126,18 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(default=6066, description="HTTP port of lookups, health and metrics.")
     web_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    api_tokens_file: Path | None = Field(
+        default=None,
+        description="API clients of the /users lookups, one a line: name, SHA-256 of the "
+        "token, scopes (`nbo token create`); reread when it changes. Unset: every lookup "
+        "is refused (401).",
+    )
+    api_rate_per_s: float = Field(
+        default=20.0, gt=0, description="Lookups a second per API client, on average."
+    )
+    api_burst: int = Field(
+        default=40, ge=1, description="Lookups an API client may make at once (its burst)."
+    )
 
     # --- model -------------------------------------------------------------------------------
     vector_dim: int = Field(

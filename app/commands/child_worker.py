@@ -25,9 +25,14 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class ChildWorker:
     """One worker process with environment ``env``, HTTP on ``port``, output to ``log_path``."""
 
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int, log_path: Path, api_token: str | None = None
+    ) -> None:
+        """``api_token``: sent as the bearer token of :meth:`get` (the ``/users`` lookups
+        need one; health and metrics do not)."""
         self.port = port
         self.log_path = log_path
+        self.api_token = api_token
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -41,8 +46,11 @@ class ChildWorker:
     def get(self, path: str) -> tuple[int, bytes]:
         """HTTP GET on the worker: (status, body)."""
         url = f"http://127.0.0.1:{self.port}{path}"
+        headers = {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers), timeout=5
+            ) as resp:
                 return int(resp.status), bytes(resp.read())
         except urllib.error.HTTPError as err:
             return int(err.code), bytes(err.read())

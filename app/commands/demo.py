@@ -21,7 +21,9 @@ from typing import Any
 
 from app.commands.child_worker import ChildWorker
 from app.commands.kafka_io import keyed_json, send_all
+from app.commands.tokens import create_client
 from app.connections import kafka_client_kwargs
+from app.core.access import Scope
 from app.datasets.movielens import load_movielens, rating_events
 from app.datasets.synthetic import ShopSpec, build_shop, generate_events
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
@@ -75,8 +77,19 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     ):
         asyncio.run(send_all(kafka, topic, keyed_json(docs, key), total=len(docs)))
 
-    env = {**os.environ, "NBO_KAFKA_BOOTSTRAP": bootstrap, "NBO_REDIS_URL": redis_url}
-    worker = ChildWorker(env, settings.web_port, settings.stack_dir / "demo-worker.log")
+    # a client of the lookups for this run, with every scope (its token is printed below)
+    tokens_file = settings.stack_dir / "demo-api-tokens"
+    tokens_file.unlink(missing_ok=True)
+    token = create_client(tokens_file, "demo", list(Scope))
+    env = {
+        **os.environ,
+        "NBO_KAFKA_BOOTSTRAP": bootstrap,
+        "NBO_REDIS_URL": redis_url,
+        "NBO_API_TOKENS_FILE": str(tokens_file),
+    }
+    worker = ChildWorker(
+        env, settings.web_port, settings.stack_dir / "demo-worker.log", api_token=token
+    )
     try:
         print(f"== starting the worker (log: {worker.log_path})")
         worker.wait_ready()
@@ -167,8 +180,9 @@ def _summary(
 
     port, user = settings.web_port, busiest[0] if busiest else "user-00000"
     print("\n== look further")
-    print(f"  curl http://127.0.0.1:{port}/users/{user}/offers")
-    print(f"  curl http://127.0.0.1:{port}/users/{user}/profile")
+    auth = f'-H "Authorization: Bearer {worker.api_token}"'
+    print(f"  curl {auth} http://127.0.0.1:{port}/users/{user}/offers")
+    print(f"  curl {auth} http://127.0.0.1:{port}/users/{user}/profile")
     print(f"  curl http://127.0.0.1:{port}/metrics")
     print(f"  redis-cli -p {settings.stack_redis_port} HGETALL 'nbo:{{u:{user}}}:profile'")
     print(f"  redis-cli -p {settings.stack_redis_port} GET 'nbo:{{u:{user}}}:offers'")

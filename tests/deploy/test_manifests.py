@@ -409,6 +409,26 @@ def test_the_embed_cronjob_runs_the_worker_image_one_run_at_a_time(overlay: list
     assert container["image"] == worker_container(overlay)["image"]
 
 
+def test_the_lookup_tokens_come_from_a_secret_the_worker_can_read_and_not_write(
+    overlay: list[Doc],
+) -> None:
+    deployment = one(overlay, "Deployment", "nbo-stream")
+    pod = deployment["spec"]["template"]["spec"]
+    container = worker_container(overlay)
+    env = {e["name"]: e for e in container.get("env", [])}
+    path = Path(env["NBO_API_TOKENS_FILE"]["value"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    assert mount.get("readOnly") is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "nbo-api-tokens"
+    assert [i["path"] for i in volume["secret"]["items"]] == [path.name]
+    mode = volume["secret"]["defaultMode"]
+    assert mode & 0o040 and not mode & 0o007  # its group (fsGroup) reads, others nothing
+    assert pod["securityContext"]["fsGroup"] == container.get("securityContext", {}).get(
+        "runAsGroup", pod["securityContext"]["runAsGroup"]
+    )
+
+
 def test_no_secret_with_data_is_committed_under_deploy() -> None:
     offenders = []
     for path in sorted(DEPLOY.rglob("*")):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.commands.child_worker import ChildWorker
+from app.core.access import ApiClient, Scope, new_token, token_hash
 from app.settings import Settings
 
 
@@ -27,6 +29,19 @@ class WorkerEnv:
     partitions: int = 3
     web_port: int = field(default_factory=free_port)
     extra: dict[str, str] = field(default_factory=dict)
+    api_token: str = field(default_factory=new_token)
+    """The bearer token of a client with every scope (``tokens_file``)."""
+
+    @property
+    def tokens_file(self) -> Path:
+        """The worker's API tokens file: one client, ``tests``, with every scope."""
+        path = Path(tempfile.gettempdir()) / f"nbo-test-tokens-{self.token}"
+        if not path.exists():
+            path.write_text(
+                ApiClient("tests", token_hash(self.api_token), frozenset(Scope)).line() + "\n",
+                encoding="utf-8",
+            )
+        return path
 
     def env(self) -> dict[str, str]:
         t = self.token
@@ -51,6 +66,7 @@ class WorkerEnv:
             "NBO_COMMIT_INTERVAL_S": "0.5",
             "NBO_BATCH_WITHIN_S": "0.05",
             "NBO_HOLDOUT_SHARE": "0",  # tests that need the control group set it
+            "NBO_API_TOKENS_FILE": str(self.tokens_file),
             **self.extra,
         }
 
@@ -73,5 +89,11 @@ class WorkerProcess(ChildWorker):
 
     def start(self) -> WorkerProcess:
         env = {**os.environ, **self.worker_env.env()}
-        ChildWorker.__init__(self, env, self.worker_env.web_port, self._log_path)
+        ChildWorker.__init__(
+            self,
+            env,
+            self.worker_env.web_port,
+            self._log_path,
+            api_token=self.worker_env.api_token,
+        )
         return self

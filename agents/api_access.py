@@ -1,0 +1,129 @@
+"""Access control of the worker's ``/users`` lookups: bearer tokens, scopes, rate limits.
+
+:class:`ApiAccess` holds the API clients of ``NBO_API_TOKENS_FILE`` (rereading the file when
+its size, modification time or inode changes, checked at most once a second, so ``nbo token
+create / revoke`` and a rotated Kubernetes Secret apply without a restart), answers each
+request with :func:`app.core.access.authorise`, then charges the client's token bucket
+(``NBO_API_RATE_PER_S``, ``NBO_API_BURST``). A file that does not parse refuses everyone
+(fail closed) and says so in the log. Each answer is logged (client, endpoint, status; never
+the token) and counted in ``nbo_api_requests_total{client,endpoint,status}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter
+
+from app.core.access import (
+    ApiClient,
+    Scope,
+    TokenBucket,
+    TokensFileError,
+    Verdict,
+    authorise,
+    parse_tokens,
+    retry_after,
+)
+
+log = logging.getLogger("nbo.access")
+
+RELOAD_CHECK_S = 1.0
+"""How often, at most, the tokens file is checked for a change (seconds)."""
+ANONYMOUS = "-"
+"""The client label of a request without a known token."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to reply: ``status`` 200 (serve the request), 401, 403 or 429, with ``error`` and
+    ``retry_after`` (a ``Retry-After`` value) when refused."""
+
+    status: int
+    client: str
+    error: str | None = None
+    retry_after: str | None = None
+
+
+@dataclass
+class ApiAccess:
+    """Bearer-token access to the lookups (see module doc)."""
+
+    path: Path | None
+    rate_per_s: float
+    burst: int
+    registry: CollectorRegistry
+    clock: Callable[[], float] = time.monotonic
+    _clients: dict[str, ApiClient] = field(default_factory=dict)
+    _stamp: tuple[int, int, int] | None = None
+    _checked_s: float = float("-inf")
+    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "nbo_api_requests",
+            "Lookups answered, by API client, endpoint and status",
+            ["client", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self._reload(force=True)
+
+    def _reload(self, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self._checked_s < RELOAD_CHECK_S:
+            return
+        self._checked_s = now
+        if self.path is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self._stamp is not None or force:
+                log.error("API tokens file %s is missing: every lookup is refused", self.path)
+            self._clients, self._stamp = {}, None
+            return
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == self._stamp and not force:
+            return
+        self._stamp = stamp
+        try:
+            self._clients = parse_tokens(self.path.read_text(encoding="utf-8"))
+        except (TokensFileError, OSError, UnicodeDecodeError) as exc:
+            log.error(
+                "API tokens file %s is unusable (%s): every lookup is refused", self.path, exc
+            )
+            self._clients = {}
+            return
+        log.info("API tokens file %s: %d clients", self.path, len(self._clients))
+
+    def check(self, header: str | None, needed: Scope, endpoint: str) -> Answer:
+        """The answer to a request with ``Authorization`` header ``header`` to ``endpoint``,
+        which needs ``needed``. A refusal is logged and counted here; a request let through
+        is, with its final status, by :meth:`record` once served."""
+        self._reload()
+        verdict: Verdict = authorise(header, self._clients, needed)
+        client = verdict.client or ANONYMOUS
+        if verdict.status != 200:
+            answer = Answer(verdict.status, client, verdict.error)
+        else:
+            bucket = self._buckets.get(client)
+            if bucket is None:
+                bucket = self._buckets[client] = TokenBucket(self.rate_per_s, self.burst)
+            wait = bucket.take(self.clock())
+            if wait > 0:
+                answer = Answer(429, client, "too many requests", retry_after(wait))
+            else:
+                return Answer(200, client)
+        self.record(answer, endpoint)
+        return answer
+
+    def record(self, answer: Answer, endpoint: str, status: int | None = None) -> None:
+        """Log and count one answer (``status``: the final one, when the request was served)."""
+        code = status if status is not None else answer.status
+        self.requests.labels(client=answer.client, endpoint=endpoint, status=str(code)).inc()
+        log.info("client=%s endpoint=%s status=%d", answer.client, endpoint, code)

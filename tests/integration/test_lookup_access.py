@@ -1,0 +1,113 @@
+"""The lookups of a real worker, probed as an attacker and an auditor would: no token, a wrong
+token, a token of the wrong scope, the right one, a burst, a revoked token, who exists, and
+faust's own routes; the access log and metrics name the client and never the token."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.commands.tokens import create_client
+from app.core.access import Scope
+from app.topics import ensure_topics, topic_specs
+from tests.integration.test_worker_end_to_end import catalogue_records, event
+from tests.support.kafka_io import produce, read_topic
+from tests.support.worker import WorkerEnv, WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+
+def get(port: int, path: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return int(resp.status), dict(resp.headers), bytes(resp.read())
+    except urllib.error.HTTPError as err:
+        return int(err.code), dict(err.headers), bytes(err.read())
+
+
+async def test_lookups_need_a_valid_token_with_the_right_scope_and_a_fair_rate(
+    kafka_bootstrap: str, redis_url: str, unique: Callable[[str], str], tmp_path: Path
+) -> None:
+    env = WorkerEnv(
+        kafka_bootstrap,
+        redis_url,
+        unique("api"),
+        extra={"NBO_API_RATE_PER_S": "1", "NBO_API_BURST": "5"},
+    )
+    s = env.settings()
+    push = create_client(env.tokens_file, "push", [Scope.OFFERS])
+    await ensure_topics(kafka_bootstrap, topic_specs(s))
+    items, offers = catalogue_records()
+    await produce(kafka_bootstrap, s.topic_item_catalog, items)
+    await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    port, alice = env.web_port, f"alice-{env.token}"
+    try:
+        worker.wait_ready()
+        await produce(kafka_bootstrap, s.topic_user_events, [event("a1", alice, "i0")])
+        assert await read_topic(kafka_bootstrap, s.topic_offers, expect=1), worker.tail()
+        offers_path = f"/users/{alice}/offers"
+
+        for token in (None, "nbo_guessed", push + "x"):
+            status, headers, body = get(port, offers_path, token)
+            assert status == 401 and headers.get("WWW-Authenticate", "").startswith("Bearer")
+            assert alice.encode() not in body and b"offer" not in body
+        status, _, body = get(port, f"/users/{alice}/decisions", push)  # offers:read only
+        assert status == 403 and alice.encode() not in body
+        status, _, body = get(port, "/users/bad%0Aid/offers")  # unauthenticated: no hint
+        assert status == 401
+
+        status, _, body = get(port, offers_path, push)
+        assert status == 200 and b'"offer_id":"o0"' in body
+        # who exists is not revealed: an unknown user and one without offers look the same
+        unknown = get(port, "/users/nobody-at-all/profile", env.api_token)
+        objector = get(port, f"/users/{alice}-never-seen/profile", env.api_token)
+        assert unknown[0] == objector[0] == 404 and unknown[2] == objector[2]
+
+        # a burst beyond the client's allowance (5 at once, then 1 a second): 429s that say
+        # when to come back; another client is not affected
+        statuses = [get(port, offers_path, push)[0] for _ in range(8)]
+        assert statuses.count(429) >= 2 and statuses[0] == 200, statuses
+        status, headers, _ = get(port, offers_path, push)
+        assert status == 429 and int(headers["Retry-After"]) >= 1
+        assert get(port, f"/users/{alice}/profile", env.api_token)[0] == 200
+
+        # revoked: refused within a couple of seconds, without a restart
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "agents.cli", "token", "--file", str(env.tokens_file),
+             "revoke", "push"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert wait_for_status(port, offers_path, push, 401)
+
+        # health and metrics stay open and name no one; faust's own routes are gone
+        assert get(port, "/healthz")[0] == 200
+        status, _, metrics = get(port, "/metrics")
+        assert status == 200 and alice.encode() not in metrics
+        assert b'nbo_api_requests_total{client="push",endpoint="offers",status="429"}' in metrics
+        for route in ("/router/", "/table/", "/graph/", "/stats/", "/performance/"):
+            assert get(port, route)[0] == 404, route
+    finally:
+        worker.stop()
+    log = (tmp_path / "worker.log").read_text()
+    assert push not in log and env.api_token not in log
+
+
+def wait_for_status(port: int, path: str, token: str, status: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if get(port, path, token)[0] == status:
+            return True
+        time.sleep(0.2)
+    return False
