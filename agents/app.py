@@ -42,6 +42,19 @@ from app.topics import ensure_topics, topic_specs
 log = logging.getLogger(__name__)
 
 
+def store_config(settings: Settings) -> RedisStoreConfig:
+    """The Redis store's configuration of ``settings`` (the worker's and the lookups')."""
+    return RedisStoreConfig(
+        dim=settings.vector_dim,
+        ttl_s=settings.user_ttl_s,
+        prefix=settings.redis_prefix,
+        decisions_cap=settings.decisions_kept,
+        secret=pseudonym_secret(settings),
+        # the recent items ride along with every load, only when co-occurrence is on
+        recent_items=settings.recent_items if settings.w_cooccurrence > 0 else 0,
+    )
+
+
 def build_worker(settings: Settings) -> Worker:
     """The worker for ``settings`` (no network until it starts)."""
     bootstrap = kafka_bootstrap_or_local(settings)
@@ -77,15 +90,7 @@ def build_worker(settings: Settings) -> Worker:
     redis = redis_client(settings)
     store = RedisProfileStore(
         redis,
-        RedisStoreConfig(
-            dim=settings.vector_dim,
-            ttl_s=settings.user_ttl_s,
-            prefix=settings.redis_prefix,
-            decisions_cap=settings.decisions_kept,
-            secret=pseudonym_secret(settings),
-            # the recent items ride along with every load, only when co-occurrence is on
-            recent_items=settings.recent_items if settings.w_cooccurrence > 0 else 0,
-        ),
+        store_config(settings),
     )
     feed = CatalogueFeed(
         kafka_client_kwargs(settings),

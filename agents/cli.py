@@ -44,7 +44,41 @@ def add_worker_command(sub: Any) -> None:
     worker.set_defaults(handler=_worker)
 
 
-EXTENSIONS = (add_worker_command,)
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+    import logging.config
+
+    from agents.api import run_api
+    from app.logs import logging_config
+
+    config = logging_config(settings.log_format, args.loglevel.upper())
+    if config is not None:
+        logging.config.dictConfig(config)
+    else:
+        logging.getLogger().setLevel(args.loglevel.upper())
+    run_api(settings)
+    return 0
+
+
+def add_api_command(sub: Any) -> None:
+    """``nbo api``."""
+    api = cli.add_command(
+        sub,
+        "api",
+        "serve the person lookups for channel services",
+        "Serve GET /users/<id>/offers, /profile and /decisions on NBO_API_PORT to clients with"
+        "\na bearer token of the right scope (nbo token create), plus /healthz, /readyz and"
+        "\n/metrics. A process apart from the workers: a flood of lookups cannot slow the"
+        "\nevent stream down.",
+        "NBO_API_TOKENS_FILE=tokens NBO_REDIS_URL=redis://127.0.0.1:16379/0 nbo api",
+    )
+    api.add_argument(
+        "--loglevel", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    api.set_defaults(handler=_api)
+
+
+EXTENSIONS = (add_worker_command, add_api_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -124,8 +124,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="Worker log lines: text, or one JSON object per line."
     )
-    web_port: int = Field(default=6066, description="HTTP port of lookups, health and metrics.")
+    web_port: int = Field(default=6066, description="HTTP port of health, readiness, metrics.")
     web_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    api_port: int = Field(default=6067, description="HTTP port of `nbo api` (the /users lookups).")
+    api_host: str = Field(default="127.0.0.1", description="HTTP bind address of `nbo api`.")
     api_tokens_file: Path | None = Field(
         default=None,
         description="API clients of the /users lookups, one a line: name, SHA-256 of the "

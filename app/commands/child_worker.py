@@ -1,4 +1,5 @@
-"""A ``nbo worker`` child process: start, wait until ready, read its HTTP endpoints, stop.
+"""A ``nbo worker`` (or ``nbo api``) child process: start, wait until ready, read its HTTP
+endpoints, stop.
 
 Used by ``nbo demo``, ``nbo bench`` and the integration tests, so all of them run the worker
 exactly as production does (``python -m agents.cli worker``).
@@ -26,17 +27,23 @@ class ChildWorker:
     """One worker process with environment ``env``, HTTP on ``port``, output to ``log_path``."""
 
     def __init__(
-        self, env: dict[str, str], port: int, log_path: Path, api_token: str | None = None
+        self,
+        env: dict[str, str],
+        port: int,
+        log_path: Path,
+        api_token: str | None = None,
+        command: tuple[str, ...] = ("worker", "--loglevel", "warn"),
     ) -> None:
         """``api_token``: sent as the bearer token of :meth:`get` (the ``/users`` lookups
-        need one; health and metrics do not)."""
+        need one; health and metrics do not). ``command``: the ``nbo`` command to run (the
+        worker; ``("api",)`` serves the lookups, on ``NBO_API_PORT``)."""
         self.port = port
         self.log_path = log_path
         self.api_token = api_token
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agents.cli", "worker", "--loglevel", "warn"],
+                [sys.executable, "-m", "agents.cli", *command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -87,12 +87,19 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         "NBO_REDIS_URL": redis_url,
         "NBO_API_TOKENS_FILE": str(tokens_file),
     }
-    worker = ChildWorker(
-        env, settings.web_port, settings.stack_dir / "demo-worker.log", api_token=token
-    )
+    worker = ChildWorker(env, settings.web_port, settings.stack_dir / "demo-worker.log")
+    lookups: ChildWorker | None = None
     try:
         print(f"== starting the worker (log: {worker.log_path})")
+        lookups = ChildWorker(
+            env,
+            settings.api_port,
+            settings.stack_dir / "demo-api.log",
+            api_token=token,
+            command=("api", "--loglevel", "warning"),
+        )
         worker.wait_ready()
+        lookups.wait_ready()
         before = worker.metrics()
         print(f"== producing {len(events)} events to {settings.topic_user_events}")
         started = time.monotonic()
@@ -115,7 +122,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             time.sleep(0.2)
         elapsed = time.monotonic() - started
         after = worker.metrics()
-        _summary(worker, events, before, after, elapsed, produced_s, settings)
+        _summary(worker, lookups, events, before, after, elapsed, produced_s, settings)
         if options.keep_running:
             print("\nThe worker keeps running; press Ctrl-C to stop it.")
             try:
@@ -124,12 +131,15 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             except KeyboardInterrupt:
                 pass
     finally:
+        if lookups is not None:
+            lookups.stop()
         worker.stop()
     return 0
 
 
 def _summary(
     worker: ChildWorker,
+    lookups: ChildWorker,
     events: list[dict[str, Any]],
     before: dict[str, float],
     after: dict[str, float],
@@ -158,13 +168,13 @@ def _summary(
 
     busiest = [u for u, _ in Counter(e["user_id"] for e in events).most_common(3)]
     for user in busiest:
-        status, body = worker.get(f"/users/{user}/profile")
+        status, body = lookups.get(f"/users/{user}/profile")
         if status != 200:
             continue
         profile = json.loads(body)
         tags = ", ".join(f"{t['tag']} ({t['score']:.2f})" for t in profile["strongest_tags"][:4])
         print(f"\n{user}: {profile['n_events']} events; strongest tags: {tags}")
-        status, body = worker.get(f"/users/{user}/offers")
+        status, body = lookups.get(f"/users/{user}/offers")
         if status == 200:
             message = json.loads(body)
             group = message.get("group", "personalised")
@@ -178,12 +188,12 @@ def _summary(
                     f"{offer['reason']}"
                 )
 
-    port, user = settings.web_port, busiest[0] if busiest else "user-00000"
+    port, user = settings.api_port, busiest[0] if busiest else "user-00000"
     print("\n== look further")
-    auth = f'-H "Authorization: Bearer {worker.api_token}"'
+    auth = f'-H "Authorization: Bearer {lookups.api_token}"'
     print(f"  curl {auth} http://127.0.0.1:{port}/users/{user}/offers")
     print(f"  curl {auth} http://127.0.0.1:{port}/users/{user}/profile")
-    print(f"  curl http://127.0.0.1:{port}/metrics")
+    print(f"  curl http://127.0.0.1:{settings.web_port}/metrics")
     print(f"  redis-cli -p {settings.stack_redis_port} HGETALL 'nbo:{{u:{user}}}:profile'")
     print(f"  redis-cli -p {settings.stack_redis_port} GET 'nbo:{{u:{user}}}:offers'")
     print("  .venv/bin/nbo tail --from-beginning --max 3   # next-best-offer messages")

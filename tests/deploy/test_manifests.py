@@ -210,7 +210,8 @@ def test_keda_measures_the_lag_of_the_workers_consumer_group_on_user_events(
     scaled = one(overlay, "ScaledObject")["spec"]
     (trigger,) = scaled["triggers"]
     assert trigger["type"] == "kafka"
-    assert scaled["scaleTargetRef"]["name"] == one(overlay, "Deployment")["metadata"]["name"]
+    assert scaled["scaleTargetRef"]["name"] == "nbo-stream"
+    assert one(overlay, "Deployment", "nbo-stream")["metadata"]["name"] == "nbo-stream"
     assert trigger["metadata"]["consumerGroup"] == config(overlay)["NBO_APP_ID"]
     assert trigger["metadata"]["topic"] == user_events_topic(overlay)["spec"]["topicName"]
     assert trigger["metadata"]["offsetResetPolicy"] == "earliest"
@@ -325,6 +326,8 @@ def test_termination_grace_covers_the_commit_interval_and_the_producer_flush(
 ) -> None:
     commit_interval_s = float(config(overlay)["NBO_COMMIT_INTERVAL_S"])
     for name, spec in pod_specs(overlay):
+        if name == "nbo-api":
+            continue  # the lookups consume no group and commit nothing
         grace = spec["terminationGracePeriodSeconds"]
         assert grace > commit_interval_s + FLUSH_ALLOWANCE_S, name
 
@@ -386,9 +389,9 @@ def test_the_worker_serves_http_on_all_interfaces_at_the_service_port(overlay: l
     assert cfg["NBO_WEB_HOST"] == "0.0.0.0"
     (port,) = worker_container(overlay)["ports"]
     assert port["name"] == "http" and port["containerPort"] == int(cfg["NBO_WEB_PORT"])
-    (service_port,) = one(overlay, "Service")["spec"]["ports"]
+    (service_port,) = one(overlay, "Service", "nbo-stream")["spec"]["ports"]
     assert service_port["name"] == "http" and service_port["targetPort"] == "http"
-    (endpoint,) = one(overlay, "ServiceMonitor")["spec"]["endpoints"]
+    (endpoint,) = one(overlay, "ServiceMonitor", "nbo-stream")["spec"]["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
 
 
@@ -409,12 +412,16 @@ def test_the_embed_cronjob_runs_the_worker_image_one_run_at_a_time(overlay: list
     assert container["image"] == worker_container(overlay)["image"]
 
 
-def test_the_lookup_tokens_come_from_a_secret_the_worker_can_read_and_not_write(
+def api_container(docs: list[Doc]) -> Doc:
+    containers = one(docs, "Deployment", "nbo-api")["spec"]["template"]["spec"]["containers"]
+    return next(c for c in containers if c["name"] == "api")
+
+
+def test_the_lookup_tokens_come_from_a_secret_the_api_can_read_and_not_write(
     overlay: list[Doc],
 ) -> None:
-    deployment = one(overlay, "Deployment", "nbo-stream")
-    pod = deployment["spec"]["template"]["spec"]
-    container = worker_container(overlay)
+    pod = one(overlay, "Deployment", "nbo-api")["spec"]["template"]["spec"]
+    container = api_container(overlay)
     env = {e["name"]: e for e in container.get("env", [])}
     path = Path(env["NBO_API_TOKENS_FILE"]["value"])
     (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent)]
@@ -424,9 +431,44 @@ def test_the_lookup_tokens_come_from_a_secret_the_worker_can_read_and_not_write(
     assert [i["path"] for i in volume["secret"]["items"]] == [path.name]
     mode = volume["secret"]["defaultMode"]
     assert mode & 0o040 and not mode & 0o007  # its group (fsGroup) reads, others nothing
-    assert pod["securityContext"]["fsGroup"] == container.get("securityContext", {}).get(
-        "runAsGroup", pod["securityContext"]["runAsGroup"]
-    )
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    assert "NBO_API_TOKENS_FILE" not in {e["name"] for e in worker_container(overlay)["env"]}
+
+
+def test_the_lookups_run_apart_with_read_only_redis_and_catalogue_only_kafka(
+    overlay: list[Doc],
+) -> None:
+    container = api_container(overlay)
+    assert container["args"] == ["api"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NBO_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "nbo-redis-lookup"
+    assert env["NBO_KAFKA_SASL_USERNAME"]["value"] == "nbo-api"
+    grants = kafka_grants(overlay, "nbo-api")
+    assert grants == {
+        ("topic", "item-catalog"): ["Describe", "Read"],
+        ("topic", "offer-catalog"): ["Describe", "Read"],
+    }
+    (port,) = container["ports"]
+    assert port["containerPort"] == int(env["NBO_API_PORT"]["value"])
+    (service_port,) = one(overlay, "Service", "nbo-api")["spec"]["ports"]
+    assert service_port["targetPort"] == "http"
+
+
+def test_only_labelled_clients_in_labelled_namespaces_reach_the_lookups(
+    overlay: list[Doc],
+) -> None:
+    policy = one(overlay, "NetworkPolicy", "nbo-api")["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
+    (rule,) = policy["ingress"]
+    clients, monitoring = rule["from"]
+    assert clients["namespaceSelector"]["matchLabels"] == {"nbo-stream/clients": "true"}
+    assert clients["podSelector"]["matchLabels"] == {"nbo-stream/client": "true"}
+    assert monitoring == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    # nothing but monitoring reaches a worker
+    (worker_rule,) = one(overlay, "NetworkPolicy", "nbo-stream")["spec"]["ingress"]
+    assert worker_rule["from"] == [monitoring]
 
 
 def test_no_secret_with_data_is_committed_under_deploy() -> None:

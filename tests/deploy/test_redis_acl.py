@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,25 @@ async def test_the_lookup_user_reads_offers_and_profiles_but_cannot_write(
         await lookup.set("nbo:{u:acl-carol}:offers", b"x")
     with pytest.raises(NoPermissionError):
         await lookup.get("other:key")
+
+
+async def test_the_lookup_user_runs_every_read_of_nbo_api(
+    worker_store: RedisProfileStore, server: Server, admin: aioredis.Redis
+) -> None:
+    """What ``nbo api`` calls (load with the recent items, decisions, ping) under the
+    lookup user, with nothing refused."""
+    base = write("acl-gina", 0)
+    await worker_store.commit([replace(base, decisions=[b'{"sent": false}'])])
+    client = aioredis.Redis.from_url(server.url("nbo-lookup", server.lookup_pw), socket_timeout=5)
+    store = RedisProfileStore(client, RedisStoreConfig(dim=4, recent_items=5))
+    try:
+        loaded = (await store.load(["acl-gina"]))["acl-gina"]
+        assert loaded.version == 1 and loaded.recent == ("i1",)
+        assert await store.decisions("acl-gina") == [b'{"sent": false}']
+        assert await store.ping()
+        assert await admin.acl_log() == []
+    finally:
+        await client.aclose()
 
 
 def test_the_shipped_acl_file_cannot_be_loaded_with_its_placeholder_passwords() -> None:

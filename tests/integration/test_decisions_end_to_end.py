@@ -25,7 +25,7 @@ from app.storage.keys import user_keys
 from app.topics import ensure_topics, topic_specs
 from tests.support.barrier import markers_applied, produce_markers
 from tests.support.kafka_io import as_json, produce, read_topic
-from tests.support.worker import WorkerEnv, WorkerProcess
+from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,12 @@ async def test_caps_consent_quiet_hours_and_the_decision_log(
         (night_decision,) = await sc.decisions(night)
         assert night_decision["sent"] is False and night_decision["reason"] == "quiet_hours"
         assert night_decision["tz"] == night_zone() and night_decision["policy_version"]
-        status, body = worker.get_json(f"/users/{night}/decisions")
+        api = ApiProcess(worker_env, tmp_path / "api.log").start()
+        try:
+            api.wait_ready()
+            status, body = api.get_json(f"/users/{night}/decisions")
+        finally:
+            api.stop()
         assert status == 200
         assert body["decisions"][0]["reason"] == "quiet_hours"  # type: ignore[index]
         assert body["decisions"][0]["rejected"] == {"quiet_hours": 3}  # type: ignore[index]

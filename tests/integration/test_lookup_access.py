@@ -1,6 +1,7 @@
-"""The lookups of a real worker, probed as an attacker and an auditor would: no token, a wrong
-token, a token of the wrong scope, the right one, a burst, a revoked token, who exists, and
-faust's own routes; the access log and metrics name the client and never the token."""
+"""The lookups of a real ``nbo api`` beside a real worker, probed as an attacker and an auditor
+would: no token, a wrong token, a token of the wrong scope, the right one, a burst, a revoked
+token, who exists, and the worker's faust routes; the access log and metrics name the client
+and never the token."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from app.core.access import Scope
 from app.topics import ensure_topics, topic_specs
 from tests.integration.test_worker_end_to_end import catalogue_records, event
 from tests.support.kafka_io import produce, read_topic
-from tests.support.worker import WorkerEnv, WorkerProcess
+from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +52,11 @@ async def test_lookups_need_a_valid_token_with_the_right_scope_and_a_fair_rate(
     await produce(kafka_bootstrap, s.topic_item_catalog, items)
     await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
-    port, alice = env.web_port, f"alice-{env.token}"
+    api = ApiProcess(env, tmp_path / "api.log").start()
+    port, alice = env.api_port, f"alice-{env.token}"
     try:
         worker.wait_ready()
+        api.wait_ready()
         await produce(kafka_bootstrap, s.topic_user_events, [event("a1", alice, "i0")])
         assert await read_topic(kafka_bootstrap, s.topic_offers, expect=1), worker.tail()
         offers_path = f"/users/{alice}/offers"
@@ -91,17 +94,23 @@ async def test_lookups_need_a_valid_token_with_the_right_scope_and_a_fair_rate(
         )  # fmt: skip
         assert wait_for_status(port, offers_path, push, 401)
 
-        # health and metrics stay open and name no one; faust's own routes are gone
+        # health and metrics stay open and name no one
         assert get(port, "/healthz")[0] == 200
         status, _, metrics = get(port, "/metrics")
         assert status == 200 and alice.encode() not in metrics
         assert b'nbo_api_requests_total{client="push",endpoint="offers",status="429"}' in metrics
+        # the worker serves no lookups (a flood cannot reach its event loop), nor faust's
+        # own routes
+        assert get(env.web_port, offers_path, env.api_token)[0] == 404
         for route in ("/router/", "/table/", "/graph/", "/stats/", "/performance/"):
-            assert get(port, route)[0] == 404, route
+            assert get(env.web_port, route)[0] == 404, route
+        assert get(env.web_port, "/healthz")[0] == 200
     finally:
+        api.stop()
         worker.stop()
-    log = (tmp_path / "worker.log").read_text()
-    assert push not in log and env.api_token not in log
+    for log in ("api.log", "worker.log"):
+        text = (tmp_path / log).read_text()
+        assert push not in text and env.api_token not in text, log
 
 
 def wait_for_status(port: int, path: str, token: str, status: int) -> bool:

@@ -23,7 +23,7 @@ from app.stack import stack_down, stack_up
 from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.redis_server import PrivateRedis
-from tests.support.worker import WorkerEnv, WorkerProcess, free_port
+from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +131,12 @@ async def test_the_worker_runs_over_scram_kafka_and_tls_redis_with_acl_users(
         await produce(kafka, settings.topic_user_events, [(user.encode(), as_json(event))])
         messages = await read_topic(kafka, settings.topic_offers, expect=1, timeout_s=20)
         assert [m.key for m in messages] == [user.encode()], worker.tail()
-        status, body = worker.get_json(f"/users/{user}/profile")
+        api = ApiProcess(env, tmp_path / "api.log").start()  # the lookups, as securely
+        try:
+            api.wait_ready()
+            status, body = api.get_json(f"/users/{user}/profile")
+        finally:
+            api.stop()
         assert status == 200 and body["n_events"] == 1
     finally:
         worker.stop()

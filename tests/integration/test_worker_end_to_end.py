@@ -14,7 +14,7 @@ from app.core.dead_letters import HEADER_ERROR_CLASS, HEADER_ORIGINAL_TOPIC
 from app.storage.keys import user_keys
 from app.topics import ensure_topics, topic_specs
 from tests.support.kafka_io import as_json, produce, read_topic
-from tests.support.worker import WorkerEnv, WorkerProcess
+from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -84,14 +84,20 @@ async def test_events_become_offer_messages_profiles_and_lookups(
         assert len(profile[b"vec"]) == DIM * 4 and profile[b"n_events"] == b"2"
         assert await redis_client.ttl(user_keys(user_a).profile) > 0
 
-        status, body = worker.get_json(f"/users/{user_a}/profile")
-        assert status == 200 and body["n_events"] == 2
-        tags = [t["tag"] for t in body["strongest_tags"]]  # type: ignore[union-attr, index]
-        assert set(tags[:2]) == {"sci-fi", "space"}
-        status, body = worker.get_json(f"/users/{user_b}/offers")
-        assert status == 200 and body["offers"][0]["offer_id"] == "o1"  # type: ignore[index]
-        assert worker.get_json("/users/nobody-at-all/offers")[0] == 404
+        api = ApiProcess(worker_env, tmp_path / "api.log").start()
+        try:
+            api.wait_ready()
+            status, body = api.get_json(f"/users/{user_a}/profile")
+            assert status == 200 and body["n_events"] == 2
+            tags = [t["tag"] for t in body["strongest_tags"]]  # type: ignore[union-attr, index]
+            assert set(tags[:2]) == {"sci-fi", "space"}
+            status, body = api.get_json(f"/users/{user_b}/offers")
+            assert status == 200 and body["offers"][0]["offer_id"] == "o1"  # type: ignore[index]
+            assert api.get_json("/users/nobody-at-all/offers")[0] == 404
+        finally:
+            api.stop()
         assert worker.get_json("/healthz")[0] == 200
+        assert worker.get(f"/users/{user_a}/profile")[0] == 404  # not the worker's job
     finally:
         worker.stop()
 

@@ -29,6 +29,7 @@ class WorkerEnv:
     partitions: int = 3
     web_port: int = field(default_factory=free_port)
     extra: dict[str, str] = field(default_factory=dict)
+    api_port: int = field(default_factory=free_port)
     api_token: str = field(default_factory=new_token)
     """The bearer token of a client with every scope (``tokens_file``)."""
 
@@ -67,6 +68,7 @@ class WorkerEnv:
             "NBO_BATCH_WITHIN_S": "0.05",
             "NBO_HOLDOUT_SHARE": "0",  # tests that need the control group set it
             "NBO_API_TOKENS_FILE": str(self.tokens_file),
+            "NBO_API_PORT": str(self.api_port),
             **self.extra,
         }
 
@@ -95,5 +97,26 @@ class WorkerProcess(ChildWorker):
             self.worker_env.web_port,
             self._log_path,
             api_token=self.worker_env.api_token,
+        )
+        return self
+
+
+class ApiProcess(ChildWorker):
+    """An ``nbo api`` child process (the person lookups) with a test's environment; its
+    :meth:`get` sends the test client's token."""
+
+    def __init__(self, worker_env: WorkerEnv, log_path: Path) -> None:
+        self.worker_env = worker_env
+        self._log_path = log_path
+
+    def start(self) -> ApiProcess:
+        env = {**os.environ, **self.worker_env.env()}
+        ChildWorker.__init__(
+            self,
+            env,
+            self.worker_env.api_port,
+            self._log_path,
+            api_token=self.worker_env.api_token,
+            command=("api", "--loglevel", "warning"),
         )
         return self
