@@ -6,15 +6,8 @@ replaced by those of test passwords, then the real Redis store runs against it a
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,77 +17,16 @@ from redis.exceptions import NoPermissionError
 from app.core.profile import Profile
 from app.ports import UserWrite
 from app.storage.redis_store import RedisProfileStore, RedisStoreConfig
+from tests.support.redis_acl import ACL_FILE, Server, acl_redis, start_redis, stop
 from tests.support.worker import free_port
 
 pytestmark = pytest.mark.integration
 
-ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "users.acl"
-WORKER_PLACEHOLDER = "#REPLACE_WITH_SHA256_OF_THE_WORKER_PASSWORD"
-LOOKUP_PLACEHOLDER = "#REPLACE_WITH_SHA256_OF_THE_LOOKUP_PASSWORD"
-ADMIN = "user default on nopass ~* &* +@all"
-
-
-def redis_binary() -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server not on PATH (`nbo stack up` installs it)", pytrace=False)
-    return binary
-
-
-def start_redis(acl_file: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--aclfile", str(acl_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return proc
-        except OSError:
-            time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(10)
-
-
-class Server:
-    def __init__(self, port: int, worker_pw: str, lookup_pw: str) -> None:
-        self.port = port
-        self.worker_pw = worker_pw
-        self.lookup_pw = lookup_pw
-
-    def url(self, user: str | None = None, password: str | None = None) -> str:
-        auth = f"{user}:{password}@" if user else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    worker_pw, lookup_pw = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    text = ACL_FILE.read_text(encoding="utf-8")
-    assert WORKER_PLACEHOLDER in text and LOOKUP_PLACEHOLDER in text
-    text = text.replace(WORKER_PLACEHOLDER, "#" + hashlib.sha256(worker_pw.encode()).hexdigest())
-    text = text.replace(LOOKUP_PLACEHOLDER, "#" + hashlib.sha256(lookup_pw.encode()).hexdigest())
-    acl = tmp_path_factory.mktemp("acl") / "users.acl"
-    acl.write_text(f"{ADMIN}\n{text}", encoding="utf-8")
-    port = free_port()
-    proc = start_redis(acl, port)
-    if proc.poll() is not None:
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        pytest.fail(f"redis-server refused the ACL file:\n{out[-2000:]}", pytrace=False)
-    try:
-        yield Server(port, worker_pw, lookup_pw)
-    finally:
-        stop(proc)
+    with acl_redis(tmp_path_factory.mktemp("acl")) as running:
+        yield running
 
 
 @pytest.fixture
@@ -240,7 +172,8 @@ async def test_the_worker_user_applies_consent_exports_and_erases(
             )
             assert await user_admin.apply_consent("acl-dave", record)
         assert (await user_admin.export("acl-dave")).consent is not None
-        assert (await user_admin.erase("acl-dave", 10**12)).deleted_keys == 2  # profile, consent
+        assert await user_admin.apply_consent("acl-dave", None)  # a tombstone (EXISTS)
+        assert (await user_admin.erase("acl-dave", 10**12)).deleted_keys == 1  # the profile
         assert await admin.acl_log() == []
     finally:
         await client.aclose()
