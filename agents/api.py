@@ -4,8 +4,8 @@
 ``GET /users/{user_id}/profile`` (n_events, updated_at, vector norm, strongest tags),
 ``GET /users/{user_id}/decisions`` (the newest decision records, newest first), each behind
 :class:`agents.api_access.ApiAccess` (bearer token, scope, rate); ``GET /healthz``,
-``GET /readyz`` (catalogue loaded, Redis answers) and ``GET /metrics`` are open and carry no
-user data.
+``GET /readyz`` (catalogue loaded, Redis answers) are open; ``GET /metrics`` is served on a
+port of its own (``NBO_API_METRICS_PORT``) and carries no user data.
 
 Why a process apart from the worker: a lookup costs CPU on the event loop that serves it,
 and a client that hammers the API (even one that only gets 429s) would slow the event stream
@@ -152,6 +152,12 @@ class Lookups:
         )
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
+        return app
+
+    def metrics_application(self) -> web.Application:
+        """``/metrics`` on a port of its own (``NBO_API_METRICS_PORT``), so a network policy
+        can admit only the monitoring system to it, and clients only to the lookups."""
+        app = web.Application()
         app.router.add_get("/metrics", self.metrics_text)
         return app
 
@@ -180,8 +186,11 @@ async def serve(settings: Settings) -> None:
     redis = redis_client(settings)
     lookups = build_lookups(settings, redis)
     runner = web.AppRunner(lookups.application(), access_log=None)
+    metrics_runner = web.AppRunner(lookups.metrics_application(), access_log=None)
     await runner.setup()
+    await metrics_runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
+    metrics_site = web.TCPSite(metrics_runner, settings.api_host, settings.api_metrics_port)
     feed = asyncio.create_task(lookups.feed.run(), name="catalogue-feed")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -189,11 +198,18 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await site.start()
-        log.info("serving lookups on %s:%d", settings.api_host, settings.api_port)
+        await metrics_site.start()
+        log.info(
+            "serving lookups on %s:%d, metrics on port %d",
+            settings.api_host,
+            settings.api_port,
+            settings.api_metrics_port,
+        )
         await stop.wait()
     finally:
         feed.cancel()
         await runner.cleanup()
+        await metrics_runner.cleanup()
         await redis.aclose()
 
 

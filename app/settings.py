@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     api_port: int = Field(default=6067, description="HTTP port of `nbo api` (the /users lookups).")
     api_host: str = Field(default="127.0.0.1", description="HTTP bind address of `nbo api`.")
+    api_metrics_port: int = Field(
+        default=6068, description="HTTP port of `nbo api`'s /metrics (for the monitoring only)."
+    )
     api_tokens_file: Path | None = Field(
         default=None,
         description="API clients of the /users lookups, one a line: name, SHA-256 of the "

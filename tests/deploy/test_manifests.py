@@ -448,10 +448,16 @@ def test_the_lookups_run_apart_with_read_only_redis_and_catalogue_only_kafka(
         ("topic", "item-catalog"): ["Describe", "Read"],
         ("topic", "offer-catalog"): ["Describe", "Read"],
     }
-    (port,) = container["ports"]
-    assert port["containerPort"] == int(env["NBO_API_PORT"]["value"])
-    (service_port,) = one(overlay, "Service", "nbo-api")["spec"]["ports"]
-    assert service_port["targetPort"] == "http"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {
+        "http": int(env["NBO_API_PORT"]["value"]),
+        "metrics": int(env["NBO_API_METRICS_PORT"]["value"]),
+    }
+    service_ports = one(overlay, "Service", "nbo-api")["spec"]["ports"]
+    assert {p["name"]: p["targetPort"] for p in service_ports} == {
+        "http": "http",
+        "metrics": "metrics",
+    }
 
 
 def test_only_labelled_clients_in_labelled_namespaces_reach_the_lookups(
@@ -459,13 +465,19 @@ def test_only_labelled_clients_in_labelled_namespaces_reach_the_lookups(
 ) -> None:
     policy = one(overlay, "NetworkPolicy", "nbo-api")["spec"]
     assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
-    (rule,) = policy["ingress"]
-    clients, monitoring = rule["from"]
+    ports = {p["name"]: p["containerPort"] for p in api_container(overlay)["ports"]}
+    lookups, metrics = policy["ingress"]
+    assert [p["port"] for p in lookups["ports"]] == [ports["http"]]
+    (clients,) = lookups["from"]
     assert clients["namespaceSelector"]["matchLabels"] == {"nbo-stream/clients": "true"}
     assert clients["podSelector"]["matchLabels"] == {"nbo-stream/client": "true"}
-    assert monitoring == {
+    monitoring = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
     }
+    assert [p["port"] for p in metrics["ports"]] == [ports["metrics"]]
+    assert metrics["from"] == [monitoring]  # only the monitoring reads /metrics
+    (endpoint,) = one(overlay, "ServiceMonitor", "nbo-api")["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
     # nothing but monitoring reaches a worker
     (worker_rule,) = one(overlay, "NetworkPolicy", "nbo-stream")["spec"]["ingress"]
     assert worker_rule["from"] == [monitoring]

@@ -94,9 +94,10 @@ async def test_lookups_need_a_valid_token_with_the_right_scope_and_a_fair_rate(
         )  # fmt: skip
         assert wait_for_status(port, offers_path, push, 401)
 
-        # health and metrics stay open and name no one
+        # health stays open; metrics are on a port of their own and name no one
         assert get(port, "/healthz")[0] == 200
-        status, _, metrics = get(port, "/metrics")
+        assert get(port, "/metrics")[0] == 404
+        status, _, metrics = get(env.api_metrics_port, "/metrics")
         assert status == 200 and alice.encode() not in metrics
         assert b'nbo_api_requests_total{client="push",endpoint="offers",status="429"}' in metrics
         # the worker serves no lookups (a flood cannot reach its event loop), nor faust's

@@ -30,6 +30,7 @@ class WorkerEnv:
     web_port: int = field(default_factory=free_port)
     extra: dict[str, str] = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
+    api_metrics_port: int = field(default_factory=free_port)
     api_token: str = field(default_factory=new_token)
     """The bearer token of a client with every scope (``tokens_file``)."""
 
@@ -69,6 +70,7 @@ class WorkerEnv:
             "NBO_HOLDOUT_SHARE": "0",  # tests that need the control group set it
             "NBO_API_TOKENS_FILE": str(self.tokens_file),
             "NBO_API_PORT": str(self.api_port),
+            "NBO_API_METRICS_PORT": str(self.api_metrics_port),
             **self.extra,
         }
 
