@@ -309,6 +309,18 @@ class Settings(BaseSettings):
     stack_kafka_sasl_password: SecretStr = Field(
         default=SecretStr("nbo-local-secret"), description="Password of that SCRAM user."
     )
+    stack_kafka_ssl_port: int | None = Field(
+        default=None,
+        description="Also listen with mutual TLS (client certificate required) on this port "
+        "(off if unset; needs the two PEM files below).",
+    )
+    stack_kafka_ssl_keystore: Path | None = Field(
+        default=None,
+        description="PEM with the local broker's private key (PKCS#8) and certificate chain.",
+    )
+    stack_kafka_ssl_truststore: Path | None = Field(
+        default=None, description="PEM with the CA whose client certificates the broker accepts."
+    )
     stack_start_timeout_s: float = Field(
         default=90.0, description="How long `nbo stack up` waits for readiness, seconds."
     )

@@ -181,13 +181,27 @@ def scram_for(settings: Settings) -> kafka.ScramListener | None:
     )
 
 
+def tls_for(settings: Settings) -> kafka.TlsListener | None:
+    """The optional mutual-TLS listener of the local broker (off by default)."""
+    port = settings.stack_kafka_ssl_port
+    keystore, truststore = settings.stack_kafka_ssl_keystore, settings.stack_kafka_ssl_truststore
+    if port is None:
+        return None
+    if keystore is None or truststore is None:
+        raise StackError(
+            "NBO_STACK_KAFKA_SSL_PORT needs NBO_STACK_KAFKA_SSL_KEYSTORE and "
+            "NBO_STACK_KAFKA_SSL_TRUSTSTORE (PEM files)"
+        )
+    return kafka.TlsListener(port, keystore.resolve(), truststore.resolve())
+
+
 def _kafka_service(settings: Settings, paths: kafka.KafkaPaths) -> _Service:
     port, controller = settings.stack_kafka_port, settings.stack_controller_port
-    sasl_ports = (
-        ((settings.stack_kafka_sasl_port, "NBO_STACK_KAFKA_SASL_PORT"),)
-        if settings.stack_kafka_sasl_port is not None
-        else ()
-    )
+    sasl_ports: tuple[tuple[int, str], ...] = ()
+    if settings.stack_kafka_sasl_port is not None:
+        sasl_ports += ((settings.stack_kafka_sasl_port, "NBO_STACK_KAFKA_SASL_PORT"),)
+    if settings.stack_kafka_ssl_port is not None:
+        sasl_ports += ((settings.stack_kafka_ssl_port, "NBO_STACK_KAFKA_SSL_PORT"),)
     return _Service(
         name="kafka",
         address=kafka_bootstrap_for(settings),
@@ -200,7 +214,9 @@ def _kafka_service(settings: Settings, paths: kafka.KafkaPaths) -> _Service:
         ),
         main_port=port,
         answers=lambda timeout_s: kafka.kafka_answers(port, timeout_s),
-        config_matches=lambda: kafka.config_matches(paths, port, controller, scram_for(settings)),
+        config_matches=lambda: kafka.config_matches(
+            paths, port, controller, scram_for(settings), tls_for(settings)
+        ),
         log_excerpt=lambda: kafka.log_excerpt(paths),
     )
 
@@ -359,7 +375,11 @@ def stack_up(settings: Settings) -> StackInfo:
             if java:
                 scram = scram_for(settings)
                 kafka.write_config(
-                    kafka_paths, settings.stack_kafka_port, settings.stack_controller_port, scram
+                    kafka_paths,
+                    settings.stack_kafka_port,
+                    settings.stack_controller_port,
+                    scram,
+                    tls_for(settings),
                 )
                 kafka.ensure_formatted(java, kafka_paths, scram)
                 started[kafka_svc.name] = _start(
