@@ -1,8 +1,9 @@
 """``nbo bench``: pre-produce a workload, then drain it with the raw aiokafka passthrough, a faust
 passthrough, the naive per-event version and the worker (at each catalogue size), all as child
-processes on the same broker, topic and messages; then latency at 50% of the worker's measured
-peak for the worker and the raw passthrough at the same rate. Prints a table, writes JSON
-(``--json``).
+processes on the same broker, topic and messages; then the worker again while a client
+hammers ``nbo api`` beside it (the lookups must not slow the stream: compared with the first
+drain); then latency at 50% of the worker's measured peak for the worker and the raw
+passthrough at the same rate. Prints a table, writes JSON (``--json``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from app.bench.flood import LookupFlood
 from app.bench.measure import (
     OutputRecorder,
     delete_prefix,
@@ -31,6 +33,8 @@ from app.bench.measure import (
 from app.bench.workload import SPAN_MS, Workload, WorkloadSpec, build_workload
 from app.commands.child_worker import ChildWorker
 from app.commands.kafka_io import keyed_json, send_all
+from app.commands.tokens import create_client
+from app.core.access import Scope
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
 from app.topics import TopicSpec, ensure_topics
 
@@ -43,6 +47,8 @@ SIDE_TOPICS = {
     "NBO_TOPIC_ITEM_NEIGHBOURS": "neighbours",
 }
 """The worker's topics besides events, catalogues and offers: one per run."""
+FLOOD_RUN = "-flood"
+"""The drain under a lookup flood: its own consumer group and Redis prefix."""
 
 
 @dataclass(frozen=True)
@@ -155,18 +161,58 @@ class Bench:
         )  # fmt: skip
         return _drain_figures(run.result, run.cpu_s, run.peak_rss)
 
-    def start_worker(self, offers: int) -> ChildWorker:
-        env = self.env(
-            NBO_APP_ID=f"{self.token}-worker-{offers}",
+    def worker_env(self, offers: int, run: str = "") -> dict[str, str]:
+        """The environment of a worker (and of ``nbo api`` beside it) on ``offers`` offers;
+        ``run`` names a separate drain (its own group and Redis prefix)."""
+        return self.env(
+            NBO_APP_ID=f"{self.token}-worker-{offers}{run}",
             NBO_TOPIC_OFFER_CATALOG=f"{self.token}-offers-{offers}",
             NBO_TOPIC_OFFERS=f"{self.token}-nbo-{offers}",
             NBO_TOPIC_DEAD_LETTERS=f"{self.token}-dlq",
-            NBO_REDIS_PREFIX=f"{self.token}-{offers}",
+            NBO_REDIS_PREFIX=f"{self.token}-{offers}{run}",
             NBO_WEB_PORT=str(self.settings.web_port + 1),
         )
-        worker = ChildWorker(env, self.settings.web_port + 1, self.log_dir / f"worker-{offers}.log")
+
+    def start_worker(self, offers: int, run: str = "") -> ChildWorker:
+        worker = ChildWorker(
+            self.worker_env(offers, run),
+            self.settings.web_port + 1,
+            self.log_dir / f"worker-{offers}{run}.log",
+        )
         worker.wait_ready(timeout_s=120)
         return worker
+
+    async def flood_drain(self, n: int, offers: int) -> dict[str, Any]:
+        """:meth:`worker_drain` of a fresh worker (own group and Redis prefix) while a client
+        hammers ``nbo api`` beside it (:class:`~app.bench.flood.LookupFlood`)."""
+        tokens = self.log_dir / "api-tokens"
+        tokens.unlink(missing_ok=True)
+        token = create_client(tokens, "flood", [Scope.OFFERS])
+        api_port, metrics_port = self.settings.web_port + 2, self.settings.web_port + 3
+        env = {
+            **self.worker_env(offers, FLOOD_RUN),
+            "NBO_API_TOKENS_FILE": str(tokens),
+            "NBO_API_PORT": str(api_port),
+            "NBO_API_METRICS_PORT": str(metrics_port),
+        }
+        api = ChildWorker(
+            env, api_port, self.log_dir / "api.log", api_token=token, command=("api",)
+        )
+        try:
+            api.wait_ready(timeout_s=120)
+            flood = LookupFlood(f"http://127.0.0.1:{api_port}/users/u-1/offers", token)
+            flood.start()
+            try:
+                worker = self.start_worker(offers, FLOOD_RUN)
+                try:
+                    figures = await self.worker_drain(worker, n, offers)
+                finally:
+                    worker.stop()
+            finally:
+                figures["flood"] = flood.stop()
+        finally:
+            api.stop()
+        return figures
 
     async def worker_drain(self, worker: ChildWorker, n: int, offers: int) -> dict[str, Any]:
         calls_before = await redis_command_calls(self.redis_url)
@@ -256,6 +302,9 @@ class Bench:
 
     async def cleanup(self) -> None:
         await delete_prefix(self.redis_url, f"{self.token}-naive")
+        await delete_prefix(
+            self.redis_url, f"{self.token}-{self.options.offer_sizes[0]}{FLOOD_RUN}"
+        )
         for n in self.options.offer_sizes:
             await delete_prefix(self.redis_url, f"{self.token}-{n}")
 
@@ -305,6 +354,9 @@ def run_bench(settings: Settings, options: BenchOptions, json_path: Path | None)
                 )
             finally:
                 worker.stop()
+        first = options.offer_sizes[0]
+        print(f"== worker, {first:,} offers, while a client hammers nbo api")
+        report["lookup_flood"] = asyncio.run(bench.flood_drain(options.events, first))
         rate = 0.5 * report["pipeline"][str(options.offer_sizes[0])]["events_per_s"]
         print(f"== latency at {rate:,.0f} events/s (50% of the worker's peak)")
         report["latency"] = asyncio.run(bench.latency(workload, rate))
@@ -336,6 +388,10 @@ def _ratios(report: dict[str, Any], options: BenchOptions) -> dict[str, float]:
     ratios["redis_round_trips_per_batch"] = first.get("redis_round_trips_per_batch", 0.0)
     lat = report["latency"]
     ratios["p99_vs_raw"] = lat["pipeline_ms"]["p99"] / lat["raw_ms"]["p99"]
+    # the stream's rate while a client hammers the lookups, against its rate without
+    ratios["throughput_under_lookup_flood"] = (
+        report["lookup_flood"]["events_per_s"] / first["events_per_s"]
+    )
     return ratios
 
 
@@ -351,6 +407,7 @@ def render(report: dict[str, Any]) -> str:
     rows = [("raw passthrough", report["raw"]), ("faust passthrough", report["faust"]),
             ("naive per-event", report["naive"])]  # fmt: skip
     rows += [(f"worker {int(n):,} offers", v) for n, v in report["pipeline"].items()]
+    rows.append(("worker + lookup flood", report["lookup_flood"]))
     for name, r in rows:
         rt = r.get("redis_round_trips_per_event")
         batch = r.get("mean_batch")
@@ -365,6 +422,11 @@ def render(report: dict[str, Any]) -> str:
         p = lat[name]
         lines.append(f"  {name[:-3]:<10} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}"
                      f"   ({p['samples']} samples)")  # fmt: skip
+    flood = report["lookup_flood"]["flood"]
+    lines.append(
+        f"\nlookup flood: {flood['requests']:,} requests ({flood['requests_per_s']:,.0f}/s) "
+        f"to nbo api during the drain, by status {flood['by_status']}"
+    )
     lines.append("\nratios")
     lines += [f"  {k:<36} {v:8.3f}" for k, v in report["ratios"].items()]
     return "\n".join(lines)

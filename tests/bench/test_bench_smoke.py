@@ -20,6 +20,7 @@ RATIOS = {
     "redis_calls_per_event_times_batch",
     "redis_round_trips_per_batch",
     "p99_vs_raw",
+    "throughput_under_lookup_flood",
 }
 
 
@@ -49,4 +50,7 @@ def test_a_tiny_benchmark_reports_every_figure(
     assert report["faust"]["events"] == 1_500
     assert report["raw"]["peak_rss_mb"] > 0 and report["naive"]["events"] > 0
     assert report["latency"]["pipeline_ms"]["samples"] > 0
+    flooded = report["lookup_flood"]
+    assert flooded["events"] == 1_500 and flooded["events_applied"] == 1_500
+    assert flooded["flood"]["requests"] > 0 and "429" in flooded["flood"]["by_status"]
     assert (tmp_path / "bench.json").exists()
