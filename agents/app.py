@@ -52,6 +52,8 @@ def store_config(settings: Settings) -> RedisStoreConfig:
         secret=pseudonym_secret(settings),
         # the recent items ride along with every load, only when co-occurrence is on
         recent_items=settings.recent_items if settings.w_cooccurrence > 0 else 0,
+        ack_replicas=settings.redis_ack_replicas,
+        ack_timeout_ms=settings.redis_ack_timeout_ms,
     )
 
 

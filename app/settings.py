@@ -126,6 +126,17 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(default=6066, description="HTTP port of health, readiness, metrics.")
     web_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    redis_ack_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Replicas that must hold a commit (WAIT) before the batch's offsets are "
+        "committed; 0: the primary's acknowledgement (then run Redis with appendfsync always "
+        "so an acknowledged write survives a crash). Single server or Sentinel only.",
+    )
+    redis_ack_timeout_ms: int = Field(
+        default=1_000, ge=10, le=60_000, description="How long WAIT waits for those replicas, ms."
+    )
     api_port: int = Field(default=6067, description="HTTP port of `nbo api` (the /users lookups).")
     api_host: str = Field(default="127.0.0.1", description="HTTP bind address of `nbo api`.")
     api_metrics_port: int = Field(

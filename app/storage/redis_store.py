@@ -71,6 +71,12 @@ class RedisStoreConfig:
     prefix: str = "nbo"
     secret: bytes | None = None
     recent_items: int = 20
+    ack_replicas: int = 0
+    """Replicas that must hold a commit before it counts (``WAIT``, same round trip; 0: the
+    primary's acknowledgement is enough). Short of them the commit raises
+    :class:`StoreUnavailable`: the batch is retried and its offsets are not committed."""
+    ack_timeout_ms: int = 1_000
+    """How long ``WAIT`` waits for :attr:`ack_replicas`, ms."""
 
 
 def _marker_ms(raw: Any) -> int:
@@ -99,6 +105,11 @@ class RedisProfileStore:
         self._script_loaded = False
         self._cart_drop = LuaScript("cart_drop.lua")
         self.round_trips = 0
+        if config.ack_replicas > 0 and isinstance(client, RedisCluster):
+            raise ValueError(
+                "waiting for replicas (NBO_REDIS_ACK_REPLICAS) works with one primary "
+                "(a single server or Sentinel), not with a Redis Cluster"
+            )
 
     def keys(self, user_id: str) -> UserKeys:
         """The Redis keys of ``user_id`` (pseudonymised when a secret is configured)."""
@@ -171,8 +182,13 @@ class RedisProfileStore:
         )
 
     async def commit(self, writes: Sequence[UserWrite]) -> WriteOutcome:
-        """One pipeline of commit-script calls; users whose version moved are conflicts."""
+        """One pipeline of commit-script calls; users whose version moved are conflicts.
+        With :attr:`RedisStoreConfig.ack_replicas`, the same pipeline ends with ``WAIT``
+        (a batch without writes sends a fence write and ``WAIT``: what an earlier attempt
+        wrote must be on the replicas too before its offsets are committed)."""
         if not writes:
+            if self._config.ack_replicas > 0:
+                await self._fence()
             return WriteOutcome({}, {})
         cfg = self._config
         calls = [(self._commit_keys(w.user_id), self._args(w)) for w in writes]
@@ -229,7 +245,36 @@ class RedisProfileStore:
                 pipe.evalsha(self._sha, len(keys), *keys, *args)
             for key, due, k in index:
                 pipe.zadd(key, {_key_id(k): due})
-            return list(await pipe.execute())[: len(calls)]
+            self._wait(pipe)
+            replies = list(await pipe.execute())
+        self._check_acks(replies[-1] if self._config.ack_replicas > 0 else None)
+        return replies[: len(calls)]
+
+    def _wait(self, pipe: Any) -> None:
+        """Queue ``WAIT`` for the configured replicas on ``pipe`` (nothing when 0)."""
+        cfg = self._config
+        if cfg.ack_replicas > 0:
+            pipe.execute_command("WAIT", cfg.ack_replicas, cfg.ack_timeout_ms)
+
+    def _check_acks(self, acked: Any) -> None:
+        """Raise :class:`StoreUnavailable` when ``WAIT`` counted fewer replicas than asked."""
+        needed = self._config.ack_replicas
+        if needed > 0 and int(acked) < needed:
+            raise StoreUnavailable(
+                f"only {int(acked)} of {needed} Redis replicas acknowledged the commit "
+                f"within {self._config.ack_timeout_ms} ms"
+            )
+
+    async def _fence(self) -> None:
+        """A write of this connection, then ``WAIT``: every write the primary had before it,
+        an earlier attempt's included, is on the replicas once it returns."""
+        self.round_trips += 1
+        with unavailable_raises("while waiting for the replicas"):
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.set(f"{self._config.prefix}:fence", "1", px=60_000)
+                self._wait(pipe)
+                replies = list(await pipe.execute())
+        self._check_acks(replies[-1])
 
     def _args(self, write: UserWrite) -> list[bytes | str | int]:
         cfg = self._config

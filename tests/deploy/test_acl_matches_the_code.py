@@ -20,7 +20,9 @@ STORAGE = ROOT / "app" / "storage"
 LUA_CALL = re.compile(r"redis\.call\('([A-Za-z]+)'")
 # a call on a Redis client or pipeline, as the storage adapters write them
 PY_CALL = re.compile(r"\b(?:pipe|client|_client|redis)\.([a-z_]+)\(")
-NOT_COMMANDS = {"pipeline", "execute", "aclose", "force_metadata_update"}
+NOT_COMMANDS = {"pipeline", "execute", "aclose", "force_metadata_update", "execute_command"}
+# a command sent by name: pipe.execute_command("WAIT", ...)
+BY_NAME = re.compile(r"execute_command\(\s*\"([A-Z]+)\"")
 RENAMED = {"delete": "del", "script_load": "script|load"}
 # redis-py methods run by the lookups (RedisProfileStore: loads, decisions, readiness)
 LOOKUP_METHODS = {"_load", "decisions", "ping"}
@@ -42,7 +44,9 @@ def command(method: str) -> str:
 def python_commands(paths: list[Path]) -> set[str]:
     found = set()
     for path in paths:
-        for method in PY_CALL.findall(path.read_text(encoding="utf-8")):
+        text = path.read_text(encoding="utf-8")
+        found |= {name.lower() for name in BY_NAME.findall(text)}
+        for method in PY_CALL.findall(text):
             if method not in NOT_COMMANDS:
                 found.add(command(method))
     return found

@@ -204,6 +204,12 @@ def test_erasure_markers_outlive_every_topic_the_workers_read_a_persons_records_
     assert ttl_ms >= max(retention.values())
 
 
+def test_offsets_are_committed_only_for_writes_a_redis_replica_holds(overlay: list[Doc]) -> None:
+    cfg = config(overlay)
+    assert int(cfg["NBO_REDIS_ACK_REPLICAS"]) >= 1
+    assert 0 < int(cfg["NBO_REDIS_ACK_TIMEOUT_MS"]) <= 5_000  # within the worker's socket timeout
+
+
 def test_keda_measures_the_lag_of_the_workers_consumer_group_on_user_events(
     overlay: list[Doc],
 ) -> None:

@@ -18,9 +18,12 @@ class PrivateRedis:
         port: int,
         tls: tuple[Path, Path, Path] | None = None,
         acl_file: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         """``tls``: (CA, server certificate, server key) PEM files: TLS only on ``port``.
-        ``acl_file``: a Redis ACL file (users) to load."""
+        ``acl_file``: a Redis ACL file (users) to load. ``extra_args``: more server options
+        (``("--replicaof", "127.0.0.1", "<port>")`` makes a replica)."""
+        self.extra_args = extra_args
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not on PATH (`nbo stack up` installs it)")
@@ -47,7 +50,7 @@ class PrivateRedis:
             argv += ["--port", str(self.port)]
         if self.acl_file:
             argv += ["--aclfile", str(self.acl_file)]
-        return argv
+        return argv + list(self.extra_args)
 
     def start(self) -> PrivateRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,3 +77,12 @@ class PrivateRedis:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the server (SIGSTOP: it stops answering, as a stalled node does;
+        SIGCONT: it goes on; SIGKILL: it dies without a word)."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        if sig == 9:
+            self.proc.wait(10)
+            self.proc = None
