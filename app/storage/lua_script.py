@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -72,6 +73,22 @@ def unavailable_raises(what: str) -> Iterator[None]:
         raise StoreUnavailable(f"Redis unreachable {what}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class ReplicaAck:
+    """How many replicas must hold a write (``WAIT``) before it counts, and how long to wait."""
+
+    replicas: int = 0
+    timeout_ms: int = 1_000
+
+    def check(self, acked: Any) -> None:
+        """Raise :class:`StoreUnavailable` when ``WAIT`` counted fewer replicas."""
+        if self.replicas > 0 and int(acked) < self.replicas:
+            raise StoreUnavailable(
+                f"only {int(acked)} of {self.replicas} Redis replicas acknowledged the write "
+                f"within {self.timeout_ms} ms"
+            )
+
+
 ScriptCall = tuple[Sequence[str], Sequence[Any]]
 """One call of a script: its keys and its arguments."""
 
@@ -86,11 +103,17 @@ class LuaScript:
         self._loaded = False
 
     async def run_idempotent(
-        self, client: aioredis.Redis | RedisCluster, calls: Sequence[ScriptCall]
+        self,
+        client: aioredis.Redis | RedisCluster,
+        calls: Sequence[ScriptCall],
+        ack: ReplicaAck | None = None,
     ) -> tuple[list[Any], int]:
         """Every call's reply, in order, and the round trips used (a pipeline counts once).
 
-        Raises :class:`StoreUnavailable` when Redis is unreachable or loses the script twice.
+        ``ack``: the pipeline ends with ``WAIT`` for that many replicas (single server only);
+        short of them :class:`StoreUnavailable` is raised (the calls are idempotent: the
+        caller retries). Raises :class:`StoreUnavailable` when Redis is unreachable or loses
+        the script twice.
         """
         if not calls:
             return [], 0
@@ -102,7 +125,7 @@ class LuaScript:
                         await client.script_load(self.source)
                         self._loaded = True
                     round_trips += len(calls) if isinstance(client, RedisCluster) else 1
-                    return await self._run(client, calls), round_trips
+                    return await self._run(client, calls, ack), round_trips
             except NoScriptError:
                 self._loaded = False
                 if attempt == 2:
@@ -110,7 +133,10 @@ class LuaScript:
         raise AssertionError("unreachable")
 
     async def _run(
-        self, client: aioredis.Redis | RedisCluster, calls: Sequence[ScriptCall]
+        self,
+        client: aioredis.Redis | RedisCluster,
+        calls: Sequence[ScriptCall],
+        ack: ReplicaAck | None,
     ) -> list[Any]:
         if isinstance(client, RedisCluster):
             return list(
@@ -119,4 +145,9 @@ class LuaScript:
         async with client.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 pipe.evalsha(self.sha, len(keys), *keys, *args)
-            return list(await pipe.execute())
+            if ack is not None and ack.replicas > 0:
+                pipe.execute_command("WAIT", ack.replicas, ack.timeout_ms)
+            replies = list(await pipe.execute())
+        if ack is not None and ack.replicas > 0:
+            ack.check(replies.pop())
+        return replies

@@ -41,7 +41,7 @@ from app.ports import (
     consent_tag,
 )
 from app.storage.keys import UserKeys, cart_due_key, user_keys
-from app.storage.lua_script import REDIS_ERRORS, LuaScript, unavailable_raises
+from app.storage.lua_script import REDIS_ERRORS, LuaScript, ReplicaAck, unavailable_raises
 from app.storage.profile_codec import decode_profile, profile_fields
 
 log = logging.getLogger(__name__)
@@ -258,12 +258,7 @@ class RedisProfileStore:
 
     def _check_acks(self, acked: Any) -> None:
         """Raise :class:`StoreUnavailable` when ``WAIT`` counted fewer replicas than asked."""
-        needed = self._config.ack_replicas
-        if needed > 0 and int(acked) < needed:
-            raise StoreUnavailable(
-                f"only {int(acked)} of {needed} Redis replicas acknowledged the commit "
-                f"within {self._config.ack_timeout_ms} ms"
-            )
+        ReplicaAck(self._config.ack_replicas, self._config.ack_timeout_ms).check(acked)
 
     async def _fence(self) -> None:
         """A write of this connection, then ``WAIT``: every write the primary had before it,

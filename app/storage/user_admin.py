@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -40,7 +40,7 @@ from app.policy.consent import ConsentRecord
 from app.ports import EraseResult, UserExport
 from app.settings import Settings, pseudonym_secret
 from app.storage.keys import PREFIX, UserKeys, cart_due_key, user_keys
-from app.storage.lua_script import LuaScript, unavailable_raises
+from app.storage.lua_script import LuaScript, ReplicaAck, unavailable_raises
 from app.storage.profile_codec import decode_profile
 
 
@@ -62,6 +62,9 @@ class UserAdminConfig:
     cart_topic: str = "user-events"
     cart_partitions: int = 12
     erasure_ttl_s: int = ERASURE_TTL_S
+    ack: ReplicaAck = field(default_factory=ReplicaAck)
+    """Replicas that must hold a consent change or an erasure before it counts
+    (``NBO_REDIS_ACK_REPLICAS``): its offset is committed only then."""
     """TTL of an erasure marker (``NBO_ERASURE_TTL_S``): at least the retention of every
     topic a worker may still read the user's records from."""
 
@@ -100,6 +103,7 @@ def user_admin_config(settings: Settings) -> UserAdminConfig:
         cart_topic=settings.topic_user_events,
         cart_partitions=settings.user_events_partitions,
         erasure_ttl_s=settings.erasure_ttl_s,
+        ack=ReplicaAck(settings.redis_ack_replicas, settings.redis_ack_timeout_ms),
     )
 
 
@@ -157,7 +161,9 @@ class RedisUserAdmin:
             raise ValueError("the consent record is of another user")
         keys = consent_script_keys(self._config.keys(user_id))
         args = consent_script_args(self._config.stored_consent(record), self._config.ttl_s)
-        replies, _ = await self._consent.run_idempotent(self._client, [(keys, args)])
+        replies, _ = await self._consent.run_idempotent(
+            self._client, [(keys, args)], self._config.ack
+        )
         return int(replies[0]) == 1
 
     async def erase(self, user_id: str, at_ms: int) -> EraseResult:
@@ -166,7 +172,7 @@ class RedisUserAdmin:
         cfg = self._config
         keys = erase_script_keys(cfg.keys(user_id))
         replies, _ = await self._erase.run_idempotent(
-            self._client, [(keys, [at_ms, cfg.erasure_ttl_s])]
+            self._client, [(keys, [at_ms, cfg.erasure_ttl_s])], cfg.ack
         )
         deleted = int(replies[0])
         with unavailable_raises("while erasing"):

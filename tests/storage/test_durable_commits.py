@@ -70,7 +70,7 @@ async def test_a_commit_waits_for_the_replica_and_fails_while_it_does_not_answer
 
         replica.signal(signal.SIGSTOP)
         started = time.monotonic()
-        with pytest.raises(StoreUnavailable, match="0 of 1 Redis replicas"):
+        with pytest.raises(StoreUnavailable, match="0 of 1 Redis replicas acknowledged the write"):
             await store.commit([UserWrite("u1", 1, profile(2))])
         assert time.monotonic() - started < 5  # bounded by the timeout, not a hang
         # the write reached the primary; a retried batch finds nothing to write, and its
@@ -96,6 +96,33 @@ async def test_without_the_rule_a_commit_is_acknowledged_by_the_primary_alone(
     try:
         replica.signal(signal.SIGSTOP)
         assert (await store.commit([UserWrite("u1", 0, profile(1))])).versions == {"u1": 1}
+    finally:
+        replica.signal(signal.SIGCONT)
+        await client.aclose()
+
+
+async def test_consent_changes_and_erasures_wait_for_the_replica_too(
+    pair: tuple[PrivateRedis, PrivateRedis],
+) -> None:
+    from app.policy.consent import decode_consent
+    from app.storage.lua_script import ReplicaAck
+    from app.storage.user_admin import RedisUserAdmin, UserAdminConfig
+
+    primary, replica = pair
+    client = aioredis.Redis.from_url(primary.url)
+    admin = RedisUserAdmin(
+        client, UserAdminConfig(dim=4, prefix="dura", ack=ReplicaAck(1, 300), cart_partitions=1)
+    )
+    record = decode_consent(b'{"user_id": "u1", "channels": {"push": true}, "ts": 5}')
+    try:
+        assert await admin.apply_consent("u1", record)
+        replica.signal(signal.SIGSTOP)
+        with pytest.raises(StoreUnavailable, match="0 of 1"):
+            await admin.apply_consent("u1", record)
+        with pytest.raises(StoreUnavailable, match="0 of 1"):
+            await admin.erase("u1", 10**12)
+        replica.signal(signal.SIGCONT)
+        assert (await admin.erase("u1", 10**12)).deleted_keys == 0  # done by the first try
     finally:
         replica.signal(signal.SIGCONT)
         await client.aclose()
