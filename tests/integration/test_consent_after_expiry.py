@@ -16,9 +16,8 @@ import redis.asyncio as aioredis
 
 from app.clock import now_ms
 from app.storage.keys import user_keys
-from app.topics import ensure_topics, topic_specs
 from tests.integration.test_privacy_requests import catalogue
-from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.waiting import wait_for
 from tests.support.worker import WorkerEnv, WorkerProcess
 
@@ -39,10 +38,8 @@ async def test_an_objection_holds_after_expiry_and_restart_and_an_objector_leave
 ) -> None:
     env = WorkerEnv(kafka_bootstrap, redis_url, unique("expiry"))
     s = env.settings()
-    await ensure_topics(kafka_bootstrap, topic_specs(s))
-    items, offers = catalogue()  # offers on web and in_app: allowed without an opt-in
-    await produce(kafka_bootstrap, s.topic_item_catalog, items)
-    await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+    # offers on web and in_app: allowed without an opt-in
+    await create_topics_with_catalogue(kafka_bootstrap, s, *catalogue())
     olga, marker = f"olga-{env.token}", f"marker-{env.token}"
     keys = user_keys(olga)
 

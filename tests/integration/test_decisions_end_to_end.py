@@ -22,9 +22,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.storage.keys import user_keys
-from app.topics import ensure_topics, topic_specs
 from tests.support.barrier import markers_applied, produce_markers
-from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -122,10 +121,7 @@ def worker_env(kafka_bootstrap: str, redis_url: str, unique: Callable[[str], str
 async def prepare(env: WorkerEnv) -> Scenario:
     scenario = Scenario(env)
     s = scenario.settings
-    await ensure_topics(scenario.bootstrap, topic_specs(s))
-    items, offers = catalogue(scenario)
-    await produce(scenario.bootstrap, s.topic_item_catalog, items)
-    await produce(scenario.bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(scenario.bootstrap, s, *catalogue(scenario))
     return scenario
 
 

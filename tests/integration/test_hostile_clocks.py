@@ -15,9 +15,8 @@ from app.clock import now_ms
 from app.core.dead_letters import HEADER_ERROR_CLASS
 from app.core.timestamps import MAX_TS_MS
 from app.storage.keys import user_keys
-from app.topics import ensure_topics, topic_specs
 from tests.integration.test_privacy_requests import catalogue
-from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.waiting import wait_for
 from tests.support.worker import WorkerEnv, WorkerProcess
 
@@ -33,10 +32,7 @@ async def test_records_from_year_9999_are_dead_lettered_and_leave_state_alone(
 ) -> None:
     env = WorkerEnv(kafka_bootstrap, redis_url, unique("clock"))
     s = env.settings()
-    await ensure_topics(kafka_bootstrap, topic_specs(s))
-    items, offers = catalogue()
-    await produce(kafka_bootstrap, s.topic_item_catalog, items)
-    await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(kafka_bootstrap, s, *catalogue())
     alice, bob = f"alice-{env.token}", f"bob-{env.token}"
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
@@ -84,10 +80,7 @@ async def test_an_erase_request_from_the_future_is_dead_lettered_and_erases_noth
 ) -> None:
     env = WorkerEnv(kafka_bootstrap, redis_url, unique("clockp"))
     s = env.settings()
-    await ensure_topics(kafka_bootstrap, topic_specs(s))
-    items, offers = catalogue()
-    await produce(kafka_bootstrap, s.topic_item_catalog, items)
-    await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(kafka_bootstrap, s, *catalogue())
     carol = f"carol-{env.token}"
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:

@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from app.connections import kafka_client_kwargs
 from app.settings import Settings
 from app.stack import stack_down, stack_up
-from app.topics import ensure_topics, topic_specs
 from tests.integration.test_worker_end_to_end import catalogue_records, event
-from tests.support.kafka_io import produce, read_topic
+from tests.support.kafka_io import create_topics_with_catalogue, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -100,10 +99,7 @@ async def test_the_worker_consumes_and_publishes_over_mutual_tls(
     settings = env.settings()
     kafka = kafka_client_kwargs(settings)
     assert "ssl_context" in kafka
-    await ensure_topics(kafka, topic_specs(settings))
-    items, offers = catalogue_records()
-    await produce(kafka, settings.topic_item_catalog, items)
-    await produce(kafka, settings.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(kafka, settings, *catalogue_records())
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()

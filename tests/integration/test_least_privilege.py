@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from app.topics import ensure_topics, topic_specs
 from tests.integration.test_worker_end_to_end import catalogue_records
-from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.redis_acl import acl_redis
 from tests.support.waiting import wait_for
 from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess
@@ -49,10 +48,7 @@ async def test_the_worker_and_the_lookups_run_every_path_under_the_shipped_acl(
             },
         )
         s = env.settings()
-        await ensure_topics(kafka_bootstrap, topic_specs(s))
-        items, offers = catalogue_records()
-        await produce(kafka_bootstrap, s.topic_item_catalog, items)
-        await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+        await create_topics_with_catalogue(kafka_bootstrap, s, *catalogue_records())
         admin = aioredis.Redis.from_url(server.url(), socket_timeout=5)
         worker = WorkerProcess(env, tmp_path / "worker.log").start()
         lookups = ApiProcess(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -18,9 +17,9 @@ import pytest
 
 from app.commands.tokens import create_client
 from app.core.access import Scope
-from app.topics import ensure_topics, topic_specs
 from tests.integration.test_worker_end_to_end import catalogue_records, event
-from tests.support.kafka_io import produce, read_topic
+from tests.support.kafka_io import create_topics_with_catalogue, produce, read_topic
+from tests.support.waiting import wait_for
 from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -47,10 +46,7 @@ async def test_lookups_need_a_valid_token_with_the_right_scope_and_a_fair_rate(
     )
     s = env.settings()
     push = create_client(env.tokens_file, "push", [Scope.OFFERS])
-    await ensure_topics(kafka_bootstrap, topic_specs(s))
-    items, offers = catalogue_records()
-    await produce(kafka_bootstrap, s.topic_item_catalog, items)
-    await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(kafka_bootstrap, s, *catalogue_records())
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     api = ApiProcess(env, tmp_path / "api.log").start()
     port, alice = env.api_port, f"alice-{env.token}"
@@ -92,7 +88,11 @@ async def test_lookups_need_a_valid_token_with_the_right_scope_and_a_fair_rate(
              "revoke", "push"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
-        assert wait_for_status(port, offers_path, push, 401)
+
+        async def refused() -> bool:
+            return get(port, offers_path, push)[0] == 401
+
+        assert await wait_for(refused, 10)
 
         # health stays open; metrics are on a port of their own and name no one
         assert get(port, "/healthz")[0] == 200
@@ -112,12 +112,3 @@ async def test_lookups_need_a_valid_token_with_the_right_scope_and_a_fair_rate(
     for log in ("api.log", "worker.log"):
         text = (tmp_path / log).read_text()
         assert push not in text and env.api_token not in text, log
-
-
-def wait_for_status(port: int, path: str, token: str, status: int) -> bool:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if get(port, path, token)[0] == status:
-            return True
-        time.sleep(0.2)
-    return False

@@ -18,10 +18,9 @@ import redis.asyncio as aioredis
 from app.clock import now_ms
 from app.core.dead_letters import HEADER_ERROR_CLASS
 from app.storage.keys import user_keys
-from app.topics import ensure_topics, topic_specs
 from tests.integration.test_privacy_requests import catalogue
 from tests.support.barrier import markers_applied, produce_markers
-from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -36,10 +35,7 @@ async def test_a_poison_record_is_dead_lettered_and_its_batch_is_applied_once(
 ) -> None:
     env = WorkerEnv(kafka_bootstrap, redis_url, unique("poison"), partitions=1)
     s = env.settings()
-    await ensure_topics(kafka_bootstrap, topic_specs(s))
-    items, offers = catalogue()
-    await produce(kafka_bootstrap, s.topic_item_catalog, items)
-    await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(kafka_bootstrap, s, *catalogue())
     users = [f"u{n}-{env.token}" for n in range(6)]
     poison = f"poison-{env.token}"
     await redis_client.set(user_keys(poison).seen, b"not a sorted set")

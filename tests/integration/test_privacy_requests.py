@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaProducer
 
 from app.core.pseudonym import pseudonymise
 from app.storage.keys import cart_due_key, user_keys
-from app.topics import ensure_topics, topic_specs
 from tests.support.barrier import markers_applied, produce_markers
-from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
+from tests.support.waiting import wait_for
 from tests.support.worker import WorkerEnv, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -92,15 +92,6 @@ async def cart_entries(client: aioredis.Redis, topic: str, partitions: int, key_
 CART_DELAY_S = 12
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.2)
-    return False
-
-
 @pytest.fixture(params=[None, "s3cret"], ids=["raw-ids", "pseudonymised"])
 def secret(request: pytest.FixtureRequest) -> str | None:
     value: str | None = request.param
@@ -123,10 +114,7 @@ async def test_erase_and_export_requests_are_carried_out_and_audited(
 ) -> None:
     s = worker_env.settings()
     bootstrap = worker_env.kafka_bootstrap
-    await ensure_topics(bootstrap, topic_specs(s))
-    items, offers = catalogue()
-    await produce(bootstrap, s.topic_item_catalog, items)
-    await produce(bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(bootstrap, s, *catalogue())
     worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
     alice, bob = f"alice-{worker_env.token}", f"bob-{worker_env.token}"
     key_secret = secret.encode() if secret else None
@@ -152,7 +140,7 @@ async def test_erase_and_export_requests_are_carried_out_and_audited(
         async def consent_stored() -> bool:
             return bool(await redis_client.exists(user_keys(bob, secret=key_secret).consent))
 
-        assert await wait_for(consent_stored), worker.tail()
+        assert await wait_for(consent_stored, 20), worker.tail()
 
         alice_keys = await user_keys_in_redis(redis_client, alice_id)
         alice_timers = await cart_entries(
@@ -259,10 +247,7 @@ async def test_an_erasure_sticks_against_a_worker_holding_the_user_tombstones_an
     new event; only the new event may be in Redis afterwards, as a fresh profile."""
     s = worker_env.settings()
     bootstrap = worker_env.kafka_bootstrap
-    await ensure_topics(bootstrap, topic_specs(s))
-    items, offers = catalogue()
-    await produce(bootstrap, s.topic_item_catalog, items)
-    await produce(bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(bootstrap, s, *catalogue())
     worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
     alice = f"alice-{worker_env.token}"
     key_secret = secret.encode() if secret else None
@@ -336,10 +321,7 @@ async def test_a_rebuild_from_the_topics_after_redis_was_lost_does_not_bring_an_
     privacy-audit with ``nbo erasures restore``, then every event replayed by a new group."""
     first = WorkerEnv(kafka_bootstrap, redis_url, unique("rb"))
     s = first.settings()
-    await ensure_topics(kafka_bootstrap, topic_specs(s))
-    items, offers = catalogue()
-    await produce(kafka_bootstrap, s.topic_item_catalog, items)
-    await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(kafka_bootstrap, s, *catalogue())
     alice, bob = f"alice-{first.token}", f"bob-{first.token}"
     people = (alice, bob)
     now = int(time.time() * 1000)

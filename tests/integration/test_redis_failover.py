@@ -18,10 +18,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.storage.keys import user_keys
-from app.topics import ensure_topics, topic_specs
 from tests.integration.test_worker_end_to_end import catalogue_records
 from tests.support.barrier import markers_applied, produce_markers
-from tests.support.kafka_io import as_json, produce
+from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce
 from tests.support.redis_server import PrivateRedis
 from tests.support.waiting import wait_for
 from tests.support.worker import WorkerEnv, WorkerProcess, free_port
@@ -98,10 +97,7 @@ async def test_a_failover_to_a_lagging_replica_loses_nothing_only_with_the_rule(
             return isinstance(link, dict) and link.get("state") == "online"
 
         assert await wait_for(linked, 20)
-        await ensure_topics(kafka_bootstrap, topic_specs(s))
-        items, offers = catalogue_records()
-        await produce(kafka_bootstrap, s.topic_item_catalog, items)
-        await produce(kafka_bootstrap, s.topic_offer_catalog, offers)
+        await create_topics_with_catalogue(kafka_bootstrap, s, *catalogue_records())
         worker = WorkerProcess(first, tmp_path / "worker-1.log").start()
         worker.wait_ready()
         await produce(kafka_bootstrap, s.topic_user_events, events(token, 1))

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from app.core.dead_letters import HEADER_ERROR_CLASS, HEADER_ORIGINAL_TOPIC
 from app.storage.keys import user_keys
 from app.topics import ensure_topics, topic_specs
-from tests.support.kafka_io import as_json, produce, read_topic
+from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -60,10 +60,7 @@ async def test_events_become_offer_messages_profiles_and_lookups(
 ) -> None:
     s = worker_env.settings()
     bootstrap = worker_env.kafka_bootstrap
-    await ensure_topics(bootstrap, topic_specs(s))
-    items, offers = catalogue_records()
-    await produce(bootstrap, s.topic_item_catalog, items)
-    await produce(bootstrap, s.topic_offer_catalog, offers)
+    await create_topics_with_catalogue(bootstrap, s, *catalogue_records())
     worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()

@@ -10,6 +10,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from app.settings import Settings
+from app.topics import ensure_topics, topic_specs
+
 
 def _kwargs(kafka: str | dict[str, Any]) -> dict[str, Any]:
     return {"bootstrap_servers": kafka} if isinstance(kafka, str) else kafka
@@ -60,3 +63,16 @@ async def read_topic(
     finally:
         await consumer.stop()
     return out
+
+
+async def create_topics_with_catalogue(
+    kafka: str | dict[str, Any],
+    settings: Settings,
+    items: Iterable[tuple[bytes | None, bytes | None]],
+    offers: Iterable[tuple[bytes | None, bytes | None]],
+) -> None:
+    """Create every topic of ``settings`` and load the item and offer catalogues: what a
+    test does before its worker starts."""
+    await ensure_topics(kafka, topic_specs(settings))
+    await produce(kafka, settings.topic_item_catalog, items)
+    await produce(kafka, settings.topic_offer_catalog, offers)

@@ -87,38 +87,34 @@ class WorkerEnv:
 class WorkerProcess(ChildWorker):
     """A worker child process with a test's unique environment."""
 
+    command: tuple[str, ...] = ("worker", "--loglevel", "warn")
+
     def __init__(self, worker_env: WorkerEnv, log_path: Path) -> None:
         self.worker_env = worker_env
         self._log_path = log_path
+
+    def port(self) -> int:
+        """The port :meth:`get` talks to."""
+        return self.worker_env.web_port
 
     def start(self) -> WorkerProcess:
         env = {**os.environ, **self.worker_env.env()}
         ChildWorker.__init__(
             self,
             env,
-            self.worker_env.web_port,
+            self.port(),
             self._log_path,
             api_token=self.worker_env.api_token,
+            command=self.command,
         )
         return self
 
 
-class ApiProcess(ChildWorker):
+class ApiProcess(WorkerProcess):
     """An ``nbo api`` child process (the person lookups) with a test's environment; its
     :meth:`get` sends the test client's token."""
 
-    def __init__(self, worker_env: WorkerEnv, log_path: Path) -> None:
-        self.worker_env = worker_env
-        self._log_path = log_path
+    command = ("api", "--loglevel", "warning")
 
-    def start(self) -> ApiProcess:
-        env = {**os.environ, **self.worker_env.env()}
-        ChildWorker.__init__(
-            self,
-            env,
-            self.worker_env.api_port,
-            self._log_path,
-            api_token=self.worker_env.api_token,
-            command=("api", "--loglevel", "warning"),
-        )
-        return self
+    def port(self) -> int:
+        return self.worker_env.api_port
