@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
 from app.topics import ensure_topics, topic_specs
+from tests.support.barrier import markers_applied, produce_markers
 from tests.support.kafka_io import as_json, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 
@@ -89,14 +90,11 @@ async def test_feedback_changes_offer_stats_in_redis_and_the_seeded_ranking(
                  for kind in ("offer_impression", "offer_accepted")]  # fmt: skip
         ignored = [response(n, "offer_impression", "o0") for n in range(200)]
         await produce(bootstrap, s.topic_user_events, [*taken, *ignored])
-
-        deadline = time.monotonic() + 30
-        stats: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            stats = await store.read_all(s.topic_user_events, partitions)
-            if "o3" in stats and stats["o3"].accepts >= 99 and stats.get("o0"):
-                break
-            await asyncio.sleep(0.3)
+        markers = await produce_markers(
+            bootstrap, s.topic_user_events, s.user_events_partitions, token
+        )
+        assert await markers_applied(redis_client, markers), worker.tail()
+        stats = await store.read_all(s.topic_user_events, partitions)
         assert stats["o3"].accepts == pytest.approx(100, rel=0.01), worker.tail()
         assert stats["o3"].impressions == pytest.approx(100, rel=0.01)
         assert stats["o0"].impressions == pytest.approx(200, rel=0.01)
