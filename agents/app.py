@@ -20,6 +20,7 @@ from agents.heap import tune_collector
 from agents.metrics import WorkerMetrics
 from agents.privacy import register_privacy_agent
 from agents.publisher import FaustPublisher
+from agents.topic_watch import learn_topic_id
 from agents.web import register_views
 from agents.worker import Worker
 from app.clock import now_ms
@@ -140,6 +141,7 @@ def _register_tasks(worker: Worker) -> None:
 
     async def forget_users_on_assign(sender: Any, assigned: Any, **kwargs: Any) -> None:
         worker.processor.forget_cached_users()
+        await learn_topic_id(worker)
 
     async def fire_cart_timers() -> None:
         if app.consumer is None or not worker.feed.ready.is_set():

@@ -34,6 +34,16 @@ class WorkerMetrics:
             "Events dropped as dated at or before their user's erasure",
             registry=r,
         )
+        self.offsets_of_earlier_topic = Counter(
+            "nbo_offsets_of_earlier_topic",
+            "Users whose stored offsets belonged to an earlier incarnation of the events topic",
+            registry=r,
+        )
+        self.topic_id_changes = Counter(
+            "nbo_topic_id_changes",
+            "Times the events topic's Kafka topic id was found changed (topic recreated)",
+            registry=r,
+        )
         self.events_without_vector = Counter(
             "nbo_events_without_vector", "Applied events with no item vector", registry=r
         )
@@ -110,6 +120,7 @@ class WorkerMetrics:
         self.events_deduplicated.inc(stats.duplicates)
         self.events_without_vector.inc(stats.no_vector)
         self.events_before_erasure.inc(stats.before_erasure)
+        self.offsets_of_earlier_topic.inc(stats.offsets_reset)
         for reason, count in stats.reasons.items():
             self.events_dead_lettered.labels(reason=reason).inc(count)
         other = stats.dead_lettered - sum(stats.reasons.values())

@@ -182,6 +182,8 @@ class OfferStatsUpdate:
     ``first_offset`` / ``last_offset``: lowest / highest Kafka offset of the records the
     deltas summarise. A store writes the deltas only if its stored offset for the partition
     is below ``first_offset``, then stores ``last_offset`` (see :class:`StatsApplyOutcome`).
+    ``topic_id``: the Kafka topic id of ``topic`` ("" if unknown); a stored offset recorded
+    under another topic id (the topic was recreated) counts as none, the counts are kept.
     """
 
     topic: str
@@ -189,6 +191,7 @@ class OfferStatsUpdate:
     first_offset: int
     last_offset: int
     stats: Mapping[str, OfferStats] = field(default_factory=dict)
+    topic_id: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.first_offset <= self.last_offset:
@@ -236,12 +239,14 @@ def partition_updates(
     records: Iterable[tuple[int, int, UserEvent]],
     half_life_ms: float,
     after: Mapping[int, int] | None = None,
+    topic_id: str = "",
 ) -> list[OfferStatsUpdate]:
     """One update per partition that has offer events among ``records``.
 
     ``records``: ``(partition, offset, event)`` of a batch. ``after``: partition -> offset;
     records at or below it are left out (the redo of an overlap). The offsets of an update
     span its offer events only (enough: a store's offset is always that of an offer event).
+    ``topic_id``: the Kafka topic id of ``topic`` ("" if unknown).
     """
     skip = after or {}
     by_partition: dict[int, list[tuple[int, UserEvent]]] = {}
@@ -255,6 +260,7 @@ def partition_updates(
             min(o for o, _ in rows),
             max(o for o, _ in rows),
             offer_deltas((e for _, e in rows), half_life_ms),
+            topic_id,
         )
         for partition, rows in sorted(by_partition.items())
     ]

@@ -14,6 +14,14 @@ partition ("replayed offset"), or its ``event_id`` is among the recent ids ("dup
 event_id"), including repeats within one call. Recent ids are kept for
 ``recent_ids_retention_ms`` of event time before ``t_ref`` and at most ``recent_ids_max``
 of them (the newest by ``(ts_ms, event_id)``); older retries are not detected by id.
+
+Offsets belong to one incarnation of the events topic (its Kafka topic id, ``topic_id``): a
+topic deleted and created again, or mirrored to another cluster, starts its offsets again from
+0, so offsets recorded for another topic id say nothing about the new one. When the events
+come from a topic whose id differs from the profile's, the stored offsets are void (set to -1,
+so the stored ones are overwritten) and only the recent event ids guard against duplicates
+(``ApplyResult.offsets_reset``). A profile without a topic id (written before ids were
+recorded, or by a worker that could not learn the id) adopts the first id it is given.
 """
 
 from __future__ import annotations
@@ -58,8 +66,9 @@ class Profile:
     ``t_ref_ms``: event time the vector is expressed at (largest applied event time; 0 for a
     new profile). ``n_events``: events applied. ``updated_at_ms``: when it was last changed
     (the ``now_ms`` given to :func:`apply_events`, else ``t_ref_ms``). ``offsets``: partition ->
-    highest applied Kafka offset (treat as read-only). ``recent_event_ids``: ``(event_id,
-    ts_ms)`` sorted by ``(ts_ms, event_id)``.
+    highest applied Kafka offset (treat as read-only), of the events topic whose Kafka topic id
+    is ``topic_id`` ("" if unknown). ``recent_event_ids``: ``(event_id, ts_ms)`` sorted by
+    ``(ts_ms, event_id)``.
     """
 
     vec: Vector
@@ -68,6 +77,7 @@ class Profile:
     updated_at_ms: int = 0
     offsets: dict[int, int] = field(default_factory=dict)
     recent_event_ids: tuple[tuple[str, int], ...] = ()
+    topic_id: str = ""
 
     def __post_init__(self) -> None:
         vec = np.array(self.vec, dtype=np.float32, copy=True)
@@ -97,6 +107,7 @@ class Profile:
             and self.updated_at_ms == other.updated_at_ms
             and self.offsets == other.offsets
             and self.recent_event_ids == other.recent_event_ids
+            and self.topic_id == other.topic_id
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -134,6 +145,18 @@ class ApplyResult:
     changed: bool
     fresh_ids: frozenset[str] = frozenset()
     """Ids of the events applied now (not duplicates): only these may update other state."""
+    offsets_reset: bool = False
+    """The stored offsets were of another topic id and were voided (see the module doc)."""
+
+
+def offsets_for(profile: Profile | None, topic_id: str) -> dict[int, int]:
+    """The offsets of ``profile`` that hold for events of the topic ``topic_id``: all of them
+    when the ids agree or either is unknown (""), none when the topic was recreated."""
+    if profile is None:
+        return {}
+    if topic_id and profile.topic_id and profile.topic_id != topic_id:
+        return {}
+    return profile.offsets
 
 
 def _prune_recent(
@@ -152,16 +175,20 @@ def apply_events(
     cfg: ProfileConfig,
     *,
     now_ms: int | None = None,
+    topic_id: str = "",
 ) -> ApplyResult:
     """Apply ``events`` in order to ``profile`` (``None`` = new user); pure and idempotent.
 
     Applying the same events again is a no-op, and applying a batch in two consecutive parts
-    equals applying it at once (up to float32 rounding of the vector).
+    equals applying it at once (up to float32 rounding of the vector). ``topic_id``: the Kafka
+    topic id of the events' topic ("" if unknown; see the module doc).
     """
     base = profile if profile is not None else Profile.empty(cfg.dim)
     if base.dim != cfg.dim:
         raise ValueError(f"profile has dimension {base.dim}, config says {cfg.dim}")
-    offsets = dict(base.offsets)
+    reset = bool(topic_id and base.topic_id and base.topic_id != topic_id)
+    # a recreated topic: -1 overwrites every stored offset of the old one
+    offsets = {p: -1 for p in base.offsets} if reset else dict(base.offsets)
     recent = list(base.recent_event_ids)
     seen = {eid for eid, _ in recent}
     fresh: list[PendingEvent] = []
@@ -176,7 +203,7 @@ def apply_events(
         fresh.append(ev)
     applied = len(fresh)
     if applied == 0:
-        return ApplyResult(base, 0, duplicates, 0, changed=False)
+        return ApplyResult(base, 0, duplicates, 0, changed=False, offsets_reset=reset)
 
     # v = v0 * 2^(-(T - t_ref)/h) + sum_i w_i x_i 2^(-(T - t_i)/h), T = the largest event
     # time: the sequential rule of the module doc in closed form, in one matrix product
@@ -202,6 +229,9 @@ def apply_events(
         updated_at_ms=now_ms if now_ms is not None else t_ref,
         offsets=offsets,
         recent_event_ids=_prune_recent(recent, t_ref, cfg),
+        topic_id=topic_id or base.topic_id,
     )
     fresh_ids = frozenset(ev.event_id for ev in fresh)
-    return ApplyResult(new, applied, duplicates, no_vector, changed=True, fresh_ids=fresh_ids)
+    return ApplyResult(
+        new, applied, duplicates, no_vector, changed=True, fresh_ids=fresh_ids, offsets_reset=reset
+    )

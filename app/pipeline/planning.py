@@ -6,7 +6,8 @@ changes nothing), updates the user's policy state (offer feedback, channel engag
 timers) with the newly applied events, and notes the ``decision_request``s to decide. A user
 who objected to profiling gets no profile update: the batch gets one decision record. A batch
 redelivered after a crash is marked ``replayed``: the processor publishes its stored messages
-and decision records again.
+and decision records again. Offsets count only within one incarnation of the events topic
+(its Kafka topic id, when known; see :mod:`app.core.profile`).
 
 :meth:`Planner.write` turns the plan, once ranked and decided, into the user's one atomic,
 compare-and-set write (``None`` when nothing changed).
@@ -14,6 +15,7 @@ compare-and-set write (``None`` when nothing changed).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +27,7 @@ from app.core.enums import EventType
 from app.core.events import UserEvent
 from app.core.holdout import CONTROL, PERSONALISED, group_of
 from app.core.messages import Trigger
-from app.core.profile import ApplyResult, PendingEvent, Profile, apply_events
+from app.core.profile import ApplyResult, PendingEvent, Profile, apply_events, offsets_for
 from app.core.pseudonym import seal
 from app.core.weights import event_weight
 from app.pipeline.config import PipelineConfig
@@ -160,12 +162,15 @@ class Planner:
         decider: DecisionMaker,
         outbound: Outbound,
         holdout: Holdout,
+        topic_ids: Mapping[str, str],
     ) -> None:
+        """``topic_ids``: topic -> its Kafka topic id, as far as known (read at each plan)."""
         self._catalogue = catalogue
         self._cfg = config
         self._decider = decider
         self._outbound = outbound
         self._holdout = holdout
+        self._topic_ids = topic_ids
 
     def plan(self, state: StoredUser, events: UserEvents, now: int) -> Plan:
         """The user's plan for the batch's ``events`` against the stored ``state``."""
@@ -196,7 +201,10 @@ class Planner:
             )
             for record, event in events
         ]
-        result = apply_events(state.profile, pending, self._cfg.profile, now_ms=now)
+        topic_id = self._topic_ids.get(events[0][0].topic, "") if events else ""
+        result = apply_events(
+            state.profile, pending, self._cfg.profile, now_ms=now, topic_id=topic_id
+        )
         fresh = fresh_events(events, result.fresh_ids)
         policy = apply_to_state(
             state.policy,
@@ -212,7 +220,7 @@ class Planner:
         )  # fmt: skip
         by_channel = {e.channel: e for e in fresh if e.type is EventType.DECISION_REQUEST}
         plan.requests = list(by_channel.values())
-        stored_offsets = state.profile.offsets if state.profile is not None else {}
+        stored_offsets = offsets_for(state.profile, topic_id)
         if not result.changed and any(
             r.offset <= stored_offsets.get(r.partition, -1) for r, _ in events
         ):  # redelivered (not a producer's duplicate at a new offset)

@@ -107,11 +107,14 @@ class BatchProcessor:
         self._cache = UserCache(config.cache_users)
         self._lock = asyncio.Lock()
         self._outbound = Outbound.of(config)
-        self._signals = BatchSignals(catalogue, config, offer_stats)
+        self._topic_ids: dict[str, str] = {}  # topic -> Kafka topic id, see set_topic_id
+        self._signals = BatchSignals(catalogue, config, offer_stats, self._topic_ids)
         self._ranking = BatchRanking(catalogue, config, neighbours)
         self._decider = DecisionMaker(catalogue, config)
         holdout = Holdout(config.holdout_share, config.holdout_salt)
-        self._planner = Planner(catalogue, config, self._decider, self._outbound, holdout)
+        self._planner = Planner(
+            catalogue, config, self._decider, self._outbound, holdout, self._topic_ids
+        )
         self._carts = CartTimers(
             store=store, publisher=publisher, cache=self._cache, lock=self._lock,
             catalogue=catalogue, config=config, clock_ms=clock_ms, decider=self._decider,
@@ -129,6 +132,15 @@ class BatchProcessor:
         """Build the catalogue's arrays and, for a large catalogue, the candidate index now
         (call once the catalogue is loaded), so the first batch does not wait for them."""
         self._ranking.warm_up()
+
+    def topic_id(self, topic: str) -> str:
+        """The Kafka topic id recorded for ``topic`` ("" if none)."""
+        return self._topic_ids.get(topic, "")
+
+    def set_topic_id(self, topic: str, topic_id: str) -> None:
+        """Record the Kafka topic id of ``topic`` (learned at start and at every rebalance):
+        stored offsets of another id are then void, see :mod:`app.core.profile`."""
+        self._topic_ids[topic] = topic_id
 
     def forget_cached_users(self) -> None:
         """Drop the in-memory user cache (call on every rebalance)."""
@@ -395,6 +407,7 @@ def _count(stats: BatchStats, plan: Plan) -> None:
     """Add what ``plan`` did to ``stats``."""
     stats.applied += plan.result.applied
     stats.duplicates += plan.result.duplicates
+    stats.offsets_reset += plan.result.offsets_reset
     stats.no_vector += plan.result.no_vector
     stats.decisions += len(plan.decisions)
     stats.suppressed += sum(1 for d in plan.decisions if d.offers_json is None)

@@ -14,7 +14,7 @@ statistics and the exploration part drawn from them.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -48,10 +48,12 @@ class BatchSignals:
         catalogue: Catalogue,
         config: PipelineConfig,
         offer_stats: OfferStatsStore | None = None,
+        topic_ids: Mapping[str, str] | None = None,
     ) -> None:
         self._catalogue = catalogue
         self._cfg = config
         self._offer_stats = offer_stats
+        self._topic_ids: Mapping[str, str] = topic_ids if topic_ids is not None else {}
         self._stats: dict[str, OfferStats] = {}
         self._stats_read_ms: int | None = None
         self._posterior: tuple[object, Posterior] | None = None
@@ -89,11 +91,14 @@ class BatchSignals:
                 rows.setdefault(event.event_id, (record.partition, record.offset, event))
         half_life = self._cfg.exploration.half_life_ms
         for topic, rows in by_topic.items():
-            updates = partition_updates(topic, rows.values(), half_life)
+            topic_id = self._topic_ids.get(topic, "")
+            updates = partition_updates(topic, rows.values(), half_life, topic_id=topic_id)
             outcome = await self._offer_stats.apply(updates)
             overlaps = outcome.overlaps_of(topic)
             if overlaps:  # part of a partition's records were written before: the rest
-                redo = partition_updates(topic, rows.values(), half_life, after=overlaps)
+                redo = partition_updates(
+                    topic, rows.values(), half_life, after=overlaps, topic_id=topic_id
+                )
                 await self._offer_stats.apply([u for u in redo if u.partition in overlaps])
 
     async def refresh_offer_stats(self, now: int) -> None:

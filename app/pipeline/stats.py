@@ -17,6 +17,8 @@ class BatchStats:
     dead_lettered: int = 0
     before_erasure: int = 0
     """Events dropped because they are dated at or before their user's erasure."""
+    offsets_reset: int = 0
+    """Users whose stored offsets were of an earlier incarnation of the topic (recreated)."""
     published: int = 0
     republished: int = 0
     conflicts: int = 0

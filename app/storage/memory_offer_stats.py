@@ -28,7 +28,8 @@ class MemoryOfferStatsStore:
     def __init__(self, half_life_ms: int = DEFAULT_HALF_LIFE_MS) -> None:
         """``half_life_ms``: decay half-life, event-time ms (default 7 days)."""
         self._half_life_ms = half_life_ms
-        self._partitions: dict[tuple[str, int], tuple[int, dict[str, OfferStats]]] = {}
+        # (topic, partition) -> (stored offset, its topic id, stats per offer)
+        self._partitions: dict[tuple[str, int], tuple[int, str, dict[str, OfferStats]]] = {}
         self.available = True
         self.round_trips = 0
 
@@ -47,14 +48,17 @@ class MemoryOfferStatsStore:
         duplicates: set[tuple[str, int]] = set()
         overlaps: dict[tuple[str, int], int] = {}
         for update in updates:
-            stored, stats = self._partitions.get(update.source, (-1, {}))
+            stored, topic_id, stats = self._partitions.get(update.source, (-1, "", {}))
+            if update.topic_id and topic_id and update.topic_id != topic_id:
+                stored = -1  # the topic was recreated: its offsets start again
             if update.last_offset <= stored:
                 duplicates.add(update.source)
             elif update.first_offset <= stored:
                 overlaps[update.source] = stored
             else:
                 merged = merge_all([stats, update.stats], self._half_life_ms)
-                self._partitions[update.source] = (update.last_offset, merged)
+                kept_id = update.topic_id or topic_id
+                self._partitions[update.source] = (update.last_offset, kept_id, merged)
                 applied.add(update.source)
         return StatsApplyOutcome(frozenset(applied), frozenset(duplicates), overlaps)
 
@@ -63,5 +67,5 @@ class MemoryOfferStatsStore:
         if not partitions:
             return {}
         self._check()
-        parts = [self._partitions.get((topic, p), (-1, {}))[1] for p in partitions]
+        parts = [self._partitions.get((topic, p), (-1, "", {}))[2] for p in partitions]
         return merge_all(parts, self._half_life_ms)

@@ -1,8 +1,11 @@
 -- Idempotent merge of one batch's offer-feedback deltas into one input partition's stats hash.
 -- KEYS: 1 the partition's hash (<prefix>:offer-stats:{<topic>:<partition>})
 -- ARGV: 1 ttl seconds, 2 half-life ms, 3 first offset, 4 last offset (of the records summarised),
+--       5 the topic's Kafka topic id ('' if unknown),
 --       then 5 values per offer: offer id, impressions, clicks, accepts, t (event time, ms).
--- Hash fields: '_offset' = the highest offset written; 'o:<offer id>' =
+-- Hash fields: '_offset' = the highest offset written; '_tid' = the topic id it belongs to (a
+-- stored offset of another topic id, the topic recreated, counts as none; the counts are
+-- kept); 'o:<offer id>' =
 -- '<impressions> <clicks> <accepts> <t ms>', decayed counts valued at event time t.
 -- Merge, as app.core.exploration.merge: t = max(t_old, t_new),
 -- v = v_old * 2^(-(t - t_old)/h) + v_new * 2^(-(t - t_new)/h).
@@ -15,13 +18,14 @@ local ttl = tonumber(ARGV[1])
 local half = tonumber(ARGV[2])
 local first = tonumber(ARGV[3])
 local last = tonumber(ARGV[4])
+local topic_id = ARGV[5]
 if not ttl or ttl <= 0 or not half or half <= 0 or not first or not last or first < 0
-    or first > last or (#ARGV - 4) % 5 ~= 0 then
+    or first > last or not topic_id or (#ARGV - 5) % 5 ~= 0 then
   return redis.error_reply('nbo offer-stats: bad header arguments')
 end
 
 local deltas = {}
-for j = 5, #ARGV, 5 do
+for j = 6, #ARGV, 5 do
   local d = {ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3]),
              tonumber(ARGV[j + 4])}
   if not d[2] or not d[3] or not d[4] or not d[5] then
@@ -31,6 +35,10 @@ for j = 5, #ARGV, 5 do
 end
 
 local stored_raw = redis.call('HGET', KEYS[1], '_offset')
+local stored_tid = redis.call('HGET', KEYS[1], '_tid')
+if topic_id ~= '' and stored_tid and stored_tid ~= topic_id then
+  stored_raw = '-1'
+end
 local stored = tonumber(stored_raw or '-1')
 if last <= stored then
   return {0, stored_raw}
@@ -60,5 +68,8 @@ for _, d in ipairs(deltas) do
   redis.call('HSET', KEYS[1], field, fmt(imp) .. ' ' .. fmt(clk) .. ' ' .. fmt(acc) .. ' ' .. fmt(t))
 end
 redis.call('HSET', KEYS[1], '_offset', ARGV[4])
+if topic_id ~= '' then
+  redis.call('HSET', KEYS[1], '_tid', topic_id)
+end
 redis.call('EXPIRE', KEYS[1], ttl)
 return {1, ARGV[4]}

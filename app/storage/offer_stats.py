@@ -5,6 +5,8 @@ the events topic, ``<prefix>:offer-stats:{<topic>:<partition>}``, written by whi
 consumes that partition:
 
 * ``_offset``: the highest Kafka offset whose deltas were written;
+* ``_tid``: the Kafka topic id that offset belongs to (absent if unknown): an offset of another
+  topic id (the topic was deleted and created again) counts as none, the counts are kept;
 * ``o:<offer_id>``: ``"<impressions> <clicks> <accepts> <t_ms>"``, the decayed counts of the
   offer's events on that partition, valued at event time ``t_ms`` (epoch ms).
 
@@ -118,6 +120,7 @@ class RedisOfferStatsStore:
             cfg.half_life_ms,
             update.first_offset,
             update.last_offset,
+            update.topic_id,
         ]
         for offer_id, s in update.stats.items():
             args += [offer_id, repr(s.impressions), repr(s.clicks), repr(s.accepts), s.t_ms]

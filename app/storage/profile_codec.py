@@ -3,7 +3,8 @@
 Fields: ``vec`` (D little-endian float32), ``n_events``, ``updated_at`` (ms, when last changed),
 ``t_ref`` (event time the vector is expressed at, ms), ``ver`` (compare-and-set version, written
 by the commit script), ``o:<partition>`` (highest applied Kafka offset of that partition) and
-``eids`` (recent event ids with their event times, JSON ``[[id, ts_ms], ...]``) for idempotency.
+``eids`` (recent event ids with their event times, JSON ``[[id, ts_ms], ...]``) for idempotency,
+and ``tid`` (the Kafka topic id of the events topic the offsets belong to; absent if unknown).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def profile_fields(profile: Profile) -> list[tuple[str, bytes]]:
         ("t_ref", str(profile.t_ref_ms).encode()),
         ("eids", json.dumps(profile.recent_event_ids, separators=(",", ":")).encode()),
     ]
+    if profile.topic_id:
+        fields.append(("tid", profile.topic_id.encode()))
     fields.extend(
         (f"{OFFSET_PREFIX}{partition}", str(offset).encode())
         for partition, offset in sorted(profile.offsets.items())
@@ -59,5 +62,6 @@ def decode_profile(raw: Mapping[bytes, bytes], dim: int) -> tuple[Profile | None
         updated_at_ms=int(fields.get("updated_at", b"0")),
         offsets=offsets,
         recent_event_ids=recent,
+        topic_id=fields.get("tid", b"").decode(),
     )
     return profile, version

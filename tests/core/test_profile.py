@@ -5,7 +5,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.profile import DAY_MS, PendingEvent, Profile, ProfileConfig, apply_events, decay
+from app.core.profile import (
+    DAY_MS,
+    PendingEvent,
+    Profile,
+    ProfileConfig,
+    apply_events,
+    decay,
+    offsets_for,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -249,3 +257,41 @@ def test_config_defaults() -> None:
     assert (cfg.recent_ids_max, cfg.recent_ids_retention_ms) == (32, 7 * DAY_MS)
     with pytest.raises(ValueError):
         ProfileConfig(half_life_ms=0)
+
+
+def test_events_of_a_recreated_topic_are_applied_though_their_offsets_were_seen() -> None:
+    old = apply_events(None, [ev("a", 10, 0, 1, basis(0)), ev("b", 4, 0, 1, basis(0), 1)], CFG,
+                       topic_id="old-id").profile  # fmt: skip
+    assert old.topic_id == "old-id"
+    # the same topic id: offsets 0..10 are redeliveries
+    same = apply_events(old, [ev("c", 3, 1, 1, basis(1))], CFG, topic_id="old-id")
+    assert (same.applied, same.duplicates, same.offsets_reset) == (0, 1, False)
+    # the topic was recreated: its offsets start again at 0 and mean new events
+    new = apply_events(old, [ev("c", 3, 1, 1, basis(1)), ev("a", 4, 1, 1, basis(1))], CFG,
+                       topic_id="new-id")  # fmt: skip
+    assert (new.applied, new.duplicates, new.offsets_reset) == (1, 1, True)  # "a": a retry by id
+    assert new.profile.topic_id == "new-id"
+    # every old offset is overwritten, so none survives in a stored hash
+    assert new.profile.offsets == {0: 3, 1: -1}
+    again = apply_events(new.profile, [ev("d", 3, 2, 1, basis(2))], CFG, topic_id="new-id")
+    assert (again.applied, again.duplicates, again.offsets_reset) == (0, 1, False)
+
+
+def test_a_profile_without_a_topic_id_adopts_the_first_one_and_keeps_its_offsets() -> None:
+    legacy = apply_events(None, [ev("a", 10, 0, 1, basis(0))], CFG).profile
+    assert legacy.topic_id == ""
+    result = apply_events(legacy, [ev("b", 10, 1, 1, basis(1)), ev("c", 11, 1, 1, basis(1))],
+                          CFG, topic_id="tid")  # fmt: skip
+    assert (result.applied, result.duplicates, result.offsets_reset) == (1, 1, False)
+    assert result.profile.topic_id == "tid"
+    # and a worker that does not know the id keeps the stored one
+    kept = apply_events(result.profile, [ev("d", 12, 2, 1, basis(1))], CFG)
+    assert kept.profile.topic_id == "tid" and kept.applied == 1
+
+
+def test_offsets_for_holds_only_within_one_topic_id() -> None:
+    profile = apply_events(None, [ev("a", 10, 0, 1, basis(0))], CFG, topic_id="t1").profile
+    assert offsets_for(profile, "t1") == {0: 10}
+    assert offsets_for(profile, "") == {0: 10}
+    assert offsets_for(profile, "t2") == {}
+    assert offsets_for(None, "t1") == {}

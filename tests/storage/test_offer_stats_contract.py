@@ -196,3 +196,19 @@ async def test_a_flushed_script_is_loaded_again_and_the_batch_written_once(
         async for key in client.scan_iter(match=f"{prefix}:*"):
             await client.delete(key)
         await client.aclose()
+
+
+async def test_a_recreated_topic_starts_its_offsets_again_and_keeps_the_counts(
+    store: OfferStatsStore,
+) -> None:
+    def tagged(topic_id: str, first: int, last: int, offer: OfferStats) -> OfferStatsUpdate:
+        return OfferStatsUpdate(TOPIC, 0, first, last, {"a": offer}, topic_id)
+
+    assert (await store.apply([tagged("old", 10, 12, stats(3.0))])).applied == {(TOPIC, 0)}
+    assert (await store.apply([tagged("old", 5, 6, stats(1.0))])).duplicates == {(TOPIC, 0)}
+    # the topic was deleted and created again: offset 5 is a new record
+    assert (await store.apply([tagged("new", 5, 6, stats(1.0))])).applied == {(TOPIC, 0)}
+    assert (await store.apply([tagged("new", 5, 6, stats(1.0))])).duplicates == {(TOPIC, 0)}
+    # a worker that does not know the id compares offsets as before
+    assert (await store.apply([tagged("", 6, 7, stats(1.0))])).overlaps == {(TOPIC, 0): 6}
+    assert close((await store.read_all(TOPIC, [0]))["a"], stats(4.0))

@@ -31,6 +31,7 @@ def profile(n: int) -> Profile:
         updated_at_ms=2_000 + n,
         offsets={0: 10 + n, 3: 7},
         recent_event_ids=(("a", 1_000), ("b", 1_000 + n)),
+        topic_id=f"topic-id-{n}",
     )
 
 
