@@ -9,7 +9,7 @@ VENV := .venv
 NBO := $(VENV)/bin/nbo
 DEMO_ARGS ?=
 
-.PHONY: venv lint typecheck test test-unit demo evaluate bench stack-up stack-down stack-status clean \
+.PHONY: venv lint typecheck test test-unit demo evaluate bench chaos stack-up stack-down stack-status clean \
 	prereqs-test prereqs-demo
 
 # One line per missing or too old tool (Python, Java, Maven, redis-server, Go), before any set-up.
@@ -51,6 +51,9 @@ evaluate: venv
 
 bench: venv
 	$(NBO) bench --json bench.json
+
+chaos: venv
+	$(NBO) chaos --json chaos.json
 
 stack-up: venv
 	$(NBO) stack up

@@ -241,6 +241,15 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _chaos(args: argparse.Namespace, settings: Settings) -> int:
+    from app.chaos.runner import SCENARIOS, ChaosOptions, run_chaos
+
+    options = ChaosOptions.quick() if args.quick else ChaosOptions()
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(SCENARIOS)
+    results = run_chaos(settings, options, names, args.json)
+    return 0 if all(r.passed for r in results) else 1
+
+
 DESCRIPTION = """\
 nbo-stream: real-time next-best offers. Behaviour events from Kafka update each person's
 preference vector in Redis; the worker ranks the offer catalogue under the contact policy and
@@ -405,6 +414,22 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     bench.add_argument("--batch-size", type=int, help="events per batch (500)")
     bench.add_argument("--json", type=Path, help="write every figure to this JSON file")
     bench.set_defaults(handler=_bench)
+
+    chaos = add_command(
+        sub,
+        "chaos",
+        "break the stack while events flow and account for every event",
+        "On a private local stack (its own broker and Redis on free ports): worker kill -9"
+        "\nand SIGTERM, workers joining and leaving, the broker and Redis stopped, killed,"
+        "\nslowed, a failover to a lagging replica, poison records and a soak; per scenario"
+        "\nevents produced, applied, lost, applied twice, dead-lettered, time to recover and"
+        "\nunasked worker restarts (docs/operations.md, 'Reliability'). Exit 1 if any fails.",
+        "nbo chaos --quick --only worker-kill,poison",
+    )
+    chaos.add_argument("--quick", action="store_true", help="tiny sizes and short outages")
+    chaos.add_argument("--only", help="comma-separated scenarios (default: all, in order)")
+    chaos.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    chaos.set_defaults(handler=_chaos)
 
     erasures = add_command(
         sub,
