@@ -90,8 +90,8 @@ class Chaos:
         self.run = f"chaos-{uuid.uuid4().hex[:6]}"
         self.stack = ChaosStack(settings)
         self.log_dir = settings.stack_dir.resolve() / "chaos-logs" / self.run
-        self.items_topic = f"{self.run}-items"
-        self.offers_topic = f"{self.run}-offers"
+        self.items_topic = f"{self.run}-item-catalog"
+        self.offers_topic = f"{self.run}-offer-catalog"
 
     def base_env(self) -> dict[str, str]:
         o, run = self.options, self.run
@@ -118,6 +118,13 @@ class Chaos:
             "NBO_LOG_FORMAT": "text",
         }
 
+    def check_topics_distinct(self) -> None:
+        """Every topic a worker reads or writes is a different one (a worker reading its own
+        output as a catalogue would spoil the run)."""
+        names = [v for k, v in self.base_env().items() if k.startswith("NBO_TOPIC_")]
+        if len(set(names)) != len(names):
+            raise AssertionError(f"the chaos run's topics collide: {sorted(names)}")
+
     def stage_config(self) -> StageConfig:
         o = self.options
         return StageConfig(self.run, self.stack.bootstrap, self.stack.redis_url, self.log_dir,
@@ -126,6 +133,7 @@ class Chaos:
 
     async def prepare(self) -> None:
         """The run's shared topics and its catalogue."""
+        self.check_topics_distinct()
         env = self.base_env()
         shared = [TopicSpec(self.items_topic, 1, {"cleanup.policy": "compact"}),
                   TopicSpec(self.offers_topic, 1, {"cleanup.policy": "compact"})]  # fmt: skip
