@@ -12,7 +12,8 @@ from typing import Any
 
 from app.settings import Settings
 
-METHOD_NAMES = ("engine_tags", "engine_collab", "popularity", "random", "batch_model")
+METHOD_NAMES = ("engine_tags", "engine_collab", "popularity", "random", "batch_model",
+                "popularity_positive", "ease", "ease_recency", "item_knn")  # fmt: skip
 """Names accepted by ``nbo evaluate --methods`` (same as ``app.evaluation.config.METHODS``)."""
 
 

@@ -15,7 +15,14 @@ ENGINE_COLLAB = "engine_collab"
 POPULARITY = "popularity"
 RANDOM = "random"
 BATCH_MODEL = "batch_model"
-METHODS: tuple[str, ...] = (ENGINE_TAGS, ENGINE_COLLAB, POPULARITY, RANDOM, BATCH_MODEL)
+POPULARITY_POSITIVE = "popularity_positive"
+EASE = "ease"
+EASE_RECENCY = "ease_recency"
+ITEM_KNN = "item_knn"
+BASELINES: tuple[str, ...] = (POPULARITY_POSITIVE, EASE, EASE_RECENCY, ITEM_KNN)
+"""The strong simple baselines (:mod:`app.evaluation.baselines`), tuned on validation."""
+METHODS: tuple[str, ...] = (ENGINE_TAGS, ENGINE_COLLAB, POPULARITY, RANDOM, BATCH_MODEL,
+                            *BASELINES)  # fmt: skip
 """The methods compared, by their stable names (report keys)."""
 
 

@@ -20,20 +20,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 
 import numpy as np
+import numpy.typing as npt
 
-from app.core.catalog import Catalogue
+from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Item, Offer
 from app.core.enums import Channel
 from app.core.events import UserEvent
 from app.core.popularity import PopularityFeed
+from app.evaluation.baseline_tuning import BaselineParams, tune_baselines
+from app.evaluation.baselines import (
+    ItemItem,
+    PositivePopularity,
+    RealTimeEase,
+    RealTimeItemKnn,
+    fit_cosine,
+    fit_ease,
+    positive_matrix,
+)
+from app.evaluation.bootstrap import Difference, hit_rate_difference
 from app.evaluation.config import (
+    BASELINES,
     BATCH_MODEL,
+    EASE,
+    EASE_RECENCY,
     ENGINE_COLLAB,
     ENGINE_TAGS,
+    ITEM_KNN,
     METHODS,
     POPULARITY,
+    POPULARITY_POSITIVE,
     RANDOM,
     EvaluationConfig,
 )
@@ -128,7 +146,15 @@ def evaluate(
     snap = tags_catalogue.snapshot()
     item_offers = ItemOffers(log.item_ids, snap)
     metrics = {name: RankingMetrics(cfg.k_max, snap.size) for name in cfg.methods}
+    positive = log.positives(cfg.min_rating)
+    params: BaselineParams | None = None
     methods: list[Method] = []
+    if set(BASELINES) & set(cfg.methods) - {POPULARITY_POSITIVE}:
+        tune_started = time.perf_counter()
+        params = tune_baselines(log, end, positive, item_offers, snap, cfg.split_quantile,
+                                min(10, cfg.k_max))  # fmt: skip
+        methods += _baselines(cfg, params, log, end, positive, item_offers, snap, metrics)
+        train_seconds += time.perf_counter() - tune_started
     for name in cfg.methods:
         if name == ENGINE_TAGS:
             methods.append(
@@ -165,6 +191,8 @@ def evaluate(
             )
         elif name == POPULARITY:
             methods.append(Popularity(metrics[name], snap, item_offers))
+        elif name == POPULARITY_POSITIVE:
+            methods.append(PositivePopularity(metrics[name], snap, item_offers, positive))
         elif name == RANDOM:
             methods.append(RandomOrder(metrics[name], snap, item_offers, cfg.seed))
         elif name == BATCH_MODEL and model is not None:
@@ -184,13 +212,16 @@ def evaluate(
     stats = replay(
         log,
         split_ts,
-        log.positives(cfg.min_rating),
+        positive,
         item_offers,
         methods,
         cfg.collab.hybrid.recent.n_recent,
         progress,
     )
+    order = {name: n for n, name in enumerate(cfg.methods)}
+    methods.sort(key=lambda m: order[m.name])
     results = {m.name: m.metrics.result(stats.seconds.get(m.name, 0.0)) for m in methods}
+    comparisons = _compare(methods, ENGINE_COLLAB, min(10, cfg.k_max), cfg.seed)
     return Report(
         methods=results,
         stats=stats,
@@ -201,4 +232,57 @@ def evaluate(
         config=cfg.model_dump(mode="json"),
         seconds=time.perf_counter() - started,
         train_seconds=train_seconds,
+        comparisons=comparisons,
+        baseline_params=asdict(params) if params is not None else {},
     )
+
+
+def _baselines(
+    cfg: EvaluationConfig,
+    params: BaselineParams,
+    log: InteractionLog,
+    end: int,
+    positive: npt.NDArray[np.bool_],
+    offers: ItemOffers,
+    snap: CatalogueSnapshot,
+    metrics: dict[str, RankingMetrics],
+) -> list[Method]:
+    """The item-item baselines of ``cfg.methods``, refitted on every training event with the
+    hyper-parameters chosen on validation."""
+    x = positive_matrix(log, end, positive)
+    out: list[Method] = []
+    fits: dict[float, ItemItem] = {}
+
+    def ease(lam: float) -> ItemItem:
+        if lam not in fits:
+            fits[lam] = fit_ease(x, lam)
+        return fits[lam]
+
+    if EASE in cfg.methods:
+        out.append(RealTimeEase(metrics[EASE], snap, offers, ease(params.ease_lambda), positive))
+    if EASE_RECENCY in cfg.methods:
+        out.append(RealTimeEase(metrics[EASE_RECENCY], snap, offers,
+                                ease(params.ease_recency_lambda), positive,
+                                float(params.ease_recency_half_life_ms), EASE_RECENCY))  # fmt: skip
+    if ITEM_KNN in cfg.methods:
+        out.append(RealTimeItemKnn(metrics[ITEM_KNN], snap, offers, fit_cosine(x),
+                                   params.knn_n_recent, params.knn_decay))  # fmt: skip
+    return out
+
+
+def _compare(methods: list[Method], reference: str, k: int, seed: int) -> dict[str, Difference]:
+    """The reference method's HitRate@k minus each other method's, with its bootstrap interval
+    over users (:mod:`app.evaluation.bootstrap`); empty without the reference."""
+    by_name = {m.name: m for m in methods}
+    if reference not in by_name or by_name[reference].metrics.n_queries == 0:
+        return {}
+    _, users, ranks = by_name[reference].metrics.per_query()
+    out = {}
+    for m in methods:
+        if m.name == reference:
+            continue
+        _, other_users, other_ranks = m.metrics.per_query()
+        if not np.array_equal(users, other_users):
+            continue
+        out[m.name] = hit_rate_difference(users, ranks, other_ranks, k, seed=seed)
+    return out

@@ -76,6 +76,15 @@ class RankingMetrics:
         """Queries recorded."""
         return len(self._ranks)
 
+    def per_query(self) -> tuple[Ints, Ints, Ints]:
+        """``(query ids, users, ranks)`` of every recorded query, by query id."""
+        ids = sorted(self._ranks)
+        return (
+            np.array(ids, dtype=np.int64),
+            np.array([self._users[q] for q in ids], dtype=np.int64),
+            np.array([self._ranks[q] for q in ids], dtype=np.int64),
+        )
+
     def result(self, seconds: float = 0.0) -> MethodResult:
         """The metrics for K = 1..k_max."""
         ids = sorted(self._ranks)

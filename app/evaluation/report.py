@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.core.timestamps import format_rfc3339_ms
+from app.evaluation.bootstrap import Difference
 from app.evaluation.metrics import MethodResult
 from app.evaluation.replay import ReplayStats
 
@@ -20,7 +21,10 @@ class Report:
 
     ``methods``: name -> metrics keyed by K. ``stats``: events, queries and per-method
     seconds. ``split_ts_ms``: the split time (epoch ms). ``config``: the configuration used
-    (JSON-ready). ``seconds``: total wall time including training.
+    (JSON-ready). ``seconds``: total wall time including training (and the baselines'
+    tuning). ``comparisons``: ``engine_collab``'s HitRate@10 minus each other method's, with
+    a 95 % bootstrap interval over users. ``baseline_params``: the baselines'
+    hyper-parameters chosen on validation.
     """
 
     methods: dict[str, MethodResult]
@@ -32,6 +36,8 @@ class Report:
     config: dict[str, Any]
     seconds: float
     train_seconds: float
+    comparisons: dict[str, Difference] = field(default_factory=dict)
+    baseline_params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report: ``methods.<name>.hit_rate["10"]`` etc. (K keys are strings)."""
@@ -60,6 +66,17 @@ class Report:
                 }
                 for name, r in self.methods.items()
             },
+            "engine_collab_vs": {
+                name: {
+                    "k": d.k,
+                    "difference": round(d.difference, 6),
+                    "interval_95": [round(d.low, 6), round(d.high, 6)],
+                    "ratio": round(d.ratio, 4),
+                    "resolved": d.resolved,
+                }
+                for name, d in self.comparisons.items()
+            },
+            "baseline_params": self.baseline_params,
             "seconds": round(self.seconds, 3),
             "train_seconds": round(self.train_seconds, 3),
             "config": self.config,
@@ -109,6 +126,17 @@ class Report:
             "  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        if self.comparisons:
+            lines.append("")
+            lines.append(
+                "engine_collab against each method, HitRate@10 (95 % interval over users):"
+            )
+            for name, d in self.comparisons.items():
+                verdict = "ahead" if d.low > 0 else "behind" if d.high < 0 else "unresolved"
+                lines.append(
+                    f"  {name:>20}: {d.difference:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
+                    f"x{d.ratio:.2f} {verdict}"
+                )
         s = self.stats
         lines.append("")
         lines.append(

@@ -66,7 +66,8 @@ def test_popularity_hit_rate_is_exactly_what_the_counts_say() -> None:
     assert report.stats.n_returning_queries == 0  # x is new
     assert report.methods["batch_model"].hit_rate == pop.hit_rate  # x is unknown: popularity
     assert set(report.methods) == {
-        "engine_tags", "engine_collab", "popularity", "random", "batch_model"
+        "engine_tags", "engine_collab", "popularity", "random", "batch_model",
+        "popularity_positive", "ease", "ease_recency", "item_knn",
     }  # fmt: skip
 
 

@@ -1,0 +1,104 @@
+"""Choosing the baselines' hyper-parameters on a validation period, never on the test period.
+
+The events before the evaluation's split are split again at the same quantile: the item-item
+matrices are fitted on the first part and every candidate is replayed over the second, in one
+replay (each candidate is a method of its own). The candidate with the best HitRate@10 of each
+baseline wins; the evaluation then refits it on all the training events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from app.core.catalog import CatalogueSnapshot
+from app.core.profile import DAY_MS
+from app.evaluation.baselines import (
+    RealTimeEase,
+    RealTimeItemKnn,
+    fit_cosine,
+    fit_ease,
+    positive_matrix,
+)
+from app.evaluation.config import EASE, EASE_RECENCY, ITEM_KNN
+from app.evaluation.metrics import RankingMetrics
+from app.evaluation.replay import ItemOffers, Method, replay
+from app.evaluation.split import temporal_split
+from app.learning.interactions import InteractionLog
+
+HOUR_MS = 3_600_000
+EASE_LAMBDAS: tuple[float, ...] = (20.0, 100.0, 300.0, 1000.0)
+HALF_LIVES_MS: tuple[int, ...] = (HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 365 * DAY_MS)
+KNN_RECENT: tuple[int, ...] = (1, 3, 5, 10, 20)
+KNN_DECAY: tuple[float, ...] = (0.5, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class BaselineParams:
+    """The chosen hyper-parameters, and each winner's validation HitRate@10."""
+
+    ease_lambda: float = 100.0
+    ease_recency_lambda: float = 100.0
+    ease_recency_half_life_ms: int = 7 * DAY_MS
+    knn_n_recent: int = 5
+    knn_decay: float = 0.8
+    validation_hit_rate: dict[str, float] = field(default_factory=dict)
+
+
+def tune_baselines(
+    log: InteractionLog,
+    end: int,
+    positive: npt.NDArray[np.bool_],
+    offers: ItemOffers,
+    snapshot: CatalogueSnapshot,
+    split_quantile: float,
+    k: int = 10,
+) -> BaselineParams:
+    """The best candidates of each baseline on the validation period inside rows ``[0, end)``
+    of ``log`` (module doc)."""
+    train = log.subset(np.arange(end))
+    pos = positive[:end]
+    val_split = temporal_split(train.ts_ms, split_quantile)
+    val_end = int(np.searchsorted(train.ts_ms, val_split, side="left"))
+    x = positive_matrix(train, val_end, pos)
+    fits = {lam: fit_ease(x, lam) for lam in EASE_LAMBDAS}
+    cosine = fit_cosine(x)
+    candidates: dict[str, tuple[str, dict[str, float]]] = {}
+    methods: list[Method] = []
+
+    def add(family: str, params: dict[str, float], method: Method) -> None:
+        candidates[method.name] = (family, params)
+        methods.append(method)
+
+    def metrics() -> RankingMetrics:
+        return RankingMetrics(k, snapshot.size)
+
+    for lam, matrix in fits.items():
+        plain = RealTimeEase(metrics(), snapshot, offers, matrix, pos, None, f"ease[{lam}]")
+        add(EASE, {"lam": lam}, plain)
+        for half in HALF_LIVES_MS:
+            add(EASE_RECENCY, {"lam": lam, "half_life_ms": half},
+                RealTimeEase(metrics(), snapshot, offers, matrix, pos, float(half),
+                             f"ease_recency[{lam},{half}]"))  # fmt: skip
+    for n in KNN_RECENT:
+        for decay in KNN_DECAY:
+            add(ITEM_KNN, {"n_recent": n, "decay": decay},
+                RealTimeItemKnn(metrics(), snapshot, offers, cosine, n, decay,
+                                f"item_knn[{n},{decay}]"))  # fmt: skip
+    replay(train, val_split, pos, offers, methods, max(KNN_RECENT))
+    best: dict[str, tuple[float, dict[str, float]]] = {}
+    for method in methods:
+        family, params = candidates[method.name]
+        score = method.metrics.result().hit_rate[k]
+        if family not in best or score > best[family][0]:
+            best[family] = (score, params)
+    return BaselineParams(
+        ease_lambda=best[EASE][1]["lam"],
+        ease_recency_lambda=best[EASE_RECENCY][1]["lam"],
+        ease_recency_half_life_ms=int(best[EASE_RECENCY][1]["half_life_ms"]),
+        knn_n_recent=int(best[ITEM_KNN][1]["n_recent"]),
+        knn_decay=best[ITEM_KNN][1]["decay"],
+        validation_hit_rate={family: round(score, 6) for family, (score, _) in best.items()},
+    )

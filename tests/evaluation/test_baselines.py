@@ -1,0 +1,117 @@
+"""The strong baselines: EASE in closed form, updated in real time; its recency variant; the
+item kNN; popularity of positive events only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from app.core.catalog_records import Item
+from app.core.enums import EventType
+from app.evaluation.baselines import (
+    PositivePopularity,
+    RealTimeEase,
+    RealTimeItemKnn,
+    fit_cosine,
+    fit_ease,
+    positive_matrix,
+)
+from app.evaluation.evaluate import build_catalogue, item_offer
+from app.evaluation.metrics import RankingMetrics
+from app.evaluation.replay import ItemOffers, Query
+from app.learning.interactions import InteractionLog
+from tests.support.planted import T0
+
+pytestmark = pytest.mark.unit
+
+HOUR = 3_600_000
+
+
+def test_ease_solves_its_closed_form() -> None:
+    rng = np.random.default_rng(0)
+    dense = (rng.random((40, 6)) < 0.4).astype(float)
+    dense[:, 5] = 0.0  # an item nobody liked is not in the matrix
+    lam = 3.0
+    fit = fit_ease(sp.csr_matrix(dense), lam)
+    assert fit.items.tolist() == [0, 1, 2, 3, 4] and fit.row(5) is None
+    x = dense[:, :5]
+    # B minimises ||X - XB||^2 + lam ||B||^2 with diag(B) = 0: column j is the ridge
+    # regression of item j on the other items
+    for j in range(5):
+        others = [i for i in range(5) if i != j]
+        a = x[:, others]
+        coef = np.linalg.solve(a.T @ a + lam * np.eye(4), a.T @ x[:, j])
+        assert fit.weights[others, j] == pytest.approx(coef, rel=1e-4, abs=1e-6)
+        assert fit.weights[j, j] == 0.0
+
+
+def test_cosine_is_the_angle_between_item_columns() -> None:
+    x = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [1, 1, 0]], dtype=float))
+    fit = fit_cosine(x)
+    assert fit.weights[0, 1] == pytest.approx(2 / np.sqrt(3 * 2))
+    assert fit.weights[1, 2] == 0.0 and fit.weights[0, 0] == 0.0
+
+
+def _log() -> tuple[InteractionLog, list[Item]]:
+    rows = [("u", "A", EventType.LIKE, 0), ("u", "B", EventType.RATING, 1),
+            ("v", "A", EventType.LIKE, 2), ("v", "C", EventType.LIKE, 3),
+            ("u", "C", EventType.RATING, 4)]  # fmt: skip
+    items = [Item(item_id=i, title=i, tags=(i.lower(),)) for i in "ABCD"]
+    log = InteractionLog.from_columns(
+        [r[0] for r in rows], [r[1] for r in rows], [T0 + r[3] * HOUR for r in rows],
+        [r[2] for r in rows], ratings=[None, 2.0, None, None, 5.0],
+        item_ids=[i.item_id for i in items],
+    )  # fmt: skip
+    return log, items
+
+
+def _query(log: InteractionLog, user: str, recent: tuple[str, ...], seen: tuple[str, ...]) -> Query:
+    code = {i: n for n, i in enumerate(log.item_ids)}
+    return Query(qid=0, user=log.user_ids.index(user), ts_ms=T0 + 9 * HOUR, item=code["D"],
+                 targets=np.array([code["D"]]), seen=np.array([code[i] for i in seen]),
+                 recent=tuple(code[i] for i in recent), cold=False, returning=True)  # fmt: skip
+
+
+def test_positive_popularity_counts_only_positive_events() -> None:
+    log, items = _log()
+    snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
+    offers = ItemOffers(log.item_ids, snap)
+    positive = log.positives(4.0)
+    assert positive.tolist() == [True, False, True, True, True]  # a 2-star rating is not
+    method = PositivePopularity(RankingMetrics(4, snap.size), snap, offers, positive)
+    method.warm_up(log, len(log))
+    assert method._scores(_query(log, "u", (), ())).tolist() == [2.0, 0.0, 2.0, 0.0]
+
+
+def test_real_time_ease_adds_a_row_per_new_positive_and_recency_weighs_by_age() -> None:
+    log, items = _log()
+    snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
+    offers = ItemOffers(log.item_ids, snap)
+    positive = log.positives(4.0)
+    fit = fit_ease(positive_matrix(log, len(log), positive), 1.0)
+    plain = RealTimeEase(RankingMetrics(4, snap.size), snap, offers, fit, positive)
+    recency = RealTimeEase(RankingMetrics(4, snap.size), snap, offers, fit, positive, float(HOUR))
+    for method in (plain, recency):
+        method.warm_up(log, 3)  # u: A (the 2-star B is not positive); v: A
+        method.observe(log, 3, 4)  # v: C
+        method.observe(log, 4, 5)  # u: C, 3 hours after A
+    a, c = fit.row(0), fit.row(2)
+    assert a is not None and c is not None
+    user = _query(log, "u", (), ())
+    assert plain._scores(user)[[0, 2]] == pytest.approx((a + c)[[0, 1]])
+    # A is 4 hours older than C at u's last event: it weighs 2^-4
+    assert recency._scores(user)[[0, 2]] == pytest.approx((a / 16 + c)[[0, 1]])
+
+
+def test_item_knn_weighs_the_recent_items_by_decay() -> None:
+    log, items = _log()
+    snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
+    offers = ItemOffers(log.item_ids, snap)
+    positive = log.positives(4.0)
+    fit = fit_cosine(positive_matrix(log, len(log), positive))
+    knn = RealTimeItemKnn(RankingMetrics(4, snap.size), snap, offers, fit, n_recent=2, decay=0.5)
+    a, c = fit.row(0), fit.row(2)
+    assert a is not None and c is not None
+    got = knn._scores(_query(log, "u", ("C", "A", "B"), ()))  # newest first; B beyond n_recent
+    assert got[[0, 2]] == pytest.approx((c + 0.5 * a)[[0, 1]])
