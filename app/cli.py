@@ -242,10 +242,10 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _chaos(args: argparse.Namespace, settings: Settings) -> int:
-    from app.chaos.runner import SCENARIOS, ChaosOptions, run_chaos
+    from app.chaos.runner import ChaosOptions, run_chaos, run_order
 
     options = ChaosOptions.quick() if args.quick else ChaosOptions()
-    names = [n.strip() for n in args.only.split(",")] if args.only else list(SCENARIOS)
+    names = [n.strip() for n in args.only.split(",")] if args.only else run_order()
     results = run_chaos(settings, options, names, args.json)
     return 0 if all(r.passed for r in results) else 1
 
