@@ -31,6 +31,7 @@ from app.learning.interactions import InteractionLog
 HOUR_MS = 3_600_000
 EASE_LAMBDAS: tuple[float, ...] = (20.0, 100.0, 300.0, 1000.0)
 HALF_LIVES_MS: tuple[int, ...] = (HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 365 * DAY_MS)
+STEP_DECAYS: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95, 0.98)
 KNN_RECENT: tuple[int, ...] = (1, 3, 5, 10, 20)
 KNN_DECAY: tuple[float, ...] = (0.5, 0.8, 1.0)
 
@@ -41,7 +42,8 @@ class BaselineParams:
 
     ease_lambda: float = 100.0
     ease_recency_lambda: float = 100.0
-    ease_recency_half_life_ms: int = 7 * DAY_MS
+    ease_recency_half_life_ms: int | None = 7 * DAY_MS
+    ease_recency_step_decay: float | None = None
     knn_n_recent: int = 5
     knn_decay: float = 0.8
     validation_hit_rate: dict[str, float] = field(default_factory=dict)
@@ -82,6 +84,10 @@ def tune_baselines(
             add(EASE_RECENCY, {"lam": lam, "half_life_ms": half},
                 RealTimeEase(metrics(), snapshot, offers, matrix, pos, float(half),
                              f"ease_recency[{lam},{half}]"))  # fmt: skip
+        for step in STEP_DECAYS:
+            add(EASE_RECENCY, {"lam": lam, "step_decay": step},
+                RealTimeEase(metrics(), snapshot, offers, matrix, pos, None,
+                             f"ease_recency[{lam},step {step}]", step))  # fmt: skip
     for n in KNN_RECENT:
         for decay in KNN_DECAY:
             add(ITEM_KNN, {"n_recent": n, "decay": decay},
@@ -97,8 +103,13 @@ def tune_baselines(
     return BaselineParams(
         ease_lambda=best[EASE][1]["lam"],
         ease_recency_lambda=best[EASE_RECENCY][1]["lam"],
-        ease_recency_half_life_ms=int(best[EASE_RECENCY][1]["half_life_ms"]),
+        ease_recency_half_life_ms=_int_or_none(best[EASE_RECENCY][1].get("half_life_ms")),
+        ease_recency_step_decay=best[EASE_RECENCY][1].get("step_decay"),
         knn_n_recent=int(best[ITEM_KNN][1]["n_recent"]),
         knn_decay=best[ITEM_KNN][1]["decay"],
         validation_hit_rate={family: round(score, 6) for family, (score, _) in best.items()},
     )
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)

@@ -7,8 +7,9 @@
   ``P = (X'X + lambda I)^-1``, ``B = -P / diag(P)`` with a zero diagonal. A user's scores
   are ``x_u B``; x_u gains the item of every positive event as it happens, so the scores move
   with the stream (one row of B added per new positive).
-* ``ease_recency``: the same B, each history item weighted by ``2^(-age / half_life)`` of
-  event time, so recent items count more.
+* ``ease_recency``: the same B, recent history items weighing more: by age in event time
+  (``2^(-age / half_life)``) or by position (the j-th newest positive weighs ``decay^j``),
+  whichever the validation prefers.
 * ``item_knn``: cosine similarity between the items' columns of X; a user's scores are the
   similarity rows of their last ``n_recent`` items (newest first), the j-th weighted by
   ``decay^j``.
@@ -151,7 +152,8 @@ class _ItemItemMethod(_Immediate):
 
 class RealTimeEase(_ItemItemMethod):
     """``x_u B`` with x_u updated by every positive event (module doc); ``half_life_ms``
-    weights history items by their age (``None``: all alike)."""
+    weights history items by their age in event time, ``step_decay`` by their position (the
+    j-th newest weighs ``step_decay^j``); ``None`` for both: all alike."""
 
     def __init__(
         self,
@@ -162,10 +164,12 @@ class RealTimeEase(_ItemItemMethod):
         positive: Bools,
         half_life_ms: float | None = None,
         name: str = EASE,
+        step_decay: float | None = None,
     ) -> None:
         super().__init__(name, metrics, snapshot, offers, matrix)
         self._positive = positive
         self._half_life = half_life_ms
+        self._step = step_decay
         # per user: scores over the active items, valued at event time t_ref; items in x_u
         self._state: dict[int, tuple[F64, int]] = {}
         self._items: dict[int, set[int]] = {}
@@ -176,13 +180,16 @@ class RealTimeEase(_ItemItemMethod):
         for r in rows.tolist():
             user, item, ts = int(log.user[r]), int(log.item[r]), int(log.ts_ms[r])
             held = self._items.setdefault(user, set())
-            row = self._matrix.row(item)
-            if item in held or row is None:
-                held.add(item)
+            if item in held:
                 continue
             held.add(item)
+            row = self._matrix.row(item)
             scores, t_ref = self._state.get(user, (self._zero, ts))
-            if half_life is None:
+            if self._step is not None:  # every older item moves one place back
+                scores = scores * self._step + (row if row is not None else 0.0)
+            elif row is None:
+                continue
+            elif half_life is None:
                 scores = scores + row
             elif ts >= t_ref:  # the history ages to ts, the new item weighs 1
                 scores = scores * 2.0 ** (-(ts - t_ref) / half_life) + row

@@ -261,9 +261,11 @@ def _baselines(
     if EASE in cfg.methods:
         out.append(RealTimeEase(metrics[EASE], snap, offers, ease(params.ease_lambda), positive))
     if EASE_RECENCY in cfg.methods:
+        half = params.ease_recency_half_life_ms
         out.append(RealTimeEase(metrics[EASE_RECENCY], snap, offers,
                                 ease(params.ease_recency_lambda), positive,
-                                float(params.ease_recency_half_life_ms), EASE_RECENCY))  # fmt: skip
+                                float(half) if half is not None else None, EASE_RECENCY,
+                                params.ease_recency_step_decay))  # fmt: skip
     if ITEM_KNN in cfg.methods:
         out.append(RealTimeItemKnn(metrics[ITEM_KNN], snap, offers, fit_cosine(x),
                                    params.knn_n_recent, params.knn_decay))  # fmt: skip

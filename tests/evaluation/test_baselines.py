@@ -115,3 +115,17 @@ def test_item_knn_weighs_the_recent_items_by_decay() -> None:
     assert a is not None and c is not None
     got = knn._scores(_query(log, "u", ("C", "A", "B"), ()))  # newest first; B beyond n_recent
     assert got[[0, 2]] == pytest.approx((c + 0.5 * a)[[0, 1]])
+
+
+def test_real_time_ease_by_position_weighs_the_j_th_newest_item_decay_to_the_j() -> None:
+    log, items = _log()
+    snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
+    offers = ItemOffers(log.item_ids, snap)
+    positive = log.positives(4.0)
+    fit = fit_ease(positive_matrix(log, len(log), positive), 1.0)
+    by_step = RealTimeEase(RankingMetrics(4, snap.size), snap, offers, fit, positive,
+                           name="step", step_decay=0.5)  # fmt: skip
+    by_step.warm_up(log, len(log))  # u: A, then C (the 2-star B is no positive)
+    a, c = fit.row(0), fit.row(2)
+    assert a is not None and c is not None
+    assert by_step._scores(_query(log, "u", (), ()))[[0, 2]] == pytest.approx((0.5 * a + c)[[0, 1]])
