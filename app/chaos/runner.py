@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -35,6 +34,7 @@ from app.chaos.ledger import SoakRule, trend
 from app.chaos.poison import poison_records, processing_poison_user
 from app.chaos.scenario import ScenarioResult, Stage, StageConfig
 from app.chaos.services import ChaosStack, RedisPair
+from app.commands.child_worker import ChildWorker
 from app.commands.kafka_io import keyed_json, send_all
 from app.settings import Settings
 from app.storage.keys import user_keys
@@ -153,33 +153,32 @@ class Chaos:
         await send_all(self.stack.bootstrap, self.offers_topic, keyed_json(offers, "offer_id"),
                        total=len(offers), description="offers", progress=False)  # fmt: skip
 
-    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
-
 
 # --- worker faults -----------------------------------------------------------------------------
 
 
-@scenario("worker-kill", "worker kill -9, 5 times in a row")
-async def worker_kill(chaos: Chaos, stage: Stage) -> ScenarioResult:
+async def _worker_restarts(
+    chaos: Chaos, stage: Stage, label: str, end: Callable[[ChildWorker], Awaitable[None]]
+) -> ScenarioResult:
+    """``end`` the worker and start a new one, ``kills`` times in a row."""
+
     async def fault() -> None:
         for _ in range(chaos.options.kills):
-            await stage.pool.kill(stage.pool.workers[0])
+            await end(stage.pool.workers[0])
             await stage.pool.start(1)
             await asyncio.sleep(chaos.options.settle_s)
 
-    return await stage.run(f"worker kill -9, {chaos.options.kills} times", fault)
+    return await stage.run(f"{label}, {chaos.options.kills} times", fault)
+
+
+@scenario("worker-kill", "worker kill -9, 5 times in a row")
+async def worker_kill(chaos: Chaos, stage: Stage) -> ScenarioResult:
+    return await _worker_restarts(chaos, stage, "worker kill -9", stage.pool.kill)
 
 
 @scenario("worker-term", "worker SIGTERM, 5 times in a row")
 async def worker_term(chaos: Chaos, stage: Stage) -> ScenarioResult:
-    async def fault() -> None:
-        for _ in range(chaos.options.kills):
-            await stage.pool.stop(stage.pool.workers[0])
-            await stage.pool.start(1)
-            await asyncio.sleep(chaos.options.settle_s)
-
-    return await stage.run(f"worker SIGTERM, {chaos.options.kills} times", fault)
+    return await _worker_restarts(chaos, stage, "worker SIGTERM", stage.pool.stop)
 
 
 @scenario("join-leave", "a second and a third worker join, then leave")
@@ -206,52 +205,45 @@ async def scale(chaos: Chaos, stage: Stage) -> ScenarioResult:
     return await stage.run("scale 1 -> 3 -> 1 workers", fault)
 
 
-# --- broker faults -----------------------------------------------------------------------------
+# --- broker and Redis faults ------------------------------------------------------------------
+
+
+async def _service_down(
+    chaos: Chaos, stage: Stage, label: str, service: str, *, kill: bool, down_s: float = 0.0
+) -> ScenarioResult:
+    """``service`` ("kafka" or "redis") killed (SIGKILL) or stopped (SIGTERM), kept down for
+    ``down_s``, then started again with its data."""
+
+    async def fault() -> None:
+        await asyncio.to_thread(chaos.stack.kill if kill else chaos.stack.stop, service)
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(chaos.stack.up)
+
+    return await stage.run(label, fault)
 
 
 @scenario("broker-stop", "broker stopped for 70 s, then restarted")
 async def broker_stop(chaos: Chaos, stage: Stage) -> ScenarioResult:
     seconds = chaos.options.broker_stop_s
-
-    async def fault() -> None:
-        await chaos.in_thread(chaos.stack.stop, "kafka")
-        await asyncio.sleep(seconds)
-        await chaos.in_thread(chaos.stack.up)
-
-    return await stage.run(f"broker stopped {seconds:.0f} s", fault)
+    label = f"broker stopped {seconds:.0f} s"
+    return await _service_down(chaos, stage, label, "kafka", kill=False, down_s=seconds)
 
 
 @scenario("broker-kill", "broker kill -9, restarted")
 async def broker_kill(chaos: Chaos, stage: Stage) -> ScenarioResult:
-    async def fault() -> None:
-        await chaos.in_thread(chaos.stack.kill, "kafka")
-        await chaos.in_thread(chaos.stack.up)
-
-    return await stage.run("broker kill -9, restarted", fault)
-
-
-# --- Redis faults ------------------------------------------------------------------------------
+    return await _service_down(chaos, stage, "broker kill -9, restarted", "kafka", kill=True)
 
 
 @scenario("redis-kill", "Redis kill -9, restarted")
 async def redis_kill(chaos: Chaos, stage: Stage) -> ScenarioResult:
-    async def fault() -> None:
-        await chaos.in_thread(chaos.stack.kill, "redis")
-        await chaos.in_thread(chaos.stack.up)
-
-    return await stage.run("Redis kill -9, restarted", fault)
+    return await _service_down(chaos, stage, "Redis kill -9, restarted", "redis", kill=True)
 
 
 @scenario("redis-stop", "Redis stopped for 30 s, then restarted")
 async def redis_stop(chaos: Chaos, stage: Stage) -> ScenarioResult:
     seconds = chaos.options.redis_stop_s
-
-    async def fault() -> None:
-        await chaos.in_thread(chaos.stack.stop, "redis")
-        await asyncio.sleep(seconds)
-        await chaos.in_thread(chaos.stack.up)
-
-    return await stage.run(f"Redis stopped {seconds:.0f} s", fault)
+    label = f"Redis stopped {seconds:.0f} s"
+    return await _service_down(chaos, stage, label, "redis", kill=False, down_s=seconds)
 
 
 @scenario("redis-slow", "Redis slowed: every command paused for seconds (CLIENT PAUSE)")
@@ -275,7 +267,7 @@ async def redis_slow(chaos: Chaos, stage: Stage) -> ScenarioResult:
 @scenario("redis-failover", "failover to a lagging replica (commits wait for it)")
 async def redis_failover(chaos: Chaos, stage: Stage) -> ScenarioResult:
     pair = RedisPair(chaos.log_dir / "failover-redis")
-    await chaos.in_thread(pair.start)
+    await asyncio.to_thread(pair.start)
     stage.use_redis(pair.url(pair.primary_port), NBO_REDIS_ACK_REPLICAS="1",
                     NBO_REDIS_ACK_TIMEOUT_MS="500")  # fmt: skip
 
@@ -284,7 +276,7 @@ async def redis_failover(chaos: Chaos, stage: Stage) -> ScenarioResult:
         await asyncio.sleep(chaos.options.settle_s)
         pair.signal(pair.primary_port, signal.SIGKILL)  # the primary dies
         pair.signal(pair.replica_port, signal.SIGCONT)
-        await chaos.in_thread(pair.promote_replica)  # the replica takes over
+        await asyncio.to_thread(pair.promote_replica)  # the replica takes over
         # the workers are pointed at the new primary (a managed Redis moves its address)
         for worker in list(stage.pool.workers):
             await stage.pool.kill(worker)

@@ -22,7 +22,6 @@ are dense over the items with a positive training event (ml-latest-small: a few 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -234,8 +233,3 @@ class RealTimeItemKnn(_ItemItemMethod):
             if row is not None:
                 scores += self._decay**j * row
         return self._offer_scores(scores)
-
-
-def describe(params: dict[str, Any]) -> str:
-    """``lam=200, half_life_ms=86400000`` for a report."""
-    return ", ".join(f"{k}={v}" for k, v in params.items())
