@@ -77,6 +77,8 @@ def build_worker(settings: Settings) -> Worker:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_commit_interval=settings.commit_interval_s,
+        # a fetch of user-events is one batch of the agent's (agents/fetches.py)
+        broker_max_poll_records=settings.batch_size,
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_host=settings.web_host,

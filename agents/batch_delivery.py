@@ -14,6 +14,13 @@ the whole batch ``getmany`` returned. A rebalance still interrupts a blocked del
 delivered are not marked read, exactly as before, and are fetched again after the seek to the
 committed offsets.
 
+For the topics an app marks with :meth:`App.deliver_whole_fetches` it goes one step further
+(:func:`deliver_whole`): the records of each fetch become ONE stream item, a
+:class:`agents.fetches.FetchedBatch` put on the queue of the channel that subscribes to them,
+its records in flight from the moment the agent takes it until it acknowledges them in bulk.
+faust's per-record stream machinery (an event object, a sensor round, an ack each) is then paid
+once per fetch.
+
 The override replaces a private method of a pinned version; ``tests/agents`` checks that the
 original's source is the one this was written against, so an upgrade fails loudly instead of
 silently running a stale copy.
@@ -31,6 +38,8 @@ import faust
 from faust.transport import by_url
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from agents.fetches import FetchedBatch
 
 YIELD_EVERY = 100
 """Records delivered between two yields to the event loop (faust's own value)."""
@@ -75,6 +84,70 @@ async def deliver_batch(consumer: Any, batch: Sequence[tuple[Any, Any]], generat
     return delivered
 
 
+async def deliver_whole(consumer: Any, batch: Sequence[tuple[Any, Any]], generation: int) -> int:
+    """Deliver ``batch`` as one :class:`FetchedBatch` per subscribing channel.
+
+    The same rules as :func:`deliver_batch` (records below the read offset skipped, gaps
+    registered, commits every ``broker_commit_every`` acks, nothing delivered once the flow
+    stops or the generation changes), then one put per channel (waiting, like faust's own
+    delivery, for the producer's buffer to ebb and for room in the queue). Only once a batch is
+    queued are its records marked read; a put interrupted by a rebalance leaves them unread, to
+    be fetched again after the seek. As for faust's events, the records become in flight when
+    the agent takes the batch (:func:`agents.fetches.take`), not while it waits in the queue:
+    a rebalance waits for what the agent holds, and drops what is queued. A partition with other
+    than exactly one subscriber is delivered record by record. Returns the records delivered.
+    """
+    read_offsets = consumer._read_offset
+    commit_every = consumer._commit_every
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    channels_of = consumer.app.topics._tp_index
+    groups: dict[int, tuple[Any, list[Any]]] = {}
+    singles: list[tuple[Any, Any]] = []
+    latest: dict[Any, int | None] = {}
+    for tp, message in batch:
+        if not consumer.flow_active or consumer.app.consumer_generation_id != generation:
+            return 0
+        offset = message.offset
+        read = latest[tp] if tp in latest else read_offsets[tp]
+        if read is not None and offset < read:
+            continue
+        if offset - (read or 0) > 1 and read and acks_enabled_for(message.topic):
+            await consumer._add_gap(tp, read + 1, offset)
+        if commit_every is not None and consumer._n_acked >= commit_every:
+            consumer._n_acked = 0
+            await consumer.commit()
+        latest[tp] = offset
+        channels: Any = channels_of.get(tp) or ()
+        if len(channels) != 1:
+            singles.append((tp, message))
+            continue
+        (channel,) = channels
+        groups.setdefault(id(channel), (channel, []))[1].append(message)
+    delivered = await deliver_batch(consumer, singles, generation) if singles else 0
+    wait_until_ebb = consumer.app.producer.buffer.wait_until_ebb
+    for channel, messages in groups.values():
+        await wait_until_ebb()
+        await channel.queue.put(FetchedBatch(messages, generation))
+        for message in messages:
+            read_offsets[message.tp] = message.offset
+        delivered += len(messages)
+    return delivered
+
+
+async def deliver(consumer: Any, batch: Sequence[tuple[Any, Any]], generation: int) -> int:
+    """Deliver ``batch``: records of topics delivered whole through :func:`deliver_whole`, the
+    others record by record (:func:`deliver_batch`). Returns the records delivered."""
+    whole_topics: set[str] = getattr(consumer.app, "whole_fetch_topics", set())
+    if not whole_topics:
+        return await deliver_batch(consumer, batch, generation)
+    whole = [(tp, m) for tp, m in batch if m.topic in whole_topics]
+    if len(whole) == len(batch):
+        return await deliver_whole(consumer, whole, generation)
+    single = [(tp, m) for tp, m in batch if m.topic not in whole_topics]
+    delivered = await deliver_batch(consumer, single, generation)
+    return delivered + await deliver_whole(consumer, whole, generation)
+
+
 class BatchDeliveryConsumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer with one delivery task per fetched batch (see module doc)."""
 
@@ -95,7 +168,7 @@ class BatchDeliveryConsumer(faust_aiokafka.Consumer):
                     generation = self.app.consumer_generation_id
                     if batch:
                         await self.wait_first(
-                            deliver_batch(self, batch, generation), self.suspend_flow.wait()
+                            deliver(self, batch, generation), self.suspend_flow.wait()
                         )
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
@@ -130,6 +203,15 @@ class App(faust.App):
     def __init__(self, id: str, **options: Any) -> None:
         options.setdefault("datadir", Path(tempfile.gettempdir()) / f"nbo-faust-{id}")
         super().__init__(id, **options)
+        self.whole_fetch_topics: set[str] = set()
+
+    def deliver_whole_fetches(self, topic: Any, max_batches: int) -> None:
+        """Deliver ``topic``'s records to its agent as whole fetches (:mod:`agents.fetches`),
+        at most ``max_batches`` of them waiting in the agent's queue (faust's default of
+        ``stream_buffer_maxsize`` items would be that many fetches, not records; ``App.topic``
+        drops a ``maxsize`` argument, so it is set here)."""
+        topic.maxsize = max_batches
+        self.whole_fetch_topics.add(topic.get_topic_name())
 
     def _new_transport(self) -> Any:
         url = self.conf.broker_consumer[0]

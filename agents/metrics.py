@@ -81,6 +81,13 @@ class WorkerMetrics:
         self.store_round_trips = Gauge(
             "nbo_store_round_trips", "Redis round trips (pipelines) sent so far", registry=r
         )
+        self.event_deliveries = Counter(
+            "nbo_event_deliveries",
+            "Items the user-events agent received, by shape: a whole fetch (the Kafka "
+            "consumer's) or a single record (any other transport)",
+            ["shape"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "nbo_batch_seconds",
             "Time to process one batch, seconds",

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(
         default=0.05, gt=0, description="Longest wait to fill a batch, seconds."
     )
+    queued_fetches: int = Field(
+        default=8,
+        ge=1,
+        description="Fetches of user-events (each at most NBO_BATCH_SIZE records) waiting for "
+        "the agent at most.",
+    )
     session_timeout_s: float = Field(
         default=30.0, gt=0, description="Kafka consumer session timeout, seconds."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 from collections import defaultdict
@@ -17,8 +18,11 @@ from agents.batch_delivery import (
     App,
     BatchDeliveryConsumer,
     BatchDeliveryTransport,
+    deliver,
     deliver_batch,
+    deliver_whole,
 )
+from agents.fetches import FetchedBatch
 
 pytestmark = pytest.mark.agents
 
@@ -153,3 +157,121 @@ def test_the_data_directory_is_not_in_the_working_directory() -> None:
     assert Path(app.conf.datadir).name == "nbo-faust-nbo-test-datadir"
     assert Path(app.conf.datadir).parent.is_dir()  # faust creates only the last level
     assert not Path(app.conf.datadir).is_relative_to(Path.cwd())
+
+
+# --- whole fetches -------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class TpMessage:
+    tp: str
+    offset: int
+    topic: str = "t"
+
+
+class Channel:
+    def __init__(self, maxsize: int = 0) -> None:
+        self.queue: asyncio.Queue[FetchedBatch] = asyncio.Queue(maxsize)
+
+
+class Buffer:
+    async def wait_until_ebb(self) -> None:
+        return None
+
+
+@dataclass
+class Producer:
+    buffer: Buffer = field(default_factory=Buffer)
+
+
+class WholeConsumerStub(ConsumerStub):
+    """:class:`ConsumerStub` plus what :func:`deliver_whole` uses: the conductor's index of
+    subscribing channels, the producer's buffer, the set of messages in flight."""
+
+    def __init__(self, channels: dict[str, set[Channel]], commit_every: int | None = None) -> None:
+        super().__init__(commit_every)
+        self.app.topics._tp_index = channels  # type: ignore[attr-defined]
+        self.app.producer = Producer()  # type: ignore[attr-defined]
+        self.app.whole_fetch_topics = {"t"}  # type: ignore[attr-defined]
+        self._unacked_messages: set[TpMessage] = set()
+
+
+def fetched(*offsets: tuple[str, int], topic: str = "t") -> list[tuple[str, TpMessage]]:
+    return [(tp, TpMessage(tp, offset, topic)) for tp, offset in offsets]
+
+
+async def test_a_fetch_becomes_one_queued_batch_marked_read_and_not_yet_in_flight() -> None:
+    channel = Channel()
+    consumer = WholeConsumerStub({"p0": {channel}, "p1": {channel}})
+    consumer.app.consumer_generation_id = 7
+    records = fetched(("p0", 0), ("p1", 5), ("p0", 1))
+    done = await deliver_whole(consumer, records, generation=7)
+    assert done == 3
+    batch = channel.queue.get_nowait()
+    assert channel.queue.empty()
+    assert batch.messages == [m for _, m in records] and batch.generation == 7
+    assert consumer._unacked_messages == set()  # in flight only once the agent takes it
+    assert dict(consumer._read_offset) == {"p0": 1, "p1": 5}
+    assert consumer.delivered == []  # no record went through the per-record callback
+
+
+async def test_whole_delivery_skips_records_already_read_and_registers_gaps() -> None:
+    channel = Channel()
+    consumer = WholeConsumerStub({"p0": {channel}})
+    consumer._read_offset["p0"] = 2
+    await deliver_whole(consumer, fetched(("p0", 1), ("p0", 2), ("p0", 3), ("p0", 6)), 1)
+    batch = channel.queue.get_nowait()
+    assert [m.offset for m in batch.messages] == [2, 3, 6]
+    assert consumer.gaps == [("p0", 4, 6)]  # 3 -> 6 within the fetch, not 2 -> 3
+
+
+async def test_a_put_interrupted_while_the_queue_is_full_leaves_the_records_unread() -> None:
+    channel = Channel(maxsize=1)
+    consumer = WholeConsumerStub({"p0": {channel}})
+    await deliver_whole(consumer, fetched(("p0", 0)), 1)
+    blocked = asyncio.ensure_future(deliver_whole(consumer, fetched(("p0", 1), ("p0", 2)), 1))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()  # waits for room, as faust's delivery does
+    blocked.cancel()  # a rebalance suspends the flow
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    assert consumer._read_offset["p0"] == 0  # 1 and 2 are fetched again after the seek
+    assert [m.offset for m in channel.queue.get_nowait().messages] == [0]
+
+
+async def test_whole_delivery_stops_when_the_flow_stops_or_the_generation_changed() -> None:
+    channel = Channel()
+    consumer = WholeConsumerStub({"p0": {channel}})
+    consumer.app.consumer_generation_id = 2
+    assert await deliver_whole(consumer, fetched(("p0", 0)), generation=1) == 0
+    consumer.app.consumer_generation_id = 1
+    consumer.flow_active = False
+    assert await deliver_whole(consumer, fetched(("p0", 0)), generation=1) == 0
+    assert channel.queue.empty() and consumer._read_offset["p0"] is None
+
+
+async def test_a_partition_without_exactly_one_subscriber_is_delivered_record_by_record() -> None:
+    first, second = Channel(), Channel()
+    consumer = WholeConsumerStub({"p0": {first}, "p1": {first, second}})
+    done = await deliver_whole(consumer, fetched(("p0", 0), ("p1", 0), ("p1", 1)), 1)
+    assert done == 3
+    assert [m.offset for m in first.queue.get_nowait().messages] == [0]
+    assert consumer.delivered == [("t", 0), ("t", 1)]
+
+
+async def test_other_topics_of_a_fetch_go_record_by_record_and_the_marked_topic_whole() -> None:
+    channel = Channel()
+    consumer = WholeConsumerStub({"p0": {channel}})
+    mixed = fetched(("p0", 0), ("p0", 1)) + fetched(("c0", 4), topic="consent")
+    done = await deliver(consumer, mixed, 1)
+    assert done == 3
+    assert consumer.delivered == [("consent", 4)]
+    assert [m.offset for m in channel.queue.get_nowait().messages] == [0, 1]
+
+
+def test_a_topic_delivered_whole_has_a_bounded_queue_of_batches() -> None:
+    app = App("nbo-test-whole", broker="kafka://127.0.0.1:1")
+    topic = app.topic("events-x")
+    app.deliver_whole_fetches(topic, max_batches=3)
+    assert app.whole_fetch_topics == {"events-x"}
+    assert topic.queue.maxsize == 3

@@ -95,6 +95,11 @@ async def test_events_become_offer_messages_profiles_and_lookups(
             api.stop()
         assert worker.get_json("/healthz")[0] == 200
         assert worker.get(f"/users/{user_a}/profile")[0] == 404  # not the worker's job
+        # the consumer handed the agent whole fetches, never single records
+        metrics = worker.get("/metrics")[1].decode()
+        assert 'nbo_event_deliveries_total{shape="record"} 0.0' in metrics
+        assert 'nbo_event_deliveries_total{shape="fetch"} 0.0' not in metrics
+        assert 'nbo_event_deliveries_total{shape="fetch"}' in metrics
     finally:
         worker.stop()
 
