@@ -9,10 +9,10 @@ As with faust's own events, its records become in flight when the agent takes th
 queued are not waited for (the agent could not reach them: a rebalance waits while the agent
 finishes its batch) and faust clears the queue when the flow resumes. The agent:
 
-- gathers what is ready (:func:`gather_fetches`): the batch it got, every batch already queued
-  behind it, and, while it holds fewer than ``max_records``, what arrives within ``within_s`` of
-  the first (the same rule as ``take_events(max, within)``, so Redis round trips per event stay
-  bounded at low load);
+- gathers what is ready (:func:`gather_fetches`): the batch it got, the batches already queued
+  behind it, and what arrives within ``within_s`` of the first, as long as they fit in
+  ``max_records`` (the same rule as ``take_events(max, within)``, so Redis round trips per
+  event stay bounded at low load);
 - processes the records and only then acknowledges them in bulk (:func:`settle`): the committed
   offset never passes a record whose state is not durable;
 - drops a batch fetched by an earlier consumer generation or queued while the flow is stopped
@@ -93,11 +93,12 @@ def release(batch: FetchedBatch, consumer: Any) -> None:
 
 
 def take_ready(queue: Any, room: int, consumer: Any) -> list[FetchedBatch]:
-    """The whole fetches at the head of ``queue``, taken (:func:`take`) without waiting, until
-    they hold at least ``room`` records or the head is something else (left in place)."""
+    """The whole fetches at the head of ``queue`` that fit in ``room`` records, taken
+    (:func:`take`) without waiting; stops at the first that does not fit or is something else
+    (left in place)."""
     taken: list[FetchedBatch] = []
     items = queue._queue  # asyncio.Queue's deque: look at the head before taking it
-    while room > 0 and items and isinstance(items[0], FetchedBatch):
+    while items and isinstance(items[0], FetchedBatch) and len(items[0].messages) <= room:
         batch = take(queue.get_nowait(), consumer)
         taken.append(batch)
         room -= len(batch.messages)
@@ -112,10 +113,11 @@ async def gather_fetches(
     within_s: float,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[FetchedBatch]:
-    """``first`` and the fetches queued behind it, all taken (:func:`take`): all that are
-    ready, then, while they hold fewer than ``max_records`` records, what arrives until
-    ``within_s`` after ``first``. May exceed ``max_records`` by the size of the last fetch
-    taken (a fetch is never split)."""
+    """``first`` and the fetches queued behind it, all taken (:func:`take`): those ready, then
+    those that arrive until ``within_s`` after ``first``, as long as they fit in
+    ``max_records`` records (a fetch is never split; the consumer fetches at most
+    ``NBO_BATCH_SIZE`` records at a time, so ``first`` fits). Returns at once when the next
+    fetch is queued but does not fit."""
     gathered = [take(first, consumer)]
     count = len(first.messages)
     deadline = clock() + within_s
@@ -124,6 +126,6 @@ async def gather_fetches(
             gathered.append(batch)
             count += len(batch.messages)
         remaining = deadline - clock()
-        if count >= max_records or remaining <= 0:
+        if count >= max_records or remaining <= 0 or not queue.empty():
             return gathered
         await asyncio.sleep(min(remaining, within_s / POLL_SLICES))

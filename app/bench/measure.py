@@ -158,6 +158,17 @@ async def redis_command_calls(url: str) -> int:
         await client.aclose()
 
 
+async def redis_cpu_seconds(url: str) -> float:
+    """CPU seconds the Redis server's own process used so far, user and system (INFO cpu;
+    forked children, such as an AOF rewrite, are not included)."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        cpu = await client.info("cpu")
+        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    finally:
+        await client.aclose()
+
+
 async def delete_prefix(url: str, prefix: str) -> int:
     """Delete every key under ``prefix:``; returns the count."""
     client = aioredis.Redis.from_url(url)

@@ -28,6 +28,7 @@ from app.bench.measure import (
     percentiles,
     produce_at_rate,
     redis_command_calls,
+    redis_cpu_seconds,
     run_child,
 )
 from app.bench.workload import SPAN_MS, Workload, WorkloadSpec, build_workload
@@ -216,6 +217,7 @@ class Bench:
 
     async def worker_drain(self, worker: ChildWorker, n: int, offers: int) -> dict[str, Any]:
         calls_before = await redis_command_calls(self.redis_url)
+        redis_cpu_before = await redis_cpu_seconds(self.redis_url)
         received = 0.0
         deadline = time.time() + 600
         # the worker times its own first and last batch (as the passthroughs do), so this
@@ -230,6 +232,7 @@ class Bench:
         done = metrics["nbo_last_batch_done_seconds"]
         batches = metrics.get("nbo_batch_seconds_count", 0.0)
         calls = await redis_command_calls(self.redis_url) - calls_before
+        redis_cpu = await redis_cpu_seconds(self.redis_url) - redis_cpu_before
         figures = _drain_figures(
             {"count": n, "first_ms": first * 1000, "done_ms": done * 1000},
             worker.cpu_seconds(),
@@ -247,6 +250,7 @@ class Bench:
                 metrics.get("nbo_store_round_trips", 0.0) / batches if batches else 0.0
             ),
             redis_commands_per_event=calls / n,
+            redis_cpu_us_per_event=redis_cpu / n * 1e6,
             offers_published=int(metrics.get("nbo_offers_published", 0)),
             events_applied=int(metrics.get("nbo_events_applied", 0)),
             dead_lettered=int(
@@ -270,14 +274,17 @@ class Bench:
             recorder = OutputRecorder(self.bootstrap, f"{self.token}-nbo-{offers}")
             await recorder.start()
             events = [(k, {**d, "event_id": f"lat-{i}"}) for i, (k, d) in enumerate(docs)]
+            redis_cpu_before = await redis_cpu_seconds(self.redis_url)
             sent = await produce_at_rate(self.bootstrap, self.events_topic, events, rate)
             await recorder.stop()
+            redis_cpu = await redis_cpu_seconds(self.redis_url) - redis_cpu_before
         finally:
             worker.stop()
         pipeline = percentiles(latencies(recorder.records, sent, "trigger.event_id"))
         raw_events = [(k, {**d, "event_id": f"raw-{i}"}) for i, (k, d) in enumerate(docs)]
         raw = await self._raw_latency(raw_events, rate)
-        return {"rate_per_s": rate, "events": count, "pipeline_ms": pipeline, "raw_ms": raw}
+        return {"rate_per_s": rate, "events": count, "pipeline_ms": pipeline, "raw_ms": raw,
+                "redis_cpu_us_per_event": redis_cpu / count * 1e6 if count else 0.0}  # fmt: skip
 
     async def _raw_latency(
         self, events: list[tuple[bytes, dict[str, Any]]], rate: float
@@ -403,7 +410,7 @@ def _size(n: int) -> str:
 def render(report: dict[str, Any]) -> str:
     """The terminal table."""
     lines = ["", f"{'run':<22}{'events/s':>12}{'CPU s/1k':>10}{'peak MB':>9}{'RT/event':>10}"
-             f"{'batch':>7}"]  # fmt: skip
+             f"{'batch':>7}{'Redis us/ev':>12}"]  # fmt: skip
     rows = [("raw passthrough", report["raw"]), ("faust passthrough", report["faust"]),
             ("naive per-event", report["naive"])]  # fmt: skip
     rows += [(f"worker {int(n):,} offers", v) for n, v in report["pipeline"].items()]
@@ -411,13 +418,18 @@ def render(report: dict[str, Any]) -> str:
     for name, r in rows:
         rt = r.get("redis_round_trips_per_event")
         batch = r.get("mean_batch")
+        redis_us = r.get("redis_cpu_us_per_event")
         lines.append(
             f"{name:<22}{r['events_per_s']:>12,.0f}{r['cpu_s_per_1k_events']:>10.3f}"
             f"{r['peak_rss_mb']:>9.0f}{'' if rt is None else f'{rt:.4f}':>10}"
             f"{'' if batch is None else f'{batch:.0f}':>7}"
+            f"{'' if redis_us is None else f'{redis_us:.1f}':>12}"
         )
     lat = report["latency"]
-    lines.append(f"\nlatency at {lat['rate_per_s']:,.0f}/s   p50 / p95 / p99 ms")
+    lines.append(
+        f"\nlatency at {lat['rate_per_s']:,.0f}/s   p50 / p95 / p99 ms"
+        f"   (Redis CPU {lat.get('redis_cpu_us_per_event', 0.0):.1f} us per event)"
+    )
     for name in ("pipeline_ms", "raw_ms"):
         p = lat[name]
         lines.append(f"  {name[:-3]:<10} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}"

@@ -104,6 +104,11 @@ class Flow:
         self._task = asyncio.create_task(self._produce())
         return self
 
+    @property
+    def sent(self) -> int:
+        """Events handed to the producer so far."""
+        return self._seq
+
     async def stop(self, timeout_s: float = 300.0) -> bool:
         """Stop producing; returns once everything sent so far is acknowledged (``True``), or
         after ``timeout_s`` with the sending cancelled (``False``)."""

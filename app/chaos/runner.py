@@ -343,10 +343,13 @@ async def soak(chaos: Chaos, stage: Stage) -> ScenarioResult:
     busy = metrics["nbo_last_batch_done_seconds"] - metrics["nbo_first_batch_started_seconds"]
     idle_peak = o.peak_events / max(busy, 1e-3)
     # the load generator shares the cores: the peak that counts is the one measured while
-    # it runs, offered more than the worker takes (the idle peak) for peak_load_s
-    peak = await loaded_peak(chaos, stage, idle_peak, o.peak_load_s)
+    # it runs, offered more than the worker takes for peak_load_s
+    loaded = await loaded_peak(chaos, stage, PEAK_OFFER_FACTOR * idle_peak, o.peak_load_s)
+    peak = loaded.committed_per_s
     rate = o.soak_share * peak
     stage.notes.update(idle_peak_events_per_s=round(idle_peak), peak_events_per_s=round(peak),
+                       peak_generated_events_per_s=round(loaded.generated_per_s),
+                       peak_generator_bound=loaded.generator_bound,
                        soak_rate=round(rate))  # fmt: skip
 
     probes: list[tuple[float, float]] = []  # (time since the soak started, latency ms)
@@ -465,9 +468,29 @@ def _per_minute(marks: list[dict[str, float]]) -> list[dict[str, float]]:
     return out
 
 
-async def loaded_peak(chaos: Chaos, stage: Stage, offered: float, seconds: float) -> float:
+PEAK_OFFER_FACTOR = 2.0
+"""The loaded peak is measured with the load generator offering this many times the idle peak:
+more than the worker takes, so the figure is the worker's, not the generator's."""
+
+
+@dataclass(frozen=True)
+class LoadedPeak:
+    """Events per second the group committed, and the generator produced, in the same window."""
+
+    committed_per_s: float
+    generated_per_s: float
+
+    @property
+    def generator_bound(self) -> bool:
+        """True when the worker kept up with all the generator produced: the figure is then
+        only a lower bound of the worker's peak."""
+        return self.committed_per_s >= 0.95 * self.generated_per_s
+
+
+async def loaded_peak(chaos: Chaos, stage: Stage, offered: float, seconds: float) -> LoadedPeak:
     """Events per second the group commits while the flow offers ``offered`` per second
-    (more than it takes), over the last three quarters of ``seconds``."""
+    (more than it takes), over the last three quarters of ``seconds``; and what the flow
+    produced meanwhile."""
 
     async def committed() -> int:
         offsets = await committed_offsets(chaos.stack.bootstrap, stage.group, stage.events_topic)
@@ -475,12 +498,13 @@ async def loaded_peak(chaos: Chaos, stage: Stage, offered: float, seconds: float
 
     flow = stage.flow(rate=offered, run=f"{stage.token}-peak").start()
     await asyncio.sleep(seconds / 4)
-    first, t0 = await committed(), time.monotonic()
+    first, sent0, t0 = await committed(), flow.sent, time.monotonic()
     await asyncio.sleep(seconds * 3 / 4)
-    last, t1 = await committed(), time.monotonic()
+    last, sent1, t1 = await committed(), flow.sent, time.monotonic()
     await flow.stop(chaos.options.recovery_timeout_s)
     await stage.drained()
-    return (last - first) / max(t1 - t0, 1e-3)
+    span = max(t1 - t0, 1e-3)
+    return LoadedPeak((last - first) / span, (sent1 - sent0) / span)
 
 
 def run_order() -> list[str]:
@@ -566,9 +590,11 @@ def render_table(results: Sequence[ScenarioResult]) -> str:
     for r in results:
         if "rss_slope_mb_per_min" in r.notes:
             n = r.notes
+            bound = "; the worker kept up: a lower bound" if n.get("peak_generator_bound") else ""
             lines.append(
                 f"\nsoak: peak {n['peak_events_per_s']} ev/s with the load generator running "
-                f"({n['idle_peak_events_per_s']} ev/s draining a backlog without it), soak at "
+                f"(it produced {n.get('peak_generated_events_per_s', '?')} ev/s meanwhile{bound}; "
+                f"{n['idle_peak_events_per_s']} ev/s draining a backlog without it), soak at "
                 f"{n['soak_rate']} ev/s for "
                 f"{n['soak_s']:.0f} s; worker RSS {n['rss_start_mb']} MB, slope "
                 f"{n['rss_slope_mb_per_min']} MB/min ({n['rss_change_mb']} MB over the soak, "

@@ -67,12 +67,12 @@ def test_a_fetch_taken_by_the_agent_is_in_flight() -> None:
     assert consumer._unacked_messages == set(batch.messages)
 
 
-def test_take_ready_takes_fetches_until_there_is_no_room_left() -> None:
+def test_take_ready_takes_the_fetches_that_fit_and_leaves_the_first_that_does_not() -> None:
     a, b, c = fetch(0, 1), fetch(2, 3), fetch(4)
     queue, consumer = queue_of(a, b, c), ConsumerStub()
-    assert take_ready(queue, 3, consumer) == [a, b]  # a fetch is never split: 4 records for 3
-    assert consumer._unacked_messages == {*a.messages, *b.messages}  # taken: in flight
-    assert queue.get_nowait() is c
+    assert take_ready(queue, 3, consumer) == [a]  # a fetch is never split: b needs 2 of 1 left
+    assert consumer._unacked_messages == set(a.messages)  # taken: in flight
+    assert queue.get_nowait() is b
 
 
 def test_take_ready_stops_at_an_item_that_is_not_a_fetch() -> None:
@@ -89,6 +89,14 @@ async def test_gather_returns_at_once_when_the_batch_is_full() -> None:
     gathered = await gather_fetches(first, queue_of(queued), consumer, 5, 10.0, clock)
     assert gathered == [first, queued]
     assert consumer._unacked_messages == {*first.messages, *queued.messages}
+
+
+async def test_gather_returns_at_once_when_the_next_fetch_does_not_fit() -> None:
+    first, big = fetch(0, 1, 2), fetch(3, 4, 5)
+    queue = queue_of(big)
+    gathered = await gather_fetches(first, queue, ConsumerStub(), 5, 10.0, FakeClock())
+    assert gathered == [first]  # never more than 5 records; the next batch starts with big
+    assert queue.get_nowait() is big
 
 
 async def test_gather_lingers_for_more_records_but_not_past_its_deadline() -> None:

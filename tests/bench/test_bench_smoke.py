@@ -47,6 +47,8 @@ def test_a_tiny_benchmark_reports_every_figure(
     assert (worker["events_applied"], worker["dead_lettered"]) == (1_500, 0)
     assert worker["batches"] > 0 and 0 < worker["mean_batch"] <= 100
     assert set(worker["phase_s"]) >= {"decode", "apply", "rank", "commit"}
+    assert worker["redis_cpu_us_per_event"] > 0  # Redis's own CPU, read from INFO cpu
+    assert report["latency"]["redis_cpu_us_per_event"] > 0
     assert report["faust"]["events"] == 1_500
     assert report["raw"]["peak_rss_mb"] > 0 and report["naive"]["events"] > 0
     assert report["latency"]["pipeline_ms"]["samples"] > 0
