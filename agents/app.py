@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from agents.batch_delivery import App
+from agents.batch_delivery import App, FetchTuning
 from agents.catalog_feed import CatalogueFeed
 from agents.consent import register_consent_agent
 from agents.events import register_event_agent
@@ -88,6 +88,9 @@ def build_worker(settings: Settings) -> Worker:
         web_graph_enabled=False,
         web_stats_enabled=False,
         web_metrics_enabled=False,
+    )
+    app.fetch_tuning = FetchTuning(
+        min_bytes=settings.fetch_min_bytes, max_wait_ms=round(settings.fetch_max_wait_s * 1000)
     )
     catalogue = Catalogue(dim=settings.vector_dim)
     neighbours = NeighbourTable(max_neighbours=settings.neighbours_max)

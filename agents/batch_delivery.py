@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,34 @@ async def deliver(consumer: Any, batch: Sequence[tuple[Any, Any]], generation: i
     return delivered + await deliver_whole(consumer, whole, generation)
 
 
+@dataclass(frozen=True)
+class FetchTuning:
+    """How long the broker may hold a fetch to fill it: it answers once ``min_bytes`` are
+    ready or ``max_wait_ms`` have passed. faust passes neither (``fetch_min_bytes`` stays 1), so
+    at moderate load every fetch carries a handful of records and the consumer pays its
+    per-fetch costs again and again for the same events."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+
+class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread, its aiokafka consumer given the app's :class:`FetchTuning`."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        tuning: FetchTuning | None = getattr(self.app, "fetch_tuning", None)
+        if tuning is not None:  # read by AIOKafkaConsumer.start(), which has not run yet
+            consumer._fetch_min_bytes = tuning.min_bytes
+            consumer._fetch_max_wait_ms = tuning.max_wait_ms
+        return consumer
+
+
 class BatchDeliveryConsumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer with one delivery task per fetched batch (see module doc)."""
+
+    def _new_consumer_thread(self) -> Any:
+        return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - thread loop
         consumer_should_stop = self._stopped.is_set
@@ -204,6 +231,7 @@ class App(faust.App):
         options.setdefault("datadir", Path(tempfile.gettempdir()) / f"nbo-faust-{id}")
         super().__init__(id, **options)
         self.whole_fetch_topics: set[str] = set()
+        self.fetch_tuning: FetchTuning | None = None
 
     def deliver_whole_fetches(self, topic: Any, max_batches: int) -> None:
         """Deliver ``topic``'s records to its agent as whole fetches (:mod:`agents.fetches`),

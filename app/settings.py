@@ -102,9 +102,21 @@ class Settings(BaseSettings):
     user_events_partitions: int = Field(
         default=12, ge=1, description="Partitions of user-events when the app creates it."
     )
-    batch_size: int = Field(default=500, ge=1, description="Events per batch (stream.take n).")
+    batch_size: int = Field(default=500, ge=1, description="Events per batch at most (a fetch of user-events holds at most as many).")
     batch_within_s: float = Field(
         default=0.05, gt=0, description="Longest wait to fill a batch, seconds."
+    )
+    fetch_min_bytes: int = Field(
+        default=65_536,
+        ge=1,
+        description="Bytes the broker gathers before it answers a fetch of the worker's "
+        "consumer (or NBO_FETCH_MAX_WAIT_S passed).",
+    )
+    fetch_max_wait_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="Longest the broker holds a fetch to gather NBO_FETCH_MIN_BYTES, seconds.",
     )
     queued_fetches: int = Field(
         default=8,

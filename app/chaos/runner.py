@@ -59,7 +59,7 @@ class ChaosOptions:
     soak_share: float = 0.7
     soak_users: int = 5_000
     peak_events: int = 40_000
-    peak_load_s: float = 40.0
+    peak_load_s: float = 120.0
     recovery_timeout_s: float = 300.0
     session_timeout_s: float = 30.0
     heartbeat_interval_s: float = 3.0

@@ -18,6 +18,8 @@ from agents.batch_delivery import (
     App,
     BatchDeliveryConsumer,
     BatchDeliveryTransport,
+    FetchTuning,
+    TunedConsumerThread,
     deliver,
     deliver_batch,
     deliver_whole,
@@ -275,3 +277,18 @@ def test_a_topic_delivered_whole_has_a_bounded_queue_of_batches() -> None:
     app.deliver_whole_fetches(topic, max_batches=3)
     assert app.whole_fetch_topics == {"events-x"}
     assert topic.queue.maxsize == 3
+
+
+async def test_the_apps_fetch_tuning_reaches_the_kafka_consumer() -> None:
+    app = App("nbo-test-fetch-tuning", broker="kafka://127.0.0.1:1")
+    app.fetch_tuning = FetchTuning(min_bytes=32_768, max_wait_ms=40)
+    thread = app.consumer._thread
+    assert isinstance(thread, TunedConsumerThread)
+    consumer = thread._create_worker_consumer(app.transport)  # not started: no network
+    assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (32_768, 40)
+
+
+async def test_without_fetch_tuning_the_consumer_keeps_faust_s_fetch_settings() -> None:
+    app = App("nbo-test-no-fetch-tuning", broker="kafka://127.0.0.1:1")
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (1, 1500)
