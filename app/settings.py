@@ -102,7 +102,11 @@ class Settings(BaseSettings):
     user_events_partitions: int = Field(
         default=12, ge=1, description="Partitions of user-events when the app creates it."
     )
-    batch_size: int = Field(default=500, ge=1, description="Events per batch at most (a fetch of user-events holds at most as many).")
+    batch_size: int = Field(
+        default=500,
+        ge=1,
+        description="Events per batch at most (a fetch of user-events holds at most as many).",
+    )
     batch_within_s: float = Field(
         default=0.05, gt=0, description="Longest wait to fill a batch, seconds."
     )
