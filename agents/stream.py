@@ -2,10 +2,11 @@
 retried until it is durable.
 
 Every agent follows the same rules: one agent per process (``concurrency=1``: faust-streaming's
-offset commit is unsafe with more), batches through ``stream.take_events``, raw bytes decoded
-inside the loop, and a batch that fails because Redis or the broker is unavailable retried with
-capped exponential backoff (0.1 s doubling to 5 s) before it is acknowledged, so nothing is
-lost while a dependency is down. A record that fails for good is isolated and dead-lettered by
+offset commit is unsafe with more), batches through ``stream.take_events`` (the user-events
+agent: whole fetches, :mod:`agents.fetches`), raw bytes decoded inside the loop, and a batch
+that fails because Redis or the broker is unavailable retried with capped exponential backoff
+(0.1 s doubling to 5 s) before it is acknowledged, so nothing is lost while a dependency is
+down. A record that fails for good is isolated and dead-lettered by
 the handler (:mod:`app.pipeline.isolation`), so it never stalls its partition.
 """
 
