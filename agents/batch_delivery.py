@@ -59,8 +59,6 @@ async def deliver_batch(consumer: Any, batch: Sequence[tuple[Any, Any]], generat
     """
     callback: Callable[[Any], Awaitable[Any]] = consumer.callback
     read_offsets = consumer._read_offset
-    commit_every = consumer._commit_every
-    acks_enabled_for = consumer.app.topics.acks_enabled_for
     delivered = 0
     since_yield = 0
     for tp, message in batch:
@@ -70,19 +68,28 @@ async def deliver_batch(consumer: Any, batch: Sequence[tuple[Any, Any]], generat
         if since_yield > YIELD_EVERY:
             await asyncio.sleep(0)
             since_yield = 0
-        offset = message.offset
-        read = read_offsets[tp]
-        if read is not None and offset < read:
+        if not await admit(consumer, tp, message, read_offsets[tp]):
             continue
-        if offset - (read or 0) > 1 and read and acks_enabled_for(message.topic):
-            await consumer._add_gap(tp, read + 1, offset)
-        if commit_every is not None and consumer._n_acked >= commit_every:
-            consumer._n_acked = 0
-            await consumer.commit()
         await callback(message)
-        read_offsets[tp] = offset
+        read_offsets[tp] = message.offset
         delivered += 1
     return delivered
+
+
+async def admit(consumer: Any, tp: Any, message: Any, read: int | None) -> bool:
+    """faust's rules for one fetched record, ``read`` its partition's read offset: False if it
+    lies below (already delivered); else registers an offset gap for acknowledgement and
+    commits every ``broker_commit_every`` acks, and returns True."""
+    offset = message.offset
+    if read is not None and offset < read:
+        return False
+    if offset - (read or 0) > 1 and read and consumer.app.topics.acks_enabled_for(message.topic):
+        await consumer._add_gap(tp, read + 1, offset)
+    commit_every = consumer._commit_every
+    if commit_every is not None and consumer._n_acked >= commit_every:
+        consumer._n_acked = 0
+        await consumer.commit()
+    return True
 
 
 async def deliver_whole(consumer: Any, batch: Sequence[tuple[Any, Any]], generation: int) -> int:
@@ -99,29 +106,20 @@ async def deliver_whole(consumer: Any, batch: Sequence[tuple[Any, Any]], generat
     than exactly one subscriber is delivered record by record. Returns the records delivered.
     """
     read_offsets = consumer._read_offset
-    commit_every = consumer._commit_every
-    acks_enabled_for = consumer.app.topics.acks_enabled_for
     channels_of = consumer.app.topics._tp_index
     groups: dict[int, tuple[Any, list[Any]]] = {}
     singles: list[tuple[Any, Any]] = []
-    latest: dict[Any, int | None] = {}
+    latest: dict[Any, int | None] = {}  # read offsets within this fetch, before the put
     for tp, message in batch:
         if not consumer.flow_active or consumer.app.consumer_generation_id != generation:
             return 0
-        offset = message.offset
-        read = latest[tp] if tp in latest else read_offsets[tp]
-        if read is not None and offset < read:
-            continue
-        if offset - (read or 0) > 1 and read and acks_enabled_for(message.topic):
-            await consumer._add_gap(tp, read + 1, offset)
-        if commit_every is not None and consumer._n_acked >= commit_every:
-            consumer._n_acked = 0
-            await consumer.commit()
-        latest[tp] = offset
         channels: Any = channels_of.get(tp) or ()
-        if len(channels) != 1:
+        if len(channels) != 1:  # deliver_batch applies the rules to these
             singles.append((tp, message))
             continue
+        if not await admit(consumer, tp, message, latest.get(tp, read_offsets[tp])):
+            continue
+        latest[tp] = message.offset
         (channel,) = channels
         groups.setdefault(id(channel), (channel, []))[1].append(message)
     delivered = await deliver_batch(consumer, singles, generation) if singles else 0
