@@ -21,7 +21,8 @@ import numpy.typing as npt
 from app.core.ann import AnnConfig, CandidateIndex
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Offer
-from app.core.scoring import ScoredOffer, ScoringConfig, score_batch
+from app.core.ranked import ScoredOffer
+from app.core.scoring import ScoringConfig, score_batch
 
 F32 = npt.NDArray[np.float32]
 NOW_MS = 1_750_000_000_000
@@ -193,8 +194,8 @@ def compare(
     build_s = time.perf_counter() - started
     exact_times: list[float] = []
     ann_times: list[float] = []
-    exact_rows: list[list[ScoredOffer]] = []
-    ann_rows: list[list[ScoredOffer]] = []
+    exact_rows: list[Sequence[ScoredOffer]] = []
+    ann_rows: list[Sequence[ScoredOffer]] = []
     for b in range(batches):
         users = synthetic_users(synthetic, users_per_batch, seed=seed + b)
         unexcluded = score_batch(users, NOW_MS, catalogue, scoring, None, reasons=False)

@@ -38,9 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core import defaults
 from app.core.catalog import Catalogue, CatalogueSnapshot
+from app.core.ranked import ScoredOffer
 from app.core.scoring import (
     MAX_SCORE_CELLS,
-    ScoredOffer,
     ScoringConfig,
     score_batch,
     scored_offers,
@@ -113,7 +113,7 @@ class CandidateIndex:
         *,
         reasons: bool = True,
         exploration: npt.NDArray[np.float64] | None = None,
-    ) -> list[list[ScoredOffer]]:
+    ) -> list[Sequence[ScoredOffer]]:
         """Top-K eligible offers for each of U users, best first (as ``score_batch``).
 
         Same arguments, checks and result form as :func:`~app.core.scoring.score_batch`.
@@ -140,7 +140,7 @@ class CandidateIndex:
         index = self._index_of(snap)
         ranker = _Ranker(snap, cfg, now_ms, explore, self.config.static_candidates)
         rows = max(1, MAX_SCORE_CELLS // (self.config.candidates + ranker.static_rows.size))
-        results: list[list[ScoredOffer]] = []
+        results: list[Sequence[ScoredOffer]] = []
         for start in range(0, n_users, rows):
             block = unit_rows(users[start : start + rows])
             part = None if exclude is None else exclude[start : start + rows]
@@ -243,7 +243,7 @@ class _Ranker:
         found: I64,
         exclude: Sequence[Collection[str]] | None,
         reasons: bool,
-    ) -> list[list[ScoredOffer]]:
+    ) -> list[Sequence[ScoredOffer]]:
         """Top-K of each user's candidates, best first.
 
         ``found``: U x M offer rows nearest to each user (-1: none), ``sims``: the users' inner

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.enums import Channel, EventType
 from app.core.fields import SCHEMA_VERSION, SchemaVersion
-from app.core.scoring import ScoredOffer
+from app.core.ranked import ScoredOffer
 
 MESSAGE_ID_NAMESPACE = uuid.UUID("a1eb603a-69a5-5742-9f87-a99147c6ff12")
 """Fixed namespace of message ids (= uuid5(NAMESPACE_URL, "urn:nbo-stream:next-best-offer:v1"))."""

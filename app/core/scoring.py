@@ -13,7 +13,7 @@ offers each user's recent items point to, :mod:`app.core.cooccurrence.index`), w
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core import defaults
 from app.core.catalog import Catalogue, CatalogueSnapshot
-from app.core.catalog_records import Offer
 from app.core.cooccurrence.index import SparseRow
+from app.core.ranked import RankedOffers, ScoredOffer
 from app.core.reasons import Because, build_reason, tags_by_interest
 
 F64 = npt.NDArray[np.float64]
@@ -66,21 +66,6 @@ class ScoringConfig(BaseModel):
         return [name for name in cls.model_fields if name.startswith("w_")]
 
 
-@dataclass(frozen=True)
-class ScoredOffer:
-    """One ranked offer: ``score`` equals the sum of ``parts`` (weighted contributions)."""
-
-    offer: Offer
-    score: float
-    parts: Mapping[str, float]
-    reason: str
-
-    @property
-    def offer_id(self) -> str:
-        """The offer's id."""
-        return self.offer.offer_id
-
-
 def unit_rows(users: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Each row as a unit vector (float32); zero or non-finite rows become zeros."""
     finite = np.all(np.isfinite(users), axis=1, keepdims=True)
@@ -102,7 +87,7 @@ def score_batch(
     exploration: npt.NDArray[np.float64] | None = None,
     cooccurrence: Sequence[SparseRow] | None = None,
     because: Sequence[Because | None] | None = None,
-) -> list[list[ScoredOffer]]:
+) -> list[Sequence[ScoredOffer]]:
     """Top-K eligible offers for each of U users, best first.
 
     ``user_vecs``: U x D. ``exclude``: per user, purchased item ids (offers containing one
@@ -142,7 +127,7 @@ def score_batch(
         return [[] for _ in range(n_users)]
     rows = max(1, MAX_SCORE_CELLS // snap.size)
     if n_users > rows:  # bound the U x N score matrix: score the users in blocks
-        blocks: list[list[ScoredOffer]] = []
+        blocks: list[Sequence[ScoredOffer]] = []
         for start in range(0, n_users, rows):
             end = start + rows
             blocks += score_batch(
@@ -219,7 +204,7 @@ def scored_offers(
     *,
     reasons: bool,
     because: Sequence[Because | None] | None = None,
-) -> list[list[ScoredOffer]]:
+) -> list[Sequence[ScoredOffer]]:
     """The ``ScoredOffer`` rows of a ranking: ``ranked`` (U x K offer rows, best first) of
     which ``kept`` ones are returned, with their parts in float64 so that they sum to the
     score exactly. ``cooccurrence``: the weighted part of each ranked offer (U x K), reported
@@ -237,40 +222,26 @@ def scored_offers(
     prio_rows = static.priority[ranked].tolist()
     explore_rows = static.exploration[ranked].tolist()
     cooc_rows: list[list[float]] = cooc_top.tolist()
+    names = (*PARTS, COOCCURRENCE_PART) if with_cooc else PARTS
+    n_kept = kept.sum(axis=1).tolist()
     offers = snap.offers
-    results: list[list[ScoredOffer]] = []
+    results: list[Sequence[ScoredOffer]] = []
     for u, indices in enumerate(ranked.tolist()):
-        row = [
-            ScoredOffer(
-                offers[i],
-                score,
-                {
-                    "affinity": aff,
-                    "value": value,
-                    "popularity": pop,
-                    "priority": prio,
-                    "exploration": explore_part,
-                    **({COOCCURRENCE_PART: cooc_part} if with_cooc else {}),
-                },
-                "",
-            )
-            for i, score, aff, value, pop, prio, explore_part, cooc_part in zip(
-                indices,
-                score_rows[u],
-                aff_rows[u],
-                value_rows[u],
-                pop_rows[u],
-                prio_rows[u],
-                explore_rows[u],
-                cooc_rows[u],
-                strict=True,
-            )
-            if score != -np.inf
-        ]
+        scores = score_rows[u]
+        values = [aff_rows[u], value_rows[u], pop_rows[u], prio_rows[u], explore_rows[u]]
+        if with_cooc:
+            values.append(cooc_rows[u])
+        if n_kept[u] < len(indices):  # some not eligible (-inf): keep the others, in order
+            keep = [j for j, score in enumerate(scores) if score != -np.inf]
+            indices = [indices[j] for j in keep]
+            scores = [scores[j] for j in keep]
+            values = [[part[j] for j in keep] for part in values]
+        ranking = RankedOffers([offers[i] for i in indices], scores, names, values)
         if reasons:
             source = None if because is None else because[u]
-            row = with_reasons(unit_users[u], row, snap, cfg, source)
-        results.append(row)
+            results.append(with_reasons(unit_users[u], ranking, snap, cfg, source))
+        else:
+            results.append(ranking)
     return results
 
 

@@ -21,8 +21,9 @@ from app.core.catalog import Catalogue
 from app.core.enums import Channel
 from app.core.messages import Trigger, message_for, message_id, stored_form
 from app.core.pseudonym import pseudonymise
+from app.core.ranked import ScoredOffer
 from app.core.reasons import Because, cart_reason
-from app.core.scoring import ScoredOffer, unit_user, with_reasons
+from app.core.scoring import unit_user, with_reasons
 from app.pipeline.config import PipelineConfig
 from app.policy.consent import ConsentRecord
 from app.policy.decision import Decision, decide, record_decision

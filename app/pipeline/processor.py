@@ -53,7 +53,8 @@ from app.core.events import UserEvent, decode_event
 from app.core.messages import Trigger
 from app.core.privacy import check_key
 from app.core.pseudonym import pseudonymise
-from app.core.scoring import ScoredOffer, ranking_changed
+from app.core.ranked import ScoredOffer, offers_of
+from app.core.scoring import ranking_changed
 from app.core.timestamps import check_not_ahead
 from app.pipeline.cache import UserCache
 from app.pipeline.carts import CartTimers
@@ -363,7 +364,7 @@ class BatchProcessor:
     def _decide(
         self,
         plan: Plan,
-        ranked: list[ScoredOffer],
+        ranked: Sequence[ScoredOffer],
         trigger: UserEvent,
         now: int,
         *,
@@ -390,7 +391,7 @@ class BatchProcessor:
                 if plan.state.offers_json and not ranking_changed(plan.old_offer_ids, new_ids):
                     return  # the stored message still holds
             else:
-                top = [s.offer_id for s in ranked[: self._cfg.scoring.k]]
+                top = [o.offer_id for o in offers_of(ranked)[: self._cfg.scoring.k]]
                 if plan.state.offers_json and not ranking_changed(plan.old_offer_ids, top):
                     return  # nothing new would have been said: no decision to log
         plan.decisions.append(outcome)

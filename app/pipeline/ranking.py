@@ -25,8 +25,9 @@ from app.core.ann import CandidateIndex, IndexStats
 from app.core.catalog import Catalogue
 from app.core.cooccurrence.index import SparseRow
 from app.core.cooccurrence.table import NeighbourTable
+from app.core.ranked import ScoredOffer
 from app.core.reasons import Because
-from app.core.scoring import ScoredOffer, ScoringConfig, score_batch
+from app.core.scoring import ScoringConfig, score_batch
 from app.pipeline.config import PipelineConfig
 
 Vectors = npt.NDArray[np.float32]
@@ -44,7 +45,7 @@ class Ranker(Protocol):
         *,
         exploration: Exploration | None,
         cooccurrence: Sequence[SparseRow] | None,
-    ) -> list[list[ScoredOffer]]:
+    ) -> list[Sequence[ScoredOffer]]:
         """``users``: U x D; ``exclude``: per user, purchased item ids; ``exploration``: per
         offer of the snapshot; ``cooccurrence``: per user, that part (``None``: off)."""
         ...
@@ -65,7 +66,7 @@ class ExactRanker:
         *,
         exploration: Exploration | None,
         cooccurrence: Sequence[SparseRow] | None,
-    ) -> list[list[ScoredOffer]]:
+    ) -> list[Sequence[ScoredOffer]]:
         return score_batch(
             users, now_ms, self._catalogue, self._candidates, exclude, reasons=False,
             exploration=exploration, cooccurrence=cooccurrence,
@@ -90,7 +91,7 @@ class ApproximateRanker:
         *,
         exploration: Exploration | None,
         cooccurrence: Sequence[SparseRow] | None,
-    ) -> list[list[ScoredOffer]]:
+    ) -> list[Sequence[ScoredOffer]]:
         if cooccurrence is not None:
             raise ValueError("the approximate ranker has no co-occurrence part")
         return self.index.score_batch(
@@ -151,7 +152,7 @@ class BatchRanking:
         *,
         exploration: Exploration | None,
         recent: Sequence[tuple[str, ...]] | None = None,
-    ) -> list[list[ScoredOffer]]:
+    ) -> list[Sequence[ScoredOffer]]:
         """Each user's candidates; ``recent``: per user, recent item ids newest first, for
         the co-occurrence part (``None``: none, e.g. a cart timer)."""
         cooccurrence = None

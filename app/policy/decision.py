@@ -30,7 +30,7 @@ from typing import Any
 from app.core.catalog_records import Offer
 from app.core.enums import Channel
 from app.core.fields import SCHEMA_VERSION
-from app.core.scoring import ScoredOffer
+from app.core.ranked import ScoredOffer, offers_of
 from app.policy.caps import capped_channels
 from app.policy.config import ContactPolicy
 from app.policy.consent import ConsentDefaults, ConsentRecord, consented_channels
@@ -241,14 +241,12 @@ def decide(
     capped = capped_channels(state, now_ms, policy.caps)
     quiet = quiet_channels(now_ms, zone, policy.quiet_hours)
     rejected: Counter[str] = Counter()
-    usable: list[tuple[ScoredOffer, tuple[Channel, ...]]] = []
+    usable: list[tuple[int, tuple[Channel, ...]]] = []  # (rank, channels)
     bypass = policy.quiet_hours.transactional_bypass
-    for candidate in candidates:
-        offer = candidate.offer
-        cooling = bool(state.offers) and in_cooldown(
-            state, candidate.offer_id, now_ms, policy.cooldown
-        )
-        verdict = channel_verdict(
+    feedback = bool(state.offers)
+    for rank, offer in enumerate(offers_of(candidates)):  # no candidate row is built here
+        cooling = feedback and in_cooldown(state, offer.offer_id, now_ms, policy.cooldown)
+        channels, rejection = channel_verdict(
             offer.channels,
             offer.transactional,
             cooling,
@@ -258,18 +256,18 @@ def decide(
             requested_channel,
             bypass,
         )
-        channels, rejection = verdict
         if rejection is not None:
             rejected[rejection.value] += 1
         else:
-            usable.append((candidate, channels))
+            usable.append((rank, channels))
 
     counts = dict(rejected)
     if not usable:
         return nothing(primary_reason(counts), counts)
     channel = pick_channel(usable[0][1], state.engagement, consent, policy.channel_choice)
     assert channel is not None  # usable[0] has at least one channel
-    offers = [s for s, chans in usable if channel in chans][:max_offers]
+    chosen = [rank for rank, chans in usable if channel in chans][:max_offers]
+    offers = [candidates[rank] for rank in chosen]  # the rows built: only those sent
     return Decision(
         sent=True,
         channel=channel,

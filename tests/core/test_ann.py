@@ -17,7 +17,8 @@ from app.bench.ann_recall import (
 from app.core.ann import AnnConfig, CandidateIndex
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Offer
-from app.core.scoring import PARTS, ScoredOffer, ScoringConfig, score_batch
+from app.core.ranked import ScoredOffer
+from app.core.scoring import PARTS, ScoringConfig, score_batch
 
 pytestmark = pytest.mark.unit
 

@@ -88,8 +88,8 @@ def test_a_common_record_takes_the_fast_path_and_equals_the_model() -> None:
     ],
     ids=[
         "unknown-field", "duplicate-key", "duplicate-context-key", "duplicate-hidden-by-space",
-        "escape", "space-before-colon", "rfc3339-ts", "schema-2", "null-item", "rating-without-rating",
-        "offer-event-without-offer", "request-without-channel",
+        "escape", "space-before-colon", "rfc3339-ts", "schema-2", "null-item",
+        "rating-without-rating", "offer-event-without-offer", "request-without-channel",
         "context-infinity", "user-id-newline", "negative-value",
         "boolean-rating", "float-ts", "boolean-ts", "not-utf8",
     ],

@@ -16,7 +16,7 @@ from app.core.messages import (
     message_id,
     stored_form,
 )
-from app.core.scoring import ScoredOffer
+from app.core.ranked import ScoredOffer
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from typing import Any
 from app.core.catalog_records import Offer
 from app.core.enums import Channel
 from app.core.events import UserEvent
-from app.core.scoring import ScoredOffer
+from app.core.ranked import ScoredOffer
 from app.policy.config import ContactPolicy, default_policy
 from app.policy.consent import ConsentRecord
 

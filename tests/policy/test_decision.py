@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from app.core.enums import Channel
-from app.core.scoring import ScoredOffer
+from app.core.ranked import ScoredOffer
 from app.policy.config import ContactPolicy
 from app.policy.consent import ConsentDefaults, ConsentRecord
 from app.policy.decision import (

@@ -26,7 +26,8 @@ from app.core.cooccurrence.index import (
     sparse_offer_scores,
 )
 from app.core.cooccurrence.table import because_you_chose
-from app.core.scoring import COOCCURRENCE_PART, ScoredOffer, ScoringConfig, score_batch
+from app.core.ranked import ScoredOffer
+from app.core.scoring import COOCCURRENCE_PART, ScoringConfig, score_batch
 
 __all__ = ["COOCCURRENCE_PART", "HybridConfig", "hybrid_score_batch", "top_k"]
 
@@ -74,7 +75,7 @@ def hybrid_score_batch(
     exclude: Sequence[Collection[str]] | None = None,
     *,
     reasons: bool = True,
-) -> list[list[ScoredOffer]]:
+) -> list[Sequence[ScoredOffer]]:
     """Top-K offers per user with the co-occurrence part (see module docs).
 
     ``recent``: per user, recent item ids newest first (the ``seen`` zset). When the
