@@ -57,6 +57,11 @@ class RankedOffers(Sequence[ScoredOffer]):
         self._built: list[ScoredOffer | None] = [None] * len(offers)
 
     @property
+    def rows_built(self) -> int:
+        """How many :class:`ScoredOffer` rows were built so far (read so far)."""
+        return sum(row is not None for row in self._built)
+
+    @property
     def offer_ids(self) -> list[str]:
         """The ranked offers' ids, best first."""
         return [o.offer_id for o in self.offers]
