@@ -49,5 +49,7 @@ def channel_capped(state: UserPolicyState, channel: Channel, now_ms: int, caps: 
 
 def capped_channels(state: UserPolicyState, now_ms: int, caps: Caps) -> frozenset[Channel]:
     """Every channel :func:`channel_capped` at ``now_ms`` (the global caps counted once)."""
+    if not any(state.contacts.values()):  # most users: only a cap of max 0 can be reached
+        return caps.closed
     globally = caps.global_channels if global_cap_reached(state, now_ms, caps) else frozenset()
     return frozenset(c for c in Channel if c in globally or own_cap_reached(state, c, now_ms, caps))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from datetime import time
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from os import PathLike
 from pathlib import Path
@@ -115,6 +115,15 @@ class Caps(BaseModel):
     def all_caps(self) -> tuple[Cap, ...]:
         """Every cap of the table."""
         return (*self.global_, *(c for caps in self.channels.values() for c in caps))
+
+    @cached_property
+    def closed(self) -> frozenset[Channel]:
+        """The channels capped even without any contact (a cap of ``max`` 0): what
+        :func:`~app.policy.caps.capped_channels` returns for a user never contacted."""
+        shut = frozenset(c for c, caps in self.channels.items() if any(x.max == 0 for x in caps))
+        if any(x.max == 0 for x in self.global_):
+            shut |= self.global_channels
+        return shut
 
 
 class Cooldown(BaseModel):

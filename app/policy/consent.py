@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -136,7 +137,15 @@ def consented_channels(
     consent: ConsentRecord | None, defaults: ConsentDefaults
 ) -> frozenset[Channel]:
     """Every channel :func:`channel_consented` allows."""
+    if consent is None or not consent.channels:
+        return _by_default(defaults)
     return frozenset(c for c in Channel if channel_consented(consent, c, defaults))
+
+
+@lru_cache(maxsize=16)
+def _by_default(defaults: ConsentDefaults) -> frozenset[Channel]:
+    """The channels ``defaults`` allow (a record stating no channel gets exactly these)."""
+    return frozenset(c for c in Channel if defaults.allows(c))
 
 
 def preference_order(

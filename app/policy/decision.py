@@ -240,7 +240,7 @@ def decide(
     consented = consented_channels(consent, defaults)
     capped = capped_channels(state, now_ms, policy.caps)
     quiet = quiet_channels(now_ms, zone, policy.quiet_hours)
-    rejected: Counter[str] = Counter()
+    rejected: Counter[Rejection] = Counter()
     usable: list[tuple[int, tuple[Channel, ...]]] = []  # (rank, channels)
     bypass = policy.quiet_hours.transactional_bypass
     feedback = bool(state.offers)
@@ -257,11 +257,11 @@ def decide(
             bypass,
         )
         if rejection is not None:
-            rejected[rejection.value] += 1
+            rejected[rejection] += 1
         else:
             usable.append((rank, channels))
 
-    counts = dict(rejected)
+    counts = {reason.value: n for reason, n in rejected.items()}
     if not usable:
         return nothing(primary_reason(counts), counts)
     channel = pick_channel(usable[0][1], state.engagement, consent, policy.channel_choice)

@@ -37,6 +37,8 @@ def pick_channel(
     """The best of ``usable`` by posterior mean, ties by preference; ``None`` if empty."""
     if not usable:
         return None
+    if len(usable) == 1:
+        return next(iter(usable))
     means = {
         c: posterior_mean(engagement.get(c), choice.prior_alpha, choice.prior_beta) for c in usable
     }

@@ -84,3 +84,22 @@ def test_capped_channels_are_exactly_the_channels_capped_one_by_one(
     state = UserPolicyState(contacts={c: tuple(sorted(t)) for c, t in contacts.items()})
     expected = {c for c in Channel if channel_capped(state, c, NOON, CAPS)}
     assert capped_channels(state, NOON, CAPS) == expected
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [
+        {"channels": {"sms": [{"max": 0, "window": "1d"}]}},
+        {"global": [{"max": 0, "window": "1d"}]},
+        {"channels": {"web": [{"max": 2, "window": "1h"}]}},
+    ],
+    ids=["own-zero", "global-zero", "no-zero"],
+)
+@given(st.dictionaries(st.sampled_from(list(Channel)), CONTACT_TIMES, max_size=2))
+def test_a_user_never_contacted_is_capped_exactly_where_a_zero_cap_closes_a_channel(
+    caps: dict[str, object], contacts: dict[Channel, list[int]]
+) -> None:
+    table = policy(caps=caps).caps
+    for state in (UserPolicyState(), sent(**{c.value: t for c, t in contacts.items()})):
+        expected = {c for c in Channel if channel_capped(state, c, NOON, table)}
+        assert capped_channels(state, NOON, table) == expected
