@@ -181,11 +181,41 @@ def apply_events(
 
     Applying the same events again is a no-op, and applying a batch in two consecutive parts
     equals applying it at once (up to float32 rounding of the vector). ``topic_id``: the Kafka
-    topic id of the events' topic ("" if unknown; see the module doc).
+    topic id of the events' topic ("" if unknown; see the module doc). One user of
+    :func:`apply_batch`, which gives every user the same result as this.
     """
-    base = profile if profile is not None else Profile.empty(cfg.dim)
+    return apply_batch([ProfileUpdate(profile, events, topic_id)], cfg, now_ms=now_ms)[0]
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """One user's part of :func:`apply_batch`: the stored profile (``None`` = new user), the
+    events in order, and the Kafka topic id of their topic ("" if unknown)."""
+
+    profile: Profile | None
+    events: Sequence[PendingEvent]
+    topic_id: str = ""
+
+
+@dataclass
+class _Fresh:
+    """One user's events that are not duplicates, and what the update keeps besides."""
+
+    base: Profile
+    events: list[PendingEvent]
+    offsets: dict[int, int]
+    recent: list[tuple[str, int]]
+    duplicates: int
+    reset: bool
+    topic_id: str
+
+
+def _fresh(update: ProfileUpdate, cfg: ProfileConfig) -> _Fresh:
+    """Idempotency, in Python: drop the events already applied (by offset or event id)."""
+    base = update.profile if update.profile is not None else Profile.empty(cfg.dim)
     if base.dim != cfg.dim:
         raise ValueError(f"profile has dimension {base.dim}, config says {cfg.dim}")
+    topic_id = update.topic_id
     reset = bool(topic_id and base.topic_id and base.topic_id != topic_id)
     # a recreated topic: -1 overwrites every stored offset of the old one
     offsets = {p: -1 for p in base.offsets} if reset else dict(base.offsets)
@@ -193,45 +223,90 @@ def apply_events(
     seen = {eid for eid, _ in recent}
     fresh: list[PendingEvent] = []
     duplicates = 0
-    for ev in events:  # idempotency: only ids and offsets in Python
+    for ev in update.events:
         if ev.offset <= offsets.get(ev.partition, -1) or ev.event_id in seen:
             duplicates += 1
             continue
+        if ev.vector is not None and np.shape(ev.vector) != (cfg.dim,):
+            raise ValueError(f"an event vector has shape {np.shape(ev.vector)}, not ({cfg.dim},)")
         offsets[ev.partition] = ev.offset
         seen.add(ev.event_id)
         recent.append((ev.event_id, ev.ts_ms))
         fresh.append(ev)
-    applied = len(fresh)
-    if applied == 0:
-        return ApplyResult(base, 0, duplicates, 0, changed=False, offsets_reset=reset)
+    return _Fresh(base, fresh, offsets, recent, duplicates, reset, topic_id or base.topic_id)
 
-    # v = v0 * 2^(-(T - t_ref)/h) + sum_i w_i x_i 2^(-(T - t_i)/h), T = the largest event
-    # time: the sequential rule of the module doc in closed form, in one matrix product
+
+def apply_batch(
+    updates: Sequence[ProfileUpdate], cfg: ProfileConfig, *, now_ms: int | None = None
+) -> list[ApplyResult]:
+    """:func:`apply_events` for many users at once: idempotency per user in Python, then the
+    vectors of every user in one numpy pass. Each user's result is the one
+    :func:`apply_events` gives them alone (each sum runs over that user's events only, in
+    their order). Raises ``ValueError`` for a profile or event vector of another dimension.
+
+    Per user ``u``, with ``T_u`` the largest event time: ``v_u = v0_u 2^(-(T_u - t_ref_u)/h)
+    + sum_i w_i x_i 2^(-(T_u - t_i)/h)``, the sequential rule of the module doc in closed form.
+    """
+    prepared = [_fresh(update, cfg) for update in updates]
+    changed = [f for f in prepared if f.events]
     half_life = float(cfg.half_life_ms)
-    times = np.fromiter((ev.ts_ms for ev in fresh), dtype=np.float64, count=applied)
-    t_new = float(times.max()) if base.n_events == 0 else max(float(base.t_ref_ms), times.max())
-    with_vec = [k for k, ev in enumerate(fresh) if ev.vector is not None]
-    no_vector = applied - len(with_vec)
-    vec = base.vec.astype(np.float64) * (2.0 ** (-(t_new - base.t_ref_ms) / half_life))
-    if with_vec:
-        xs = np.stack([np.asarray(fresh[k].vector, dtype=np.float64) for k in with_vec])
-        if xs.shape[1] != vec.shape[0]:
-            raise ValueError(f"an event vector has {xs.shape[1]} values, not {vec.shape[0]}")
-        weights = np.fromiter((fresh[k].weight for k in with_vec), np.float64, len(with_vec))
-        coeffs = weights * 2.0 ** (-(t_new - times[with_vec]) / half_life)
-        vec += coeffs @ xs
-    t_ref = int(t_new)
-
-    new = Profile(
-        vec=vec.astype(np.float32),
-        t_ref_ms=t_ref,
-        n_events=base.n_events + applied,
-        updated_at_ms=now_ms if now_ms is not None else t_ref,
-        offsets=offsets,
-        recent_event_ids=_prune_recent(recent, t_ref, cfg),
-        topic_id=topic_id or base.topic_id,
-    )
-    fresh_ids = frozenset(ev.event_id for ev in fresh)
-    return ApplyResult(
-        new, applied, duplicates, no_vector, changed=True, fresh_ids=fresh_ids, offsets_reset=reset
-    )
+    vectors: dict[int, npt.NDArray[np.float32]] = {}  # id of a user's _Fresh -> new vector
+    refs: dict[int, int] = {}  # ... -> new t_ref_ms
+    if changed:
+        t_ref = np.array([f.base.t_ref_ms for f in changed], dtype=np.float64)
+        latest = np.array([max(ev.ts_ms for ev in f.events) for f in changed], np.float64)
+        new_user = np.array([f.base.n_events == 0 for f in changed])
+        t_new = np.where(new_user, latest, np.maximum(t_ref, latest))
+        base = np.stack([f.base.vec for f in changed]).astype(np.float64)
+        vecs = base * (2.0 ** (-(t_new - t_ref) / half_life))[:, None]
+        owners: list[int] = []
+        times: list[int] = []
+        weights: list[float] = []
+        xs: list[npt.NDArray[np.float32]] = []
+        for u, f in enumerate(changed):
+            for ev in f.events:
+                if ev.vector is not None:
+                    owners.append(u)
+                    times.append(ev.ts_ms)
+                    weights.append(ev.weight)
+                    xs.append(ev.vector)
+        if xs:
+            owner = np.array(owners, dtype=np.int64)
+            coeffs = np.array(weights) * 2.0 ** (
+                -(t_new[owner] - np.array(times, dtype=np.float64)) / half_life
+            )
+            terms = np.stack(xs).astype(np.float64) * coeffs[:, None]
+            starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+            vecs[owner[starts]] += np.add.reduceat(terms, starts, axis=0)
+        out = vecs.astype(np.float32)
+        t_refs = t_new.astype(np.int64).tolist()
+        vectors = {id(f): out[u] for u, f in enumerate(changed)}
+        refs = {id(f): t_refs[u] for u, f in enumerate(changed)}
+    results: list[ApplyResult] = []
+    for f in prepared:
+        applied = len(f.events)
+        if applied == 0:
+            results.append(ApplyResult(f.base, 0, f.duplicates, 0, False, offsets_reset=f.reset))
+            continue
+        ref = refs[id(f)]
+        new = Profile(
+            vec=vectors[id(f)],
+            t_ref_ms=ref,
+            n_events=f.base.n_events + applied,
+            updated_at_ms=now_ms if now_ms is not None else ref,
+            offsets=f.offsets,
+            recent_event_ids=_prune_recent(f.recent, ref, cfg),
+            topic_id=f.topic_id,
+        )
+        results.append(
+            ApplyResult(
+                new,
+                applied,
+                f.duplicates,
+                sum(1 for ev in f.events if ev.vector is None),
+                changed=True,
+                fresh_ids=frozenset(ev.event_id for ev in f.events),
+                offsets_reset=f.reset,
+            )
+        )
+    return results

@@ -15,7 +15,7 @@ compare-and-set write (``None`` when nothing changed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +27,14 @@ from app.core.enums import EventType
 from app.core.events import UserEvent
 from app.core.holdout import CONTROL, PERSONALISED, group_of
 from app.core.messages import Trigger
-from app.core.profile import ApplyResult, PendingEvent, Profile, apply_events, offsets_for
+from app.core.profile import (
+    ApplyResult,
+    PendingEvent,
+    Profile,
+    ProfileUpdate,
+    apply_batch,
+    offsets_for,
+)
 from app.core.pseudonym import seal
 from app.core.weights import event_weight
 from app.pipeline.config import PipelineConfig
@@ -152,8 +159,20 @@ def fresh_events(events: UserEvents, ids: frozenset[str]) -> list[UserEvent]:
     return list(out.values())
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A user's plan waiting for the batch's profile update."""
+
+    state: StoredUser
+    events: UserEvents
+    pending: list[PendingEvent]
+    topic_id: str
+    old_ids: list[str]
+    stored_trigger: str | None
+
+
 class Planner:
-    """Plans and writes for one user at a time (see module doc)."""
+    """Plans and writes per user, the profiles of a batch updated together (module doc)."""
 
     def __init__(
         self,
@@ -174,6 +193,52 @@ class Planner:
 
     def plan(self, state: StoredUser, events: UserEvents, now: int) -> Plan:
         """The user's plan for the batch's ``events`` against the stored ``state``."""
+        result = self.plan_batch([(state, events)], now)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def plan_batch(
+        self, users: Sequence[tuple[StoredUser, UserEvents]], now: int
+    ) -> list[Plan | Exception]:
+        """Each user's plan (or the exception that user's data raised: bad data for one
+        user must not stop the others), the profiles updated in one numpy pass
+        (:func:`~app.core.profile.apply_batch`)."""
+        out: list[Plan | Exception | _Pending] = []
+        for state, events in users:
+            try:
+                out.append(self._prepare(state, events, now))
+            except Exception as exc:
+                out.append(exc)
+        pending = [p for p in out if isinstance(p, _Pending)]
+        updates = [ProfileUpdate(p.state.profile, p.pending, p.topic_id) for p in pending]
+        results: list[ApplyResult | Exception]
+        try:
+            results = list(apply_batch(updates, self._cfg.profile, now_ms=now))
+        except Exception:  # one user's data: find whose, apply the others
+            results = []
+            for update in updates:
+                try:
+                    results.append(apply_batch([update], self._cfg.profile, now_ms=now)[0])
+                except Exception as exc:
+                    results.append(exc)
+        done = dict(zip(map(id, pending), results, strict=True))
+        plans: list[Plan | Exception] = []
+        for item in out:
+            if not isinstance(item, _Pending):
+                plans.append(item)
+                continue
+            result = done[id(item)]
+            try:
+                plans.append(
+                    result if isinstance(result, Exception) else self._finish(item, result)
+                )
+            except Exception as exc:
+                plans.append(exc)
+        return plans
+
+    def _prepare(self, state: StoredUser, events: UserEvents, now: int) -> Plan | _Pending:
+        """A finished plan for an objector, else what the profile update needs."""
         catalogue = self._catalogue
         old_ids, stored_trigger = stored_offers(state.offers_json)
         if not profiling_allowed(state.consent):
@@ -189,7 +254,6 @@ class Planner:
             )  # fmt: skip
             plan.decisions.append(outcome)
             return plan
-        exclude = set(state.purchased) | item_times(events, EventType.PURCHASE).keys()
         pending = [
             PendingEvent(
                 event_id=event.event_id,
@@ -202,9 +266,12 @@ class Planner:
             for record, event in events
         ]
         topic_id = self._topic_ids.get(events[0][0].topic, "") if events else ""
-        result = apply_events(
-            state.profile, pending, self._cfg.profile, now_ms=now, topic_id=topic_id
-        )
+        return _Pending(state, events, pending, topic_id, old_ids, stored_trigger)
+
+    def _finish(self, item: _Pending, result: ApplyResult) -> Plan:
+        """The plan of a user whose profile update is ``result``."""
+        state, events = item.state, item.events
+        exclude = set(state.purchased) | item_times(events, EventType.PURCHASE).keys()
         fresh = fresh_events(events, result.fresh_ids)
         policy = apply_to_state(
             state.policy,
@@ -215,12 +282,12 @@ class Planner:
         )
         recent = recent_items(events, state.recent, self._cfg.recent.n_recent)
         plan = Plan(
-            state.user_id, state, events, result, old_ids, stored_trigger, exclude, policy,
-            group=self._holdout.group(state.user_id), fresh=fresh, recent=recent,
+            state.user_id, state, events, result, item.old_ids, item.stored_trigger, exclude,
+            policy, group=self._holdout.group(state.user_id), fresh=fresh, recent=recent,
         )  # fmt: skip
         by_channel = {e.channel: e for e in fresh if e.type is EventType.DECISION_REQUEST}
         plan.requests = list(by_channel.values())
-        stored_offsets = offsets_for(state.profile, topic_id)
+        stored_offsets = offsets_for(state.profile, item.topic_id)
         if not result.changed and any(
             r.offset <= stored_offsets.get(r.partition, -1) for r, _ in events
         ):  # redelivered (not a producer's duplicate at a new offset)

@@ -228,6 +228,7 @@ class BatchProcessor:
         states = await self._states(user_ids, known)
         clock = stats.timed("load", clock)
         plans: list[Plan] = []
+        ready: list[tuple[StoredUser, UserEvents]] = []
         for user_id in user_ids:
             state = states[user_id]
             events = after_erasure(by_user[user_id], state.erased_at_ms)
@@ -236,23 +237,28 @@ class BatchProcessor:
                 # (a dead letter would copy the erased person's data to another topic)
                 stats.before_erasure += len(by_user[user_id]) - len(events)
                 by_user[user_id] = events
-            if not events:
+            if events:
+                ready.append((state, events))
+        for (state, events), planned in zip(
+            ready, self._planner.plan_batch(ready, now), strict=True
+        ):
+            if not isinstance(planned, Exception):
+                plans.append(planned)
                 continue
-            try:
-                plans.append(self._planner.plan(state, events, now))
-            except Exception as exc:  # bad data for one user must not stop the stream
-                first = by_user[user_id][0][0]
-                subject = pseudonymise(user_id, self._cfg.pseudonym_secret)  # logs: no raw id
-                log.exception(
-                    "dead-lettering the events of user %r",
-                    subject,
-                    extra={"topic": first.topic, "partition": first.partition,
-                           "offset": first.offset, "user_id": subject},
-                )  # fmt: skip
-                for record, _ in by_user[user_id]:
-                    outbound.append(
-                        self._outbound.dead_letter(record, type(exc).__name__, str(exc), now)
-                    )
+            # bad data for one user must not stop the stream: that user's events are dead
+            first = events[0][0]
+            subject = pseudonymise(state.user_id, self._cfg.pseudonym_secret)  # logs: no raw id
+            log.error(
+                "dead-lettering the events of user %r",
+                subject,
+                exc_info=planned,
+                extra={"topic": first.topic, "partition": first.partition,
+                       "offset": first.offset, "user_id": subject},
+            )  # fmt: skip
+            for record, _ in events:
+                outbound.append(
+                    self._outbound.dead_letter(record, type(planned).__name__, str(planned), now)
+                )
         clock = stats.timed("apply", clock)
         self._rank(plans, now)
         clock = stats.timed("rank", clock)

@@ -10,6 +10,8 @@ from app.core.profile import (
     PendingEvent,
     Profile,
     ProfileConfig,
+    ProfileUpdate,
+    apply_batch,
     apply_events,
     decay,
     offsets_for,
@@ -295,3 +297,32 @@ def test_offsets_for_holds_only_within_one_topic_id() -> None:
     assert offsets_for(profile, "") == {0: 10}
     assert offsets_for(profile, "t2") == {}
     assert offsets_for(None, "t1") == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(batches(), st.booleans(), st.sampled_from(["", "t1", "t2"])), max_size=6))
+def test_a_batch_of_users_gives_each_user_what_they_get_alone(
+    users: list[tuple[list[PendingEvent], bool, str]],
+) -> None:
+    """One numpy pass for many users changes no one's result: each sum runs over that
+    user's events only, whatever the others (stored or new, any topic id, duplicates)."""
+    updates = []
+    for n, (batch, stored, topic_id) in enumerate(users):
+        profile = None
+        if stored:  # a stored profile: the first half applied before, under topic t1
+            profile = apply_events(None, batch[: len(batch) // 2], CFG, topic_id="t1").profile
+        updates.append(ProfileUpdate(profile, batch, topic_id if n % 2 else ""))
+    together = apply_batch(updates, CFG, now_ms=7 * DAY_MS)
+    for update, result in zip(updates, together, strict=True):
+        alone = apply_events(
+            update.profile, update.events, CFG, now_ms=7 * DAY_MS, topic_id=update.topic_id
+        )
+        assert result == alone
+
+
+def test_a_bad_vector_in_a_batch_is_an_error_naming_the_shape() -> None:
+    good = ProfileUpdate(None, [ev("a", 0, 1, vector=basis(0))])
+    bad = ProfileUpdate(None, [ev("b", 0, 1, vector=np.zeros(DIM + 1, np.float32))])
+    assert apply_batch([good], CFG)[0].changed
+    with pytest.raises(ValueError, match="shape"):
+        apply_batch([good, bad], CFG)

@@ -269,3 +269,21 @@ async def test_a_cold_user_is_offered_what_others_engage_with() -> None:
     top, *rest = message["offers"]
     assert top["offer_id"] == "o2" and top["score_parts"]["popularity"] > 0
     assert all(o["score_parts"]["popularity"] == 0 for o in rest)  # nobody touched them
+
+
+async def test_one_users_bad_stored_state_dead_letters_their_events_and_the_batch_goes_on() -> None:
+    """The profiles of a batch are updated together; a user whose data makes that fail is
+    found and isolated (their events dead-lettered), the others are applied."""
+    from app.core.profile import Profile
+
+    processor, store, publisher = make()
+    outcome = await store.commit([UserWrite("bad", 0, Profile.empty(8))])  # catalogue: 64
+    assert not outcome.conflicts
+    stats = await processor.process([event(0, user="bad"), event(1, user="u2", item="i1")])
+
+    dead = publisher.on("dlq")
+    assert [r.key for r in dead] == [b"bad"]
+    assert dict(dead[0].headers or [])[HEADER_ERROR_CLASS] == b"ValueError"
+    assert stats.applied == 1
+    stored = (await store.load(["u2"]))["u2"]
+    assert stored.profile is not None and stored.profile.n_events == 1
