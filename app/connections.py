@@ -19,6 +19,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
+from app.storage.resp import PackedConnection, PackedSSLConnection
 
 
 class ConnectionProblem(RuntimeError):
@@ -90,6 +91,9 @@ def redis_client(settings: Settings) -> aioredis.Redis | RedisCluster:
         options = {k: v for k, v in options.items() if not k.startswith("ssl_")}
     if settings.redis_cluster:
         return RedisCluster.from_url(url, **options)
+    packed = PackedSSLConnection if url.startswith("rediss://") else PackedConnection
+    if url.startswith(("redis://", "rediss://")):  # not unix://: its own connection class
+        options["connection_class"] = packed
     return aioredis.Redis.from_url(url, **options)
 
 

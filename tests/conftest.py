@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from app.storage.resp import PackedConnection
 from tests.support.services import (
     Services,
     ServicesUnavailable,
@@ -72,7 +73,10 @@ def unique() -> Callable[[str], str]:
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, socket_timeout=10)
+    # the worker's connection class (app.connections.redis_client): commands packed by hiredis
+    client = aioredis.Redis.from_url(
+        redis_url, socket_timeout=10, connection_class=PackedConnection
+    )
     try:
         yield client
     finally:
