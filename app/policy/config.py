@@ -207,7 +207,7 @@ class ContactPolicy(BaseModel):
             )
         return self
 
-    @property
+    @cached_property
     def horizon_ms(self) -> int:
         """How long contacts are kept: the longest cap window (0 without caps)."""
         return max((c.window_ms for c in self.caps.all_caps()), default=0)

@@ -244,18 +244,16 @@ def decide(
     usable: list[tuple[int, tuple[Channel, ...]]] = []  # (rank, channels)
     bypass = policy.quiet_hours.transactional_bypass
     feedback = bool(state.offers)
+    verdicts: dict[tuple[tuple[Channel, ...], bool, bool], Verdict] = {}  # this user's
     for rank, offer in enumerate(offers_of(candidates)):  # no candidate row is built here
         cooling = feedback and in_cooldown(state, offer.offer_id, now_ms, policy.cooldown)
-        channels, rejection = channel_verdict(
-            offer.channels,
-            offer.transactional,
-            cooling,
-            consented,
-            capped,
-            quiet,
-            requested_channel,
-            bypass,
-        )
+        key = (offer.channels, offer.transactional, cooling)
+        verdict = verdicts.get(key)
+        if verdict is None:  # offers share few channel sets: each asked once per user
+            verdict = verdicts[key] = channel_verdict(
+                *key, consented, capped, quiet, requested_channel, bypass
+            )
+        channels, rejection = verdict
         if rejection is not None:
             rejected[rejection] += 1
         else:
