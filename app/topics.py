@@ -83,6 +83,24 @@ async def ensure_topics(
         await admin.close()
 
 
+async def delete_topics_with_prefix(kafka: str | dict[str, Any], prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (a benchmark's or chaos run's
+    own topics); returns the names deleted. ``kafka`` as for :func:`ensure_topics`."""
+    if not prefix:
+        raise ValueError("refusing to delete every topic: give a prefix")
+    kwargs = {"bootstrap_servers": kafka} if isinstance(kafka, str) else kafka
+    admin = AIOKafkaAdminClient(request_timeout_ms=30_000, **kwargs)
+    await admin.start()
+    try:
+        doomed = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if doomed:
+            await admin.delete_topics(doomed)
+            log.info("deleted topics: %s", ", ".join(doomed))
+        return doomed
+    finally:
+        await admin.close()
+
+
 async def _wait_for_leaders(
     admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 15.0
 ) -> None:

@@ -37,7 +37,7 @@ from app.commands.kafka_io import keyed_json, send_all
 from app.commands.tokens import create_client
 from app.core.access import Scope
 from app.settings import Settings, kafka_bootstrap_or_local, redis_url_or_local
-from app.topics import TopicSpec, ensure_topics
+from app.topics import TopicSpec, delete_topics_with_prefix, ensure_topics
 
 PARTITIONS = 12
 SIDE_TOPICS = {
@@ -308,6 +308,10 @@ class Bench:
         return percentiles(latencies(recorder.records, sent, "event_id"))
 
     async def cleanup(self) -> None:
+        """Delete the run's topics and Redis keys: a long-lived broker would otherwise keep
+        every run's ~300 partitions and copies of its events (the local broker's 512 MB heap
+        ran out after a few dozen runs)."""
+        await delete_topics_with_prefix(self.bootstrap, f"{self.token}-")
         await delete_prefix(self.redis_url, f"{self.token}-naive")
         await delete_prefix(
             self.redis_url, f"{self.token}-{self.options.offer_sizes[0]}{FLOOD_RUN}"

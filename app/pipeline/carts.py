@@ -123,16 +123,47 @@ class CartTimers:
 
     async def _fire(self, topic: str, due_entries: dict[int, list[CartEntry]]) -> int:
         """Fire the due users of ``topic``'s partitions (partition -> index entries): one
-        load, one decision pass, one commit, one publish and one index cleanup for all."""
+        load, one decision pass, one commit, one publish and one index cleanup for all.
+        Users whose write conflicts are decided again with the state it returned (a cached
+        state that was stale costs that one failed write), at most ``max_conflict_rounds``
+        times; a user still conflicting then is left for the next poll."""
         now = self._clock_ms()
         store = self._store
         where = {key_id: (p, at) for p, found in due_entries.items() for key_id, at in found}
-        states = await store.load_key_ids(list(where))
+        states = self._cached(where)
+        missing = [key_id for key_id in where if key_id not in states]
+        if missing:
+            states.update(await store.load_key_ids(missing))
         done: dict[int, list[CartEntry]] = {}
-        firing: list[_Firing] = []
         outbound: list[OutboundRecord] = []
+        made = 0
+        for _ in range(self._cfg.max_conflict_rounds):
+            if not states:
+                break
+            decided, states = await self._round(topic, where, states, now, done, outbound)
+            made += decided
+        if outbound:
+            await self._publisher.publish(outbound)
+        await store.drop_cart_index(topic, done)
+        return made
+
+    async def _round(
+        self,
+        topic: str,
+        where: dict[str, tuple[int, int]],
+        states: dict[str, StoredUser],
+        now: int,
+        done: dict[int, list[CartEntry]],
+        outbound: list[OutboundRecord],
+    ) -> tuple[int, dict[str, StoredUser]]:
+        """One attempt for ``states`` (key id -> state); adds the index entries to drop to
+        ``done`` and the records to publish to ``outbound``. Returns the decisions committed
+        and the conflicting users' states (key id -> the state the failed write returned)."""
+        firing: list[_Firing] = []
         reindex: list[UserWrite] = []
+        key_of: dict[str, str] = {}  # user id -> key id
         for key_id, state in states.items():
+            key_of[state.user_id] = key_id
             partition, indexed_at = where[key_id]
             due = due_timers(state.policy, now)
             if due:
@@ -154,12 +185,14 @@ class CartTimers:
             done.setdefault(partition, []).append((key_id, indexed_at))
 
         writes, outcomes = self._decisions(firing, topic, now)
-        result = await store.commit([*writes, *reindex])
+        result = await self._store.commit([*writes, *reindex])
+        made = 0
         for firing_user, write, outcome in zip(firing, writes, outcomes, strict=True):
             state = firing_user.state
             if state.user_id in result.conflicts:
                 self._cache.evict(state.user_id)
-                continue  # changed meanwhile: the next poll sees the new state
+                continue  # changed meanwhile: decided again with the state returned
+            made += 1
             self._cache.put(  # what was just written: the next event batch needs no reread
                 replace(
                     state,
@@ -179,10 +212,21 @@ class CartTimers:
                 )
         for write in reindex:
             self._cache.evict(write.user_id)  # rare (a restarted timer): reread next time
-        if outbound:
-            await self._publisher.publish(outbound)
-        await store.drop_cart_index(topic, done)
-        return len(outcomes)
+        retry = {
+            key_of[user_id]: replace(state, user_id=user_id)
+            for user_id, state in result.conflicts.items()
+            if user_id in key_of and user_id == key_of[user_id]  # key id = user id: no seal
+        }
+        return made, retry
+
+    def _cached(self, key_ids: Iterable[str]) -> dict[str, StoredUser]:
+        """The users of ``key_ids`` this worker holds in its cache (what it last wrote or
+        read: a user it owns and just saw an event of), when a key id is the user id (ids
+        not pseudonymised). A stale entry costs one failed compare-and-set, as in a batch."""
+        if self._cfg.pseudonym_secret:
+            return {}
+        found = {k: self._cache.get(k) for k in key_ids}
+        return {k: state for k, state in found.items() if state is not None}
 
     def _decisions(
         self, firing: list[_Firing], topic: str, now: int

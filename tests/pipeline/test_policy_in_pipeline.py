@@ -18,7 +18,7 @@ from app.pipeline.outbound import CHANNEL_HEADER
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
 from app.policy.consent import ConsentRecord
-from app.ports import OutboundRecord
+from app.ports import OutboundRecord, StoredUser
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import HOUR, NOON, at
 from tests.support.pipeline import deterministic_config
@@ -267,6 +267,27 @@ async def test_a_cart_timer_survives_a_new_processor_on_the_same_store() -> None
     assert await restarted.fire_due_carts([("events", 0)]) == 1
     assert await rig.processor.fire_due_carts([("events", 0)]) == 0  # the old one: nothing
     assert sum(m["trigger"]["type"] == "cart_abandonment" for m in rig.messages) == 1
+
+
+async def test_a_due_cart_of_a_user_the_worker_holds_fires_without_reading_redis() -> None:
+    rig = Rig(catalogue(("in_app",)))
+    await rig.send(rig.event("add_to_cart", item="i1"))
+    loads: list[list[str]] = []
+    load_key_ids = rig.store.load_key_ids
+
+    async def counted(key_ids: Sequence[str]) -> dict[str, StoredUser]:
+        loads.append(list(key_ids))
+        return await load_key_ids(key_ids)
+
+    rig.store.load_key_ids = counted  # type: ignore[method-assign]
+    rig.clock.now += 31 * MINUTE
+    assert await rig.processor.fire_due_carts([("events", 0)]) == 1
+    assert loads == []  # the state it wrote for the add_to_cart was in its cache
+    assert sum(m["trigger"]["type"] == "cart_abandonment" for m in rig.messages) == 1
+    restarted = BatchProcessor(rig.store, rig.publisher, catalogue(("in_app",)), CFG, rig.clock)
+    rig.clock.now += 60 * MINUTE
+    assert await restarted.fire_due_carts([("events", 0)]) == 0
+    assert loads == []  # nothing left due: the index entry was dropped
 
 
 async def test_a_crash_after_the_cart_commit_republishes_the_same_message() -> None:
