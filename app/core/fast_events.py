@@ -15,6 +15,10 @@ decides, whenever a record is outside what it can prove cheaply:
 * a string timestamp (RFC 3339 is parsed by the model), a schema version other than 1,
   a field the event type requires that is missing, a context number that is not finite;
 * anything msgspec itself rejects (types, bounds, lengths, the user id pattern, UTF-8).
+
+A field added to :class:`~app.core.events.UserEvent` goes here too (and into
+``events._from_wire``); until it does, a record carrying it is declined (its key is not
+counted) and the differential test of ``tests/core/test_fast_events.py`` fails.
 """
 
 from __future__ import annotations
