@@ -188,9 +188,9 @@ MatchPercent = Annotated[float, Field(strict=True, ge=0.0, le=100.0, allow_inf_n
 DEFAULT_MIN_MATCH: dict[Channel, float] = {
     Channel.PUSH: 10.0,
     Channel.SMS: 10.0,
-    Channel.EMAIL: 2.0,
-    Channel.IN_APP: 1.0,
-    Channel.WEB: 1.0,
+    Channel.EMAIL: 5.0,
+    Channel.IN_APP: 2.0,
+    Channel.WEB: 2.0,
 }
 """The least calibrated match (percent) an offer needs to be sent on each channel: push and
 SMS interrupt people, so they need more (see ``default_policy.toml``)."""

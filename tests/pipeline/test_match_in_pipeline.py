@@ -33,7 +33,7 @@ BASE = deterministic_config(offers_topic="nbo", dead_letter_topic="dlq", decisio
 RISING = calibration_for(BASE, [(0.0, 0.0), (2.0, 0.5)])
 """Match = 25 x score: the offers below (score about 0.3 to 0.9) get 7 to 23 %."""
 FLAT_5 = calibration_for(BASE, [(0.0, 0.05), (2.0, 0.05)])
-"""Every offer 5 %: too weak for push (10 %), enough for in_app and web (1 %)."""
+"""Every offer 5 %: too weak for push (10 %), enough for in_app and web (2 %)."""
 
 
 def catalogue(channels: tuple[str, ...]) -> Catalogue:
