@@ -17,8 +17,9 @@ not match its own settings.
 
 The file is external input: :func:`parse_calibration` bounds its size, and the model
 checks every number (finite, probabilities in [0, 1], scores strictly increasing,
-probabilities non-decreasing, at most :data:`MAX_POINTS` points). Pure: numpy, scipy and
-pydantic only.
+probabilities non-decreasing, at most :data:`MAX_POINTS` points). Pure: numpy and pydantic,
+and scipy for the fit only (imported there, so a worker that only applies a calibration does
+not load it).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from scipy.optimize import isotonic_regression  # type: ignore[import-untyped]
 
 from app.core.decoding import summarise_validation_error
 from app.core.ranked import RankedOffers, ScoredOffer
@@ -186,6 +186,9 @@ def isotonic_points(
     fitted by weighted isotonic regression (``scipy.optimize.isotonic_regression``). Of a run
     of equal fitted values only its two ends are kept. Deterministic.
     """
+    # scipy only here: a worker applies calibrations and never loads it
+    from scipy.optimize import isotonic_regression  # type: ignore[import-untyped]
+
     x = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(outcomes, dtype=np.float64).ravel()
     if x.shape != y.shape:
