@@ -25,6 +25,7 @@ not load it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from itertools import pairwise
 from typing import Annotated, Final, Literal, Self
 
@@ -141,12 +142,19 @@ class Calibration(BaseModel):
             raise ValueError("points: probabilities must not decrease (a monotone map)")
         return self
 
+    @cached_property
+    def _arrays(self) -> tuple[F64, F64]:
+        """The points as two arrays (built once: the worker maps every decision's scores)."""
+        return (
+            np.array([s for s, _ in self.points], dtype=np.float64),
+            np.array([p for _, p in self.points], dtype=np.float64),
+        )
+
     def probability(self, scores: npt.ArrayLike) -> F64:
         """The calibrated probability of each score (float64, in [0, 1]); a non-finite score
         gets the lowest probability."""
         x = np.asarray(scores, dtype=np.float64)
-        xs = np.array([s for s, _ in self.points])
-        ys = np.array([p for _, p in self.points])
+        xs, ys = self._arrays
         out = np.interp(np.where(np.isfinite(x), x, xs[0]), xs, ys)
         return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
 

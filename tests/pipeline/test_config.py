@@ -90,3 +90,19 @@ def test_a_missing_or_broken_calibration_file_is_an_error_naming_it(
     monkeypatch.setenv("NBO_CALIBRATION_PATH", str(tmp_path / "bad.json"))
     with pytest.raises(CalibrationError, match=r"bad\.json"):
         pipeline_config(Settings(_env_file=None))
+
+
+def test_the_shipped_movielens_calibration_fits_the_documented_collab_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shipped = Path(__file__).parents[2] / "docs" / "evaluation" / "ml-latest-small-calibration.json"
+    monkeypatch.setenv("NBO_CALIBRATION_PATH", str(shipped))
+    with pytest.raises(CalibrationError, match="another engine"):  # not the default engine's
+        pipeline_config(Settings(_env_file=None))
+    collab = {"NBO_MODEL_VERSION": "collab-v1", "NBO_W_AFFINITY": "0.3",
+              "NBO_HALF_LIFE_S": "3600", "NBO_POPULARITY_HALF_LIFE_S": "604800"}  # fmt: skip
+    for name, value in collab.items():  # docs/learning.md, "Using it in the worker"
+        monkeypatch.setenv(name, value)
+    calibration = pipeline_config(Settings(_env_file=None)).calibration
+    assert calibration is not None and calibration.engine.cooccurrence
+    assert calibration.fitted_on.source == "movielens:ml-latest-small"
