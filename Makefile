@@ -47,7 +47,7 @@ demo: prereqs-demo venv
 
 MOVIELENS ?= ../shared/datasets/ml-latest-small
 evaluate: venv
-	$(NBO) evaluate --movielens $(MOVIELENS) --report docs/evaluation/ml-latest-small.json --plot docs/evaluation/ml-latest-small-hit-rate.png
+	$(NBO) evaluate --movielens $(MOVIELENS) --report docs/evaluation/ml-latest-small.json --plot docs/evaluation/ml-latest-small-hit-rate.png --write-calibration docs/evaluation/ml-latest-small-calibration.json
 
 bench: venv
 	$(NBO) bench --json bench.json

@@ -33,7 +33,7 @@ from app.connections import (
 from app.core.catalog import Catalogue
 from app.core.cooccurrence.table import NeighbourTable
 from app.logs import logging_config
-from app.pipeline.config import pipeline_config
+from app.pipeline.config import PipelineConfig, pipeline_config
 from app.pipeline.processor import BatchProcessor
 from app.settings import Settings, kafka_bootstrap_or_local, pseudonym_secret
 from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
@@ -117,11 +117,13 @@ def build_worker(settings: Settings) -> Worker:
             prefix=settings.redis_prefix,
         ),
     )
+    config = pipeline_config(settings)
+    log_calibration(config)
     processor = BatchProcessor(
         store,
         FaustPublisher(app),
         catalogue,
-        pipeline_config(settings),
+        config,
         now_ms,
         offer_stats=offer_stats,
         neighbours=neighbours,
@@ -133,6 +135,30 @@ def build_worker(settings: Settings) -> Worker:
     register_views(worker)
     _register_tasks(worker)
     return worker
+
+
+def log_calibration(config: PipelineConfig) -> None:
+    """Say at start whether offers carry a calibrated match, and whether ``min_match`` holds
+    weak offers back (without a calibration it cannot: nothing is held back on that ground)."""
+    calibration = config.calibration
+    thresholds = ", ".join(f"{c.value} {t:g} %" for c, t in config.policy.match_thresholds)
+    if calibration is None:
+        if thresholds:
+            log.warning(
+                "no calibration (NBO_CALIBRATION_PATH unset): offers carry no match and the "
+                "policy's min_match (%s) holds nothing back",
+                thresholds,
+            )
+        return
+    fitted = calibration.fitted_on
+    log.info(
+        "match calibrated (%s, %d points, fitted on %s, %d offers); min_match: %s",
+        calibration.method,
+        len(calibration.points),
+        fitted.source,
+        fitted.offers,
+        thresholds or "none",
+    )
 
 
 def _register_tasks(worker: Worker) -> None:

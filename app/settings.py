@@ -267,6 +267,13 @@ class Settings(BaseSettings):
         description="Contact policy TOML file (caps, cooldowns, quiet hours, consent "
         "defaults); unset: the shipped app/policy/default_policy.toml.",
     )
+    calibration_path: Path | None = Field(
+        default=None,
+        description="Calibration of the match percentage (JSON, written by nbo evaluate "
+        "--write-calibration; fitted for the same model version and score settings, else "
+        "the worker refuses to start): offers carry `match` and the policy's min_match "
+        "holds weak ones back. Unset: no `match`, nothing held back for a weak match.",
+    )
     cart_abandon_after_s: float = Field(
         default=1800.0,
         gt=0,

@@ -1,8 +1,10 @@
 """``nbo evaluate``: the offline replay evaluation on MovieLens or an events file.
 
-Prints the table, and writes the JSON report (``--report``) and the HitRate@K plot
-(``--plot``, PNG). With ``--tune`` the collaborative settings are first tuned on a validation
-period inside the training data (:mod:`app.evaluation.tuning`; takes several minutes).
+Prints the table (and, with ``engine_collab``, the reliability and threshold tables of its
+calibrated match), and writes the JSON report (``--report``), the HitRate@K plot (``--plot``,
+PNG) and the match calibration for the workers (``--write-calibration``). With ``--tune``
+the collaborative settings are first tuned on a validation period inside the training data
+(:mod:`app.evaluation.tuning`; takes several minutes).
 """
 
 from __future__ import annotations
@@ -32,13 +34,36 @@ class EvaluateOptions:
     methods: tuple[str, ...] = METHODS
     tune: bool = False
     progress: bool = True
+    write_calibration: Path | None = None
+    """Write ``engine_collab``'s match calibration here (``NBO_CALIBRATION_PATH``)."""
+    model_version: str | None = None
+    """The ``NBO_MODEL_VERSION`` written into the calibration (default: the config's,
+    ``collab-v1``)."""
+
+
+class EvaluateError(ValueError):
+    """An evaluation that cannot give what was asked (e.g. a calibration without
+    ``engine_collab``)."""
+
+
+def source_name(source: LearningSource) -> str:
+    """What the data is called in a calibration's provenance."""
+    if source.movielens is not None:
+        return f"movielens:{source.movielens.resolve().name}"
+    if source.events is not None:
+        return f"events:{source.events.name}"
+    return "topics"
 
 
 def evaluation_config(settings: Settings, options: EvaluateOptions) -> EvaluationConfig:
     """The evaluation settings: D and the ``engine_tags`` half-life from ``settings``."""
     base = EvaluationConfig()
+    match = base.match
+    if options.model_version is not None:
+        match = match.model_copy(update={"model_version": options.model_version})
     return base.model_copy(
         update={
+            "match": match,
             "seed": options.seed,
             "k_max": options.k_max,
             "methods": options.methods,
@@ -51,7 +76,12 @@ def evaluation_config(settings: Settings, options: EvaluateOptions) -> Evaluatio
 
 
 def run_evaluate(settings: Settings, source: LearningSource, options: EvaluateOptions) -> Report:
-    """Load ``source``, (optionally tune,) replay, print the table, write report and plot."""
+    """Load ``source``, (optionally tune,) replay, print the table, write report, plot and
+    calibration."""
+    from app.evaluation.config import ENGINE_COLLAB
+
+    if options.write_calibration is not None and ENGINE_COLLAB not in options.methods:
+        raise EvaluateError("--write-calibration needs the method engine_collab")
     data = source.load()
     cfg = evaluation_config(settings, options)
     offers = data.offers or None
@@ -69,7 +99,9 @@ def run_evaluate(settings: Settings, source: LearningSource, options: EvaluateOp
     with tqdm(
         total=len(data.log), desc="replaying", unit="ev", disable=not options.progress
     ) as bar:
-        report = evaluate(data.log, data.items, offers, cfg, progress=bar.update)
+        report = evaluate(
+            data.log, data.items, offers, cfg, progress=bar.update, source=source_name(source)
+        )
     print(report.table())
     if options.report is not None:
         options.report.parent.mkdir(parents=True, exist_ok=True)
@@ -80,4 +112,12 @@ def run_evaluate(settings: Settings, source: LearningSource, options: EvaluateOp
 
         plot_hit_rate(report, options.plot)
         print(f"plot: {options.plot}")
+    if options.write_calibration is not None:
+        if report.match is None:
+            raise EvaluateError("no calibration: engine_collab had no queries to calibrate on")
+        options.write_calibration.parent.mkdir(parents=True, exist_ok=True)
+        options.write_calibration.write_text(
+            report.match.calibration.to_json() + "\n", encoding="utf-8"
+        )
+        print(f"calibration: {options.write_calibration}")
     return report

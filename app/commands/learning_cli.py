@@ -120,7 +120,7 @@ def _methods(text: str) -> tuple[str, ...]:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from app.commands.evaluate import EvaluateOptions, run_evaluate
+    from app.commands.evaluate import EvaluateError, EvaluateOptions, run_evaluate
     from app.commands.topic_source import TopicSourceError
 
     options = EvaluateOptions(
@@ -130,10 +130,12 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         k_max=args.k_max,
         methods=args.methods,
         tune=args.tune,
+        write_calibration=args.write_calibration,
+        model_version=args.model_version,
     )
     try:
         run_evaluate(settings, _source(args, settings), options)
-    except (SourceError, TopicSourceError) as exc:
+    except (SourceError, TopicSourceError, EvaluateError) as exc:
         print(f"nbo evaluate: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -181,5 +183,18 @@ def register_learning_commands(sub: Any) -> None:
         "--tune",
         action="store_true",
         help="tune engine_collab on a validation period first (several minutes)",
+    )
+    evaluate.add_argument(
+        "--write-calibration",
+        type=Path,
+        metavar="PATH",
+        help="write engine_collab's match calibration (fitted on the validation period) for"
+        " the workers' NBO_CALIBRATION_PATH",
+    )
+    evaluate.add_argument(
+        "--model-version",
+        metavar="NAME",
+        help="the NBO_MODEL_VERSION the workers run the collaborative model under, written"
+        " into the calibration (default collab-v1)",
     )
     evaluate.set_defaults(handler=_evaluate)

@@ -40,6 +40,11 @@ class RankedOffer(BaseModel):
     reason: Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
     """Why this offer, in words for the person (never empty or blank: a message cannot be
     built without one, see :mod:`app.core.reasons`)."""
+    match: float | None = Field(default=None, ge=0.0, le=100.0, allow_inf_nan=False)
+    """The calibrated probability, in percent (0-100, one decimal), that the person takes
+    this offer up (:mod:`app.core.calibration`). Absent from the JSON when the worker has no
+    calibration that applies (none configured, the control group, a cart timer): the engine
+    then makes no such claim."""
 
 
 CART_ABANDONMENT = "cart_abandonment"
@@ -84,8 +89,9 @@ class NextBestOffer(BaseModel):
     the baseline that lift is measured against)."""
 
     def to_json_bytes(self) -> bytes:
-        """Compact UTF-8 JSON."""
-        return self.model_dump_json().encode("utf-8")
+        """Compact UTF-8 JSON; an offer without ``match`` has no such key (the only optional
+        field, so a message without a calibration is what it was before the field existed)."""
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
 
 
 def message_for(
@@ -115,6 +121,7 @@ def message_for(
                 score=s.score,
                 score_parts=dict(s.parts),
                 reason=s.reason,
+                match=s.match,
             )
             for rank, s in enumerate(offers, start=1)
         ),

@@ -19,12 +19,16 @@ from app.core.catalog_records import Offer
 
 @dataclass(frozen=True)
 class ScoredOffer:
-    """One ranked offer: ``score`` equals the sum of ``parts`` (weighted contributions)."""
+    """One ranked offer: ``score`` equals the sum of ``parts`` (weighted contributions).
+
+    ``match``: the calibrated match percentage (0-100, :mod:`app.core.calibration`), set by
+    the decision for the offers it weighs; ``None`` when no calibration applies."""
 
     offer: Offer
     score: float
     parts: Mapping[str, float]
     reason: str
+    match: float | None = None
 
     @property
     def offer_id(self) -> str:
@@ -65,6 +69,19 @@ class RankedOffers(Sequence[ScoredOffer]):
     def offer_ids(self) -> list[str]:
         """The ranked offers' ids, best first."""
         return [o.offer_id for o in self.offers]
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        """The score parts every row reports, in order."""
+        return self._names
+
+    def part(self, name: str) -> Sequence[float] | None:
+        """The values of part ``name`` of the ranked offers, in order (``None``: no such
+        part); read without building any row."""
+        for known, values in zip(self._names, self._values, strict=True):
+            if known == name:
+                return values
+        return None
 
     def __len__(self) -> int:
         return len(self.offers)

@@ -294,7 +294,7 @@ def with_reasons(
             row = snap.offer_index[scored.offer_id]
             matched = tags_by_interest(snap.offer_tags[row], interest, snap)
         reason = build_reason(scored.parts, scored.offer, matched, cfg.reason_tags, because)
-        out.append(ScoredOffer(scored.offer, scored.score, scored.parts, reason))
+        out.append(ScoredOffer(scored.offer, scored.score, scored.parts, reason, scored.match))
     return out
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import defaults
+from app.core.calibration import DEFAULT_MIN_BIN
 from app.core.popularity import DAY_MS
 from app.core.profile import ProfileConfig
 from app.core.scoring import ScoringConfig
@@ -24,6 +26,33 @@ BASELINES: tuple[str, ...] = (POPULARITY_POSITIVE, EASE, EASE_RECENCY, ITEM_KNN)
 METHODS: tuple[str, ...] = (ENGINE_TAGS, ENGINE_COLLAB, POPULARITY, RANDOM, BATCH_MODEL,
                             *BASELINES)  # fmt: skip
 """The methods compared, by their stable names (report keys)."""
+
+
+class MatchConfig(BaseModel):
+    """How ``engine_collab``'s match is calibrated and judged (:mod:`app.evaluation.calibration`).
+
+    Fitted on the validation period inside the training data (the model learns from the
+    events before it, as in tuning), judged on the test period."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    """Calibrate and report (needs ``engine_collab`` among the methods)."""
+    horizon: int = Field(default=10, ge=1, le=1000)
+    """An offer is taken up when its item is among the user's next ``horizon`` positive
+    events (default 10)."""
+    depth: int = Field(default=20, ge=1, le=1000)
+    """Offers of each query's list calibrated and judged: the worker's candidates, ``NBO_TOP_K``
+    x 4 (default 20; at most ``k_max``)."""
+    message_k: int = Field(default=defaults.TOP_K, ge=1)
+    """Offers per message in the threshold table (default 5, ``NBO_TOP_K``)."""
+    min_bin: int = Field(default=DEFAULT_MIN_BIN, ge=1)
+    """Least offers per bin of the isotonic fit (default 100)."""
+    thresholds: tuple[float, ...] = (0, 2, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30)
+    """The ``min_match`` values (percent) of the threshold table."""
+    model_version: str = Field(default="collab-v1", min_length=1, max_length=256)
+    """``NBO_MODEL_VERSION`` the workers run the collaborative model under (written into the
+    calibration's recipe; a worker with another version refuses the calibration)."""
 
 
 class EvaluationConfig(BaseModel):
@@ -59,3 +88,5 @@ class EvaluationConfig(BaseModel):
     """Score weights of ``engine_tags`` (default: the engine's); ``k`` is set to ``k_max``."""
     collab: CollabConfig = CollabConfig()
     """The collaborative model and its engine settings (``engine_collab``, ``batch_model``)."""
+    match: MatchConfig = MatchConfig()
+    """The calibrated match of ``engine_collab`` (:class:`MatchConfig`)."""

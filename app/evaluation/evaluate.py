@@ -12,6 +12,10 @@ Protocol (see ``docs/learning.md``):
    user, excluding offers with items the user has interacted with; the rank of the offer
    holding the item gives HitRate@K and NDCG@K (:mod:`app.evaluation.metrics`).
 
+4. With ``engine_collab`` (and ``config.match.enabled``), its match is calibrated on the
+   validation period inside the training data and judged on the test period
+   (:mod:`app.evaluation.calibration`): the report's ``match``.
+
 No Kafka, no Redis: the engine methods call the core (``apply_events``, ``Catalogue``,
 ``score_batch``) directly.
 """
@@ -25,6 +29,7 @@ from dataclasses import asdict
 import numpy as np
 import numpy.typing as npt
 
+from app.core.calibration import Calibration, EngineRecipe, FittedOn, isotonic_points
 from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Item, Offer
 from app.core.enums import Channel
@@ -41,6 +46,14 @@ from app.evaluation.baselines import (
     positive_matrix,
 )
 from app.evaluation.bootstrap import Difference, hit_rate_difference
+from app.evaluation.calibration import (
+    MatchReport,
+    TopLists,
+    expected_calibration_error,
+    next_positive_outcomes,
+    reliability,
+    threshold_table,
+)
 from app.evaluation.config import (
     BASELINES,
     BATCH_MODEL,
@@ -105,6 +118,8 @@ def evaluate(
     *,
     progress: Callable[[int], object] | None = None,
     model: CollabModel | None = None,
+    top_lists: TopLists | None = None,
+    source: str = "events",
 ) -> Report:
     """Replay ``events`` and compare the methods of ``config`` (module docs).
 
@@ -116,7 +131,8 @@ def evaluate(
     the catalogue's items). ``progress`` is called with numbers of events replayed.
     ``model``: a collaborative model already trained on exactly the events before the split
     with ``config.collab`` (saves retraining when only engine settings change; default: train
-    one). Deterministic for ``config.seed``.
+    one). ``top_lists``: receives ``engine_collab``'s top lists of the replay. ``source``:
+    names the data in the match calibration's provenance. Deterministic for ``config.seed``.
     """
     started = time.perf_counter()
     cfg = config if config is not None else EvaluationConfig()
@@ -174,21 +190,23 @@ def evaluate(
             collab_catalogue = build_catalogue(item_list, offers, dim, vectors)
             if collab_catalogue.snapshot().offer_ids != snap.offer_ids:
                 raise AssertionError("both catalogues must order their offers alike")
-            methods.append(
-                EngineCollab(
-                    metrics[name],
-                    collab_catalogue,
-                    log.item_ids,
-                    item_offers,
-                    cfg.collab.profile.model_copy(update={"dim": dim}),
-                    hybrid.scoring,
-                    model.cooccurrence,
-                    hybrid.w_cooccurrence,
-                    hybrid.recent,
-                    cfg.batch_size,
-                    _feed(collab_catalogue, cfg.collab.popularity_half_life_ms),
-                )
+            collab = EngineCollab(
+                metrics[name],
+                collab_catalogue,
+                log.item_ids,
+                item_offers,
+                cfg.collab.profile.model_copy(update={"dim": dim}),
+                hybrid.scoring,
+                model.cooccurrence,
+                hybrid.w_cooccurrence,
+                hybrid.recent,
+                cfg.batch_size,
+                _feed(collab_catalogue, cfg.collab.popularity_half_life_ms),
             )
+            if top_lists is None and cfg.match.enabled:
+                top_lists = TopLists(min(cfg.match.depth, cfg.k_max))
+            collab.top_lists = top_lists
+            methods.append(collab)
         elif name == POPULARITY:
             methods.append(Popularity(metrics[name], snap, item_offers))
         elif name == POPULARITY_POSITIVE:
@@ -222,6 +240,13 @@ def evaluate(
     methods.sort(key=lambda m: order[m.name])
     results = {m.name: m.metrics.result(stats.seconds.get(m.name, 0.0)) for m in methods}
     comparisons = _compare(methods, ENGINE_COLLAB, min(10, cfg.k_max), cfg.seed)
+    match = None
+    if cfg.match.enabled and top_lists is not None and len(top_lists):
+        fit_started = time.perf_counter()
+        fitted = _fit_match(log, end, item_list, offers, cfg, source, item_offers)
+        train_seconds += time.perf_counter() - fit_started
+        if fitted is not None:
+            match = _judge_match(*fitted, top_lists, log, positive, item_offers, cfg)
     return Report(
         methods=results,
         stats=stats,
@@ -234,6 +259,106 @@ def evaluate(
         train_seconds=train_seconds,
         comparisons=comparisons,
         baseline_params=asdict(params) if params is not None else {},
+        match=match,
+    )
+
+
+def collab_recipe(cfg: EvaluationConfig) -> EngineRecipe:
+    """The worker settings under which ``engine_collab``'s scores are those of the replay
+    (the recipe a calibration of them is valid for)."""
+    hybrid = cfg.collab.hybrid
+    return EngineRecipe(
+        model_version=cfg.match.model_version,
+        vector_dim=cfg.collab.dim,
+        w_affinity=hybrid.scoring.w_affinity,
+        w_value=hybrid.scoring.w_value,
+        w_popularity=hybrid.scoring.w_popularity,
+        w_priority=hybrid.scoring.w_priority,
+        w_cooccurrence=hybrid.w_cooccurrence,
+        cooccurrence=hybrid.w_cooccurrence > 0,
+        profile_half_life_ms=cfg.collab.profile.half_life_ms,
+        popularity_half_life_ms=cfg.collab.popularity_half_life_ms,
+        recent_items=hybrid.recent.n_recent,
+        recency_decay=hybrid.recent.recency_decay,
+    )
+
+
+def _fit_match(
+    log: InteractionLog,
+    end: int,
+    items: list[Item],
+    offers: list[Offer],
+    cfg: EvaluationConfig,
+    source: str,
+    item_offers: ItemOffers,
+) -> tuple[Calibration, float] | None:
+    """``engine_collab``'s match calibration, fitted on the validation period inside the
+    training rows ``[0, end)`` (a model learned from the events before it, as in tuning), and
+    its expected calibration error there (in sample); ``None`` when the validation period has
+    no query."""
+    m = cfg.match
+    train = log.subset(np.arange(end))
+    val_split = temporal_split(train.ts_ms, cfg.split_quantile)
+    val_end = int(np.searchsorted(train.ts_ms, val_split, side="left"))
+    tags = {i.item_id: i.tags for i in items}
+    model = train_collab_model(train.subset(np.arange(val_end)), tags, cfg.seed, cfg.collab)
+    lists = TopLists(min(m.depth, cfg.k_max))
+    inner = cfg.model_copy(
+        update={"methods": (ENGINE_COLLAB,), "match": m.model_copy(update={"enabled": False})}
+    )
+    report = evaluate(train, items, offers, inner, model=model, top_lists=lists)
+    if not len(lists):
+        return None  # nothing to fit on: no match reported
+    outcomes = next_positive_outcomes(
+        lists, train, train.positives(cfg.min_rating), item_offers, m.horizon
+    )
+    y = np.concatenate(outcomes)
+    points = isotonic_points(lists.flat_scores(), y, m.min_bin)
+    calibration = Calibration(
+        target=f"the offer's item is among the user's next {m.horizon} positive events",
+        engine=collab_recipe(cfg),
+        fitted_on=FittedOn(
+            source=source[:256] or "events",
+            period_start_ms=report.split_ts_ms,
+            period_end_ms=int(train.ts_ms[-1]),
+            offers=int(y.size),
+            positives=int(y.sum()),
+            depth=lists.depth,
+            horizon=m.horizon,
+            min_bin=m.min_bin,
+        ),
+        points=tuple(points),
+    )
+    predicted = calibration.probability(lists.flat_scores())
+    return calibration, expected_calibration_error(reliability(predicted, y))
+
+
+def _judge_match(
+    calibration: Calibration,
+    validation_ece: float,
+    lists: TopLists,
+    log: InteractionLog,
+    positive: npt.NDArray[np.bool_],
+    item_offers: ItemOffers,
+    cfg: EvaluationConfig,
+) -> MatchReport:
+    """The calibration on the test period's lists: reliability, ECE and thresholds."""
+    outcomes = next_positive_outcomes(lists, log, positive, item_offers, cfg.match.horizon)
+    y = np.concatenate(outcomes)
+    predicted = calibration.probability(lists.flat_scores())
+    table = reliability(predicted, y)
+    matches = [calibration.match(s) for s in lists.scores]
+    return MatchReport(
+        calibration=calibration,
+        offers=int(y.size),
+        positives=int(y.sum()),
+        reliability=table,
+        ece=expected_calibration_error(table),
+        validation_ece=validation_ece,
+        thresholds=threshold_table(
+            matches, lists.hits(), outcomes, cfg.match.message_k, cfg.match.thresholds
+        ),
+        message_k=cfg.match.message_k,
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from app.core.calibration import calibrated_scores
 from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.cooccurrence.hybrid import top_k
 from app.core.cooccurrence.index import (
@@ -38,6 +39,7 @@ from app.core.popularity import PopularityFeed
 from app.core.profile import PendingEvent, Profile, ProfileConfig, apply_events
 from app.core.scoring import ScoringConfig, score_batch
 from app.core.vectors import Vector
+from app.evaluation.calibration import TopLists
 from app.evaluation.metrics import RankingMetrics, ranks_from_scores
 from app.evaluation.replay import EligibilityEpochs, ItemOffers, Method, Query
 from app.learning.interactions import InteractionLog
@@ -143,6 +145,8 @@ class _EngineMethod(_Deferred):
         self._profiles: dict[int, Profile] = {}
         self._zero = np.zeros(catalogue.dim, dtype=np.float32)
         self._popularity = popularity
+        self.top_lists: TopLists | None = None
+        """When set, every query's top list is kept there with its calibrated scores."""
 
     def _observe_popularity(self, log: InteractionLog, rows: Sequence[int]) -> None:
         if self._popularity is None:
@@ -213,6 +217,8 @@ class _EngineMethod(_Deferred):
             hits = np.flatnonzero(np.isin(top, query.targets))
             rank = int(hits[0]) if hits.size else self.metrics.k_max
             self.metrics.record(query.qid, query.user, query.cold, rank, top, query.returning)
+            if self.top_lists is not None:
+                self.top_lists.add(query, top.tolist(), calibrated_scores(offers))
 
 
 class EngineTags(_EngineMethod):

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.core.timestamps import format_rfc3339_ms
 from app.evaluation.bootstrap import Difference
+from app.evaluation.calibration import MatchReport
 from app.evaluation.metrics import MethodResult
 from app.evaluation.replay import ReplayStats
 
@@ -24,7 +25,8 @@ class Report:
     (JSON-ready). ``seconds``: total wall time including training (and the baselines'
     tuning). ``comparisons``: ``engine_collab``'s HitRate@10 minus each other method's, with
     a 95 % bootstrap interval over users. ``baseline_params``: the baselines'
-    hyper-parameters chosen on validation.
+    hyper-parameters chosen on validation. ``match``: ``engine_collab``'s calibrated match
+    (reliability, expected calibration error, thresholds), when it was measured.
     """
 
     methods: dict[str, MethodResult]
@@ -38,6 +40,7 @@ class Report:
     train_seconds: float
     comparisons: dict[str, Difference] = field(default_factory=dict)
     baseline_params: dict[str, Any] = field(default_factory=dict)
+    match: MatchReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report: ``methods.<name>.hit_rate["10"]`` etc. (K keys are strings)."""
@@ -77,6 +80,7 @@ class Report:
                 for name, d in self.comparisons.items()
             },
             "baseline_params": self.baseline_params,
+            "match": self.match.to_dict() if self.match is not None else None,
             "seconds": round(self.seconds, 3),
             "train_seconds": round(self.train_seconds, 3),
             "config": self.config,
@@ -145,4 +149,7 @@ class Report:
             f"items, {s.n_returning_queries} of returning users) from {s.n_users_queried} users; "
             f"{self.n_offers} offers ranked in full; {self.seconds:.1f} s in total"
         )
+        if self.match is not None:
+            lines.append("")
+            lines.append(self.match.table())
         return "\n".join(lines)

@@ -134,7 +134,10 @@ def tune(
                 while len(models) >= MODELS_KEPT:
                     del models[next(iter(models))]
                 models[learn] = train_collab_model(fit, tags, candidate.seed, candidate.collab)
-            report = evaluate(inner, items, offers, candidate, model=models[learn])
+            quick = candidate.model_copy(  # the match is not tuned: not calibrated per trial
+                update={"match": candidate.match.model_copy(update={"enabled": False})}
+            )
+            report = evaluate(inner, items, offers, quick, model=models[learn])
             scores[key] = report.methods[ENGINE_COLLAB].hit_rate[k]
         return scores[key]
 

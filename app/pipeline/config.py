@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from app.core import defaults
 from app.core.ann import AnnConfig
+from app.core.calibration import (
+    MAX_CALIBRATION_BYTES,
+    Calibration,
+    CalibrationError,
+    EngineRecipe,
+    parse_calibration,
+)
 from app.core.cooccurrence.index import RecentItemsConfig
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.exploration import ExplorationConfig
@@ -92,12 +102,63 @@ class PipelineConfig:
     (:mod:`app.core.ann`; ``None``: always exact). Not combined with the co-occurrence part:
     a batch that has one is scored exactly."""
     recent: RecentItemsConfig = field(default_factory=RecentItemsConfig)
+    calibration: Calibration | None = None
+    """The match calibration (:mod:`app.core.calibration`; ``NBO_CALIBRATION_PATH``):
+    personalised decisions give each candidate its calibrated match and apply the policy's
+    ``min_match``. ``None`` (default): no match, no ``min_match``."""
+
+    def recipe(self, cooccurrence: bool) -> EngineRecipe:
+        """This engine's :class:`~app.core.calibration.EngineRecipe` (``cooccurrence``:
+        whether its scores have the co-occurrence part)."""
+        s = self.scoring
+        return EngineRecipe(
+            model_version=self.model_version,
+            vector_dim=self.profile.dim,
+            w_affinity=s.w_affinity,
+            w_value=s.w_value,
+            w_popularity=s.w_popularity,
+            w_priority=s.w_priority,
+            w_cooccurrence=s.w_cooccurrence,
+            cooccurrence=cooccurrence,
+            profile_half_life_ms=self.profile.half_life_ms,
+            popularity_half_life_ms=self.popularity_half_life_ms,
+            recent_items=self.recent.n_recent,
+            recency_decay=self.recent.recency_decay,
+        )
+
+
+def load_calibration(path: str | PathLike[str]) -> Calibration:
+    """Read and validate the calibration file at ``path`` (at most
+    :data:`~app.core.calibration.MAX_CALIBRATION_BYTES`); :class:`CalibrationError` says why
+    not."""
+    try:
+        with Path(path).open("rb") as f:
+            data = f.read(MAX_CALIBRATION_BYTES + 1)
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot read: {exc}") from None
+    return parse_calibration(data, str(path))
+
+
+def with_calibration(config: PipelineConfig, calibration: Calibration) -> PipelineConfig:
+    """``config`` using ``calibration``, which must have been fitted for this engine: the
+    same model version, vector dimension, score weights, half-lives and recent items
+    (whether the co-occurrence part is on is checked per ranking); else
+    :class:`CalibrationError` lists what differs."""
+    fitted = calibration.engine
+    differs = fitted.differences(config.recipe(fitted.cooccurrence))
+    if differs:
+        raise CalibrationError(
+            "the calibration was fitted for another engine (calibration != worker): "
+            + "; ".join(differs)
+        )
+    return dataclasses.replace(config, calibration=calibration)
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
-    """The pipeline's configuration from the settings (reads the policy file, if named)."""
+    """The pipeline's configuration from the settings (reads the policy file and the
+    calibration file, if named; :class:`CalibrationError` if the calibration does not fit)."""
     policy = load_policy(settings.policy_path) if settings.policy_path else default_policy()
-    return PipelineConfig(
+    config = PipelineConfig(
         offers_topic=settings.topic_offers,
         dead_letter_topic=settings.topic_dead_letters,
         decisions_topic=settings.topic_decisions,
@@ -133,3 +194,6 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         recent=RecentItemsConfig(n_recent=settings.recent_items),
         popularity_half_life_ms=int(settings.popularity_half_life_s * 1000),
     )
+    if settings.calibration_path is None:
+        return config
+    return with_calibration(config, load_calibration(settings.calibration_path))

@@ -17,13 +17,15 @@ import numpy as np
 import numpy.typing as npt
 import pydantic_core
 
+from app.core.calibration import calibrated_scores, part_names
 from app.core.catalog import Catalogue
 from app.core.enums import Channel
+from app.core.holdout import PERSONALISED
 from app.core.messages import Trigger, message_for, message_id, stored_form
 from app.core.pseudonym import pseudonymise
 from app.core.ranked import ScoredOffer
 from app.core.reasons import Because, cart_reason
-from app.core.scoring import unit_user, with_reasons
+from app.core.scoring import COOCCURRENCE_PART, unit_user, with_reasons
 from app.pipeline.config import PipelineConfig
 from app.policy.consent import ConsentRecord
 from app.policy.decision import Decision, decide, record_decision
@@ -79,7 +81,8 @@ class DecisionMaker:
         without a user vector (the control group, an objector) no interest is named, and the
         value, popularity, priority or exploration part speaks. ``because`` names the recent
         item behind a dominant co-occurrence part in a reason; ``cart_item_ids`` (a fired cart
-        timer) make an offer about one of those items say so ("Still thinking about ...?")."""
+        timer) make an offer about one of those items say so ("Still thinking about ...?").
+        Candidates get their calibrated match (:meth:`matches`) when one applies."""
         cfg = self._cfg
         policy = cfg.policy
         decision = decide(
@@ -92,6 +95,7 @@ class DecisionMaker:
             max_offers=max_offers or cfg.scoring.k,
             requested_channel=requested_channel,
             tz_hint=tz_hint,
+            matches=self.matches(candidates, group, cart=bool(cart_item_ids)),
         )
         offers_json: bytes | None = None
         stored_json: bytes | None = None
@@ -144,6 +148,20 @@ class DecisionMaker:
             state,
             stored_json,
         )
+
+    def matches(
+        self, candidates: Sequence[ScoredOffer], group: str, *, cart: bool = False
+    ) -> list[float] | None:
+        """Each candidate's calibrated match percentage, or ``None`` where the calibration
+        says nothing about these scores: none configured, the control group (ranked without
+        the person), a cart timer (ranked for the cart's items), or a ranking with(out) the
+        co-occurrence part when the calibration was fitted without (with) it."""
+        calibration = self._cfg.calibration
+        if calibration is None or group != PERSONALISED or cart or not candidates:
+            return None
+        if (COOCCURRENCE_PART in part_names(candidates)) != calibration.engine.cooccurrence:
+            return None
+        return calibration.match(calibrated_scores(candidates))
 
 
 def _item_title(catalogue: Catalogue) -> Callable[[str], str | None]:

@@ -182,6 +182,20 @@ class ChannelChoice(BaseModel):
         return tuple(dict.fromkeys([*value, *Channel]))
 
 
+MatchPercent = Annotated[float, Field(strict=True, ge=0.0, le=100.0, allow_inf_nan=False)]
+"""A match percentage threshold, 0-100 (a JSON/TOML number)."""
+
+DEFAULT_MIN_MATCH: dict[Channel, float] = {
+    Channel.PUSH: 10.0,
+    Channel.SMS: 10.0,
+    Channel.EMAIL: 5.0,
+    Channel.IN_APP: 2.0,
+    Channel.WEB: 2.0,
+}
+"""The least calibrated match (percent) an offer needs to be sent on each channel: push and
+SMS interrupt people, so they need more (see ``default_policy.toml``)."""
+
+
 class ContactPolicy(BaseModel):
     """The whole contact policy (see ``default_policy.toml`` for the shipped values)."""
 
@@ -196,6 +210,10 @@ class ContactPolicy(BaseModel):
     channel_choice: ChannelChoice = ChannelChoice()
     consent_defaults: ConsentDefaults = ConsentDefaults()
     state: StateLimits = StateLimits()
+    min_match: dict[Channel, MatchPercent] = Field(default_factory=lambda: dict(DEFAULT_MIN_MATCH))
+    """Per channel, the least calibrated match (percent, 0-100) an offer needs to be sent on
+    it (check ``below_match`` of :mod:`app.policy.decision`); a channel not named: 0 (no
+    threshold). Applies only to offers that carry a match (a calibration is configured)."""
 
     @model_validator(mode="after")
     def _history_covers_caps(self) -> Self:
@@ -206,6 +224,11 @@ class ContactPolicy(BaseModel):
                 f"must be >= the largest cap max ({largest})"
             )
         return self
+
+    @cached_property
+    def match_thresholds(self) -> tuple[tuple[Channel, float], ...]:
+        """The non-zero entries of :attr:`min_match` (empty: no channel has a threshold)."""
+        return tuple((c, t) for c, t in self.min_match.items() if t > 0)
 
     @cached_property
     def horizon_ms(self) -> int:

@@ -10,8 +10,12 @@ a channel names the reason):
 4. ``cooldown``: the offer is suppressed by the user's feedback.
 5. ``cap``: every remaining channel has reached a frequency cap.
 6. ``quiet_hours``: every remaining channel is quiet in the user's local time.
+7. ``below_match``: the offer's calibrated match (:mod:`app.core.calibration`) is under
+   every remaining channel's ``min_match``: it would have gone out, but is too weak to
+   promise as tailored. Only an offer that carries a match is checked: without a
+   calibration nothing is held back on this ground.
 
-A **transactional** offer skips 4 and 5 (and 6 when ``quiet_hours.transactional_bypass``,
+A **transactional** offer skips 4, 5 and 7 (and 6 when ``quiet_hours.transactional_bypass``,
 the default), never 1 to 3. The best offer with a usable channel decides the channel (the
 Beta rule of :mod:`app.policy.engagement` among *its* usable channels); the message carries
 up to ``max_offers`` offers usable on that channel, best first, so marketing offers never
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -49,6 +53,7 @@ class Rejection(StrEnum):
     COOLDOWN = "cooldown"
     CAP = "cap"
     QUIET_HOURS = "quiet_hours"
+    BELOW_MATCH = "below_match"
 
 
 NO_CANDIDATES = "no_candidates"
@@ -64,7 +69,9 @@ class Decision:
     counts); candidates usable on another channel or beyond ``max_offers`` are neither
     sent nor rejected. ``reason``: ``None`` when sent; else ``"objection"``,
     ``"no_candidates"`` or the most frequent rejection (ties: the order of the checks).
-    ``tz``: the time zone quiet hours used. ``decided_at``: ``now_ms``.
+    ``tz``: the time zone quiet hours used. ``decided_at``: ``now_ms``. ``held_back``:
+    the candidates rejected as ``below_match``, as ``(rank, offer id, match)`` (rank
+    1-based among the candidates), best first.
     """
 
     sent: bool
@@ -76,6 +83,7 @@ class Decision:
     policy_version: str
     decided_at: int
     tz: str
+    held_back: tuple[tuple[int, str, float], ...] = ()
     counts_toward_caps: bool = field(init=False)
     """Whether the message is a marketing contact (has a non-transactional offer); a message
     of transactional offers only is not recorded and consumes no cap."""
@@ -96,8 +104,9 @@ class Decision:
         trigger_type: str,
         group: str = "personalised",
     ) -> dict[str, Any]:
-        """The ``nbo-decisions`` audit record (JSON-serialisable)."""
-        return {
+        """The ``nbo-decisions`` audit record (JSON-serialisable): ``match`` on an offer and
+        ``held_back`` only when there is one (a calibration is configured)."""
+        record: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "user_id": user_id,
             "trigger": {"event_id": trigger_event_id, "type": str(trigger_type)},
@@ -117,10 +126,17 @@ class Decision:
                     "score": s.score,
                     "score_parts": dict(s.parts),
                     "transactional": s.offer.transactional,
+                    **({} if s.match is None else {"match": s.match}),
                 }
                 for rank, s in enumerate(self.offers, start=1)
             ],
         }
+        if self.held_back:
+            record["held_back"] = [
+                {"offer_id": offer_id, "rank": rank, "match": match}
+                for rank, offer_id, match in self.held_back
+            ]
+        return record
 
 
 Verdict = tuple[tuple[Channel, ...], Rejection | None]
@@ -208,20 +224,27 @@ def decide(
     max_offers: int,
     requested_channel: Channel | None = None,
     tz_hint: str | None = None,
+    matches: Sequence[float | None] | None = None,
 ) -> Decision:
     """Apply the contact policy to ``candidates`` (ranked best first; see module docstring).
 
     ``consent``: the user's record, ``None`` = none (defaults apply). ``tz_hint``: the
     triggering event's ``context.tz`` (wins over the consent's ``tz``; invalid names are
     skipped). ``requested_channel``: a ``decision_request`` restricts everything to it.
-    ``max_offers`` >= 1. Pure: ``now_ms`` is the only clock.
+    ``max_offers`` >= 1. ``matches``: per candidate, its calibrated match percentage, or
+    ``None`` (no calibration applies: ``policy.min_match`` is then not applied); the offers
+    sent carry theirs. Pure: ``now_ms`` is the only clock.
     """
     if max_offers < 1:
         raise ValueError(f"max_offers must be >= 1, got {max_offers}")
+    if matches is not None and len(matches) != len(candidates):
+        raise ValueError(f"{len(matches)} matches for {len(candidates)} candidates")
     zone = resolve_zone(tz_hint, consent.tz if consent else None, default=policy.default_tz)
     n = len(candidates)
 
-    def nothing(reason: str, rejected: dict[str, int]) -> Decision:
+    def nothing(
+        reason: str, rejected: dict[str, int], held_back: tuple[tuple[int, str, float], ...] = ()
+    ) -> Decision:
         return Decision(
             sent=False,
             channel=None,
@@ -232,6 +255,7 @@ def decide(
             policy_version=policy.version,
             decided_at=now_ms,
             tz=zone.key,
+            held_back=held_back,
         )
 
     if consent is not None and consent.objection:
@@ -245,6 +269,8 @@ def decide(
     bypass = policy.quiet_hours.transactional_bypass
     feedback = bool(state.offers)
     verdicts: dict[tuple[tuple[Channel, ...], bool, bool], Verdict] = {}  # this user's
+    minimum = dict(policy.match_thresholds) if matches is not None else {}
+    held: list[tuple[int, str, float]] = []
     for rank, offer in enumerate(offers_of(candidates)):  # no candidate row is built here
         cooling = feedback and in_cooldown(state, offer.offer_id, now_ms, policy.cooldown)
         key = (offer.channels, offer.transactional, cooling)
@@ -254,6 +280,13 @@ def decide(
                 *key, consented, capped, quiet, requested_channel, bypass
             )
         channels, rejection = verdict
+        if rejection is None and minimum and not offer.transactional:
+            match = matches[rank] if matches is not None else None
+            if match is not None:  # check 7: strong enough for which channels?
+                channels = tuple(c for c in channels if match >= minimum.get(c, 0.0))
+                if not channels:
+                    rejection = Rejection.BELOW_MATCH
+                    held.append((rank + 1, offer.offer_id, match))
         if rejection is not None:
             rejected[rejection] += 1
         else:
@@ -261,11 +294,13 @@ def decide(
 
     counts = {reason.value: n for reason, n in rejected.items()}
     if not usable:
-        return nothing(primary_reason(counts), counts)
+        return nothing(primary_reason(counts), counts, tuple(held))
     channel = pick_channel(usable[0][1], state.engagement, consent, policy.channel_choice)
     assert channel is not None  # usable[0] has at least one channel
     chosen = [rank for rank, chans in usable if channel in chans][:max_offers]
     offers = [candidates[rank] for rank in chosen]  # the rows built: only those sent
+    if matches is not None:
+        offers = [replace(s, match=matches[rank]) for s, rank in zip(offers, chosen, strict=True)]
     return Decision(
         sent=True,
         channel=channel,
@@ -276,6 +311,7 @@ def decide(
         policy_version=policy.version,
         decided_at=now_ms,
         tz=zone.key,
+        held_back=tuple(held),
     )
 
 

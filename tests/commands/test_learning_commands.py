@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,13 @@ import pytest
 
 from app.cli import build_parser, main
 from app.commands.learning_cli import METHOD_NAMES
+from app.core.calibration import CalibrationError, parse_calibration
 from app.core.catalog_records import decode_item
 from app.core.cooccurrence.index import CooccurrenceIndex
 from app.core.cooccurrence.table import NeighbourTable, decode_neighbours
 from app.evaluation.config import METHODS
+from app.pipeline.config import pipeline_config
+from app.settings import Settings
 from tests.support.planted import group_log
 
 pytestmark = pytest.mark.unit
@@ -184,3 +188,40 @@ def test_evaluate_writes_the_report_and_the_plot(
     assert list(doc["methods"]["popularity"]["hit_rate"]) == ["1", "2", "3", "4", "5"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "engine_collab" in capsys.readouterr().out
+
+
+def test_evaluate_writes_a_calibration_that_a_worker_with_the_same_recipe_accepts(
+    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events, catalog = files
+    path = tmp_path / "cal" / "match.json"
+    code = main(
+        ["evaluate", "--events", str(events), "--catalog", str(catalog), "--k-max", "5",
+         "--methods", "engine_collab", "--write-calibration", str(path),
+         "--model-version", "collab-test"]
+    )  # fmt: skip
+    assert code == 0
+    written = parse_calibration(path.read_bytes(), str(path))
+    assert written.engine.model_version == "collab-test"
+    assert written.fitted_on.source == "events:events.jsonl"
+    for name in [n for n in os.environ if n.startswith("NBO_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NBO_CALIBRATION_PATH", str(path))
+    with pytest.raises(CalibrationError, match="another engine"):  # the default worker: no
+        pipeline_config(Settings(_env_file=None))
+    collab = {"NBO_MODEL_VERSION": "collab-test", "NBO_W_AFFINITY": "0.3",
+              "NBO_HALF_LIFE_S": "3600", "NBO_POPULARITY_HALF_LIFE_S": "604800"}  # fmt: skip
+    for name, value in collab.items():  # the settings docs/learning.md gives the collab model
+        monkeypatch.setenv(name, value)
+    assert pipeline_config(Settings(_env_file=None)).calibration == written
+
+
+def test_a_calibration_needs_engine_collab(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, _ = files
+    code = main(["evaluate", "--events", str(events), "--methods", "popularity",
+                 "--write-calibration", str(tmp_path / "cal.json")])  # fmt: skip
+    assert code == 2
+    assert "needs the method engine_collab" in capsys.readouterr().err
+    assert not (tmp_path / "cal.json").exists()

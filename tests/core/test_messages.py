@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from app.core.calibration import Calibration, EngineRecipe, FittedOn, calibrated_score
 from app.core.catalog_records import Offer
 from app.core.enums import Channel
 from app.core.messages import (
@@ -107,3 +108,38 @@ def test_the_stored_form_names_the_subject_and_addressing_it_gives_back_the_publ
     assert addressed(stored, "u-1") == published
     assert stored_form(msg, "u-1") == published  # not pseudonymised: stored as published
     assert addressed(published, "u-1") is published
+
+
+def test_an_offer_carries_its_calibrated_match_between_0_and_100() -> None:
+    recipe = EngineRecipe(
+        model_version="v7", vector_dim=64, w_affinity=1.0, w_value=0.0, w_popularity=0.0,
+        w_priority=0.0, w_cooccurrence=0.0, cooccurrence=False, profile_half_life_ms=1,
+        recent_items=1, recency_decay=1.0,
+    )  # fmt: skip
+    fitted = FittedOn(source="s", period_start_ms=0, period_end_ms=1, offers=1, positives=0,
+                      depth=1, horizon=1, min_bin=1)  # fmt: skip
+    cal = Calibration(target="t", engine=recipe, fitted_on=fitted,
+                      points=((0.0, 0.02), (1.0, 0.42)))  # fmt: skip
+    offers = [scored("o1", ("email",), 0.5), scored("o2", ("email",), 3.0)]
+    matched = [
+        ScoredOffer(s.offer, s.score, s.parts, s.reason, m)
+        for s, m in zip(offers, cal.match([calibrated_score(s) for s in offers]), strict=True)
+    ]
+    doc = json.loads(build(matched).to_json_bytes())
+    assert [o["match"] for o in doc["offers"]] == [22.0, 42.0]
+    assert all(0 <= o["match"] <= 100 for o in doc["offers"])
+    assert NextBestOffer.model_validate(doc).offers[0].match == 22.0
+
+
+def test_without_a_match_the_message_has_no_match_key() -> None:
+    raw = build([scored("o1", ("email",))]).to_json_bytes()
+    assert b'"match"' not in raw
+    assert NextBestOffer.model_validate_json(raw).offers[0].match is None
+
+
+@pytest.mark.parametrize("bad", [-0.1, 100.5])
+def test_a_match_outside_0_to_100_is_not_a_valid_message(bad: float) -> None:
+    doc = json.loads(build([scored("o1", ("email",))]).to_json_bytes())
+    doc["offers"][0]["match"] = bad
+    with pytest.raises(ValueError, match="match"):
+        NextBestOffer.model_validate(doc)

@@ -4,12 +4,15 @@ configuration built with defaults is the one a worker with default settings runs
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from app.core.calibration import CalibrationError
 from app.core.scoring import ScoringConfig
 from app.pipeline.config import PipelineConfig, pipeline_config
 from app.settings import Settings
+from tests.support.calibration import calibration_for
 
 pytestmark = pytest.mark.unit
 
@@ -48,3 +51,58 @@ def test_an_unknown_event_type_in_the_event_weights_is_refused(
     monkeypatch.setenv("NBO_EVENT_WEIGHTS", '{"teleport": 3}')
     with pytest.raises(ValueError, match="teleport"):
         Settings(_env_file=None)
+
+
+def test_without_a_calibration_path_the_pipeline_has_no_calibration() -> None:
+    assert pipeline_config(Settings(_env_file=None)).calibration is None
+
+
+def test_a_calibration_fitted_for_this_engine_is_loaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fitted = calibration_for(PipelineConfig(), [(0.0, 0.01), (1.0, 0.3)])
+    path = tmp_path / "cal.json"
+    path.write_text(fitted.to_json(), encoding="utf-8")
+    monkeypatch.setenv("NBO_CALIBRATION_PATH", str(path))
+    assert pipeline_config(Settings(_env_file=None)).calibration == fitted
+
+
+def test_a_calibration_fitted_for_another_engine_is_refused_naming_the_differences(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    other = PipelineConfig(scoring=ScoringConfig(w_affinity=0.3), model_version="collab-v1")
+    path = tmp_path / "cal.json"
+    path.write_text(calibration_for(other, [(0.0, 0.1)]).to_json(), encoding="utf-8")
+    monkeypatch.setenv("NBO_CALIBRATION_PATH", str(path))
+    with pytest.raises(CalibrationError, match="another engine") as raised:
+        pipeline_config(Settings(_env_file=None))
+    assert "model_version: 'collab-v1' != 'tags-v1'" in str(raised.value)
+    assert "w_affinity: 0.3 != 0.7" in str(raised.value)
+
+
+def test_a_missing_or_broken_calibration_file_is_an_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NBO_CALIBRATION_PATH", str(tmp_path / "none.json"))
+    with pytest.raises(CalibrationError, match=r"none\.json: cannot read"):
+        pipeline_config(Settings(_env_file=None))
+    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
+    monkeypatch.setenv("NBO_CALIBRATION_PATH", str(tmp_path / "bad.json"))
+    with pytest.raises(CalibrationError, match=r"bad\.json"):
+        pipeline_config(Settings(_env_file=None))
+
+
+def test_the_shipped_movielens_calibration_fits_the_documented_collab_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shipped = Path(__file__).parents[2] / "docs" / "evaluation" / "ml-latest-small-calibration.json"
+    monkeypatch.setenv("NBO_CALIBRATION_PATH", str(shipped))
+    with pytest.raises(CalibrationError, match="another engine"):  # not the default engine's
+        pipeline_config(Settings(_env_file=None))
+    collab = {"NBO_MODEL_VERSION": "collab-v1", "NBO_W_AFFINITY": "0.3",
+              "NBO_HALF_LIFE_S": "3600", "NBO_POPULARITY_HALF_LIFE_S": "604800"}  # fmt: skip
+    for name, value in collab.items():  # docs/learning.md, "Using it in the worker"
+        monkeypatch.setenv(name, value)
+    calibration = pipeline_config(Settings(_env_file=None)).calibration
+    assert calibration is not None and calibration.engine.cooccurrence
+    assert calibration.fitted_on.source == "movielens:ml-latest-small"

@@ -24,7 +24,7 @@ MINIMAL = 'version = "v-test"\n'
 
 def test_shipped_default_policy_has_the_documented_values() -> None:
     p = default_policy()
-    assert p.version == "default-2025.1"
+    assert p.version == "default-2025.2"
     assert p.default_tz == "UTC"
     push = [(c.max, c.window_ms) for c in p.caps.channels[Channel.PUSH]]
     assert push == [(1, HOUR), (3, DAY)]
@@ -38,6 +38,8 @@ def test_shipped_default_policy_has_the_documented_values() -> None:
     assert (p.channel_choice.prior_alpha, p.channel_choice.prior_beta) == (1.0, 1.0)
     assert p.consent_defaults.allows(Channel.WEB) and not p.consent_defaults.allows(Channel.SMS)
     assert p.horizon_ms == WEEK
+    assert p.min_match == {Channel.PUSH: 10.0, Channel.SMS: 10.0, Channel.EMAIL: 5.0,
+                           Channel.IN_APP: 2.0, Channel.WEB: 2.0}  # fmt: skip
 
 
 def test_load_policy_reads_a_file_and_fills_defaults(tmp_path: Path) -> None:
