@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from app.pipeline.config import pipeline_config
 from app.storage.keys import user_keys
 from tests.support.barrier import markers_applied, produce_markers
+from tests.support.calibration import calibration_for
 from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.worker import ApiProcess, WorkerEnv, WorkerProcess
 
@@ -236,3 +238,40 @@ async def test_cart_timers_fire_once_not_after_a_purchase_and_across_a_restart(
         assert sum(d["trigger"]["type"] == "cart_abandonment" for d in log) == 1
     finally:
         worker.stop()
+
+
+async def test_a_calibrated_worker_sends_a_match_and_holds_weak_offers_back(
+    worker_env: WorkerEnv, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """With a calibration for its own settings, a real worker puts ``match`` on each offer it
+    sends and holds back, as ``below_match``, the offers under push's ``min_match`` (10 %):
+    the offer of the liked genre maps to 50 %, the others to 3 %."""
+    calibration = calibration_for(
+        pipeline_config(worker_env.settings()), [(0.0, 0.03), (0.5, 0.03), (0.8, 0.5), (3.0, 0.5)]
+    )
+    path = tmp_path / "calibration.json"
+    path.write_text(calibration.to_json(), encoding="utf-8")
+    worker_env.extra["NBO_CALIBRATION_PATH"] = str(path)
+    sc = await prepare(worker_env)
+    fan = sc.user("fan")
+    await sc.consent(fan, day_zone(), push=True)
+    worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+
+        async def consent_applied() -> bool:
+            return bool(await redis_client.exists(user_keys(fan).consent))
+
+        await sc.wait_for(consent_applied, label="consent applied")
+        # one batch: the like and the channel's request (push), decided once for the request
+        await sc.events(fan, ("like", "i0"), ("decision_request", None))
+        (message,) = await sc.wait_for(lambda: sc.messages(fan, 1.0), label="fan's message")
+        (decision,) = await sc.decisions(fan)
+    finally:
+        worker.stop()
+    assert message["channel"] == "push", worker.tail()
+    assert [(o["offer_id"], o["match"]) for o in message["offers"]] == [("o0", 50.0)]
+    assert decision["sent"] is True and decision["rejected"] == {"below_match": 2}
+    assert sorted(h["offer_id"] for h in decision["held_back"]) == ["o1", "o2"]
+    assert all(h["match"] == 3.0 for h in decision["held_back"])
+    assert decision["offers"][0]["match"] == 50.0
