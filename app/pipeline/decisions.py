@@ -74,6 +74,7 @@ class DecisionMaker:
         group: str = "personalised",
         because: Because | None = None,
         cart_item_ids: Sequence[str] = (),
+        unit: bool = False,
     ) -> Outcome:
         """The outcome for ``candidates`` (ranked best first) under the contact policy.
 
@@ -105,7 +106,7 @@ class DecisionMaker:
         if decision.sent and decision.channel is not None:
             catalogue = self._catalogue
             if user_vec is not None:
-                vec = unit_user(user_vec)
+                vec = user_vec if unit else unit_user(user_vec)
             else:
                 vec = np.zeros(catalogue.dim, dtype=np.float32)
             explained = with_reasons(

@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from app.core.ann import IndexStats
 from app.core.catalog import Catalogue
@@ -54,7 +55,7 @@ from app.core.messages import Trigger
 from app.core.privacy import check_key
 from app.core.pseudonym import pseudonymise
 from app.core.ranked import ScoredOffer, offers_of
-from app.core.scoring import ranking_changed
+from app.core.scoring import ranking_changed, unit_rows
 from app.core.timestamps import check_not_ahead
 from app.pipeline.cache import UserCache
 from app.pipeline.carts import CartTimers
@@ -353,24 +354,28 @@ class BatchProcessor:
         if not to_rank:
             return
         dim = self._catalogue.dim
+        vectors = np.stack([p.ranking_vector(dim) for p in to_rank])
+        units = unit_rows(vectors)  # the reasons' user vectors, as scoring sees them
         candidates = self._ranking.rank(
-            np.stack([p.ranking_vector(dim) for p in to_rank]),
+            vectors,
             now,
             [p.exclude for p in to_rank],
             exploration=self._exploration,
             recent=[p.ranking_recent for p in to_rank],
         )
-        for plan, ranked in zip(to_rank, candidates, strict=True):
+        for row, (plan, ranked) in enumerate(zip(to_rank, candidates, strict=True)):
+            unit = units[row] if plan.personalised else None
             if plan.requests:
                 for request in plan.requests:
-                    self._decide(plan, ranked, request, now, requested=request.channel)
+                    self._decide(plan, ranked, unit, request, now, requested=request.channel)
             else:
-                self._decide(plan, ranked, plan.trigger, now)
+                self._decide(plan, ranked, unit, plan.trigger, now)
 
     def _decide(
         self,
         plan: Plan,
         ranked: Sequence[ScoredOffer],
+        unit: npt.NDArray[np.float32] | None,
         trigger: UserEvent,
         now: int,
         *,
@@ -380,7 +385,7 @@ class BatchProcessor:
         decides; a ranking change only when the outcome differs from the stored message."""
         outcome = self._decider.decide(
             plan.user_id,
-            plan.taste,
+            unit,  # the unit taste vector (None in the control group)
             ranked,
             plan.policy,
             plan.state.consent,
@@ -390,6 +395,7 @@ class BatchProcessor:
             tz_hint=tz_hint(trigger),
             group=plan.group,
             because=self._ranking.because(plan.recent) if plan.personalised else None,
+            unit=True,
         )
         if requested is None:
             if outcome.offers_json is not None:

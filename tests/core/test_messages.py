@@ -4,6 +4,8 @@ import json
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.core.calibration import Calibration, EngineRecipe, FittedOn, calibrated_score
 from app.core.catalog_records import Offer
@@ -143,3 +145,14 @@ def test_a_match_outside_0_to_100_is_not_a_valid_message(bad: float) -> None:
     doc["offers"][0]["match"] = bad
     with pytest.raises(ValueError, match="match"):
         NextBestOffer.model_validate(doc)
+
+
+@given(st.text(max_size=60), st.text(max_size=60))
+def test_message_ids_are_rfc_4122_uuid5_of_subject_and_event(subject: str, event_id: str) -> None:
+    try:
+        expected = str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{subject}\x1f{event_id}"))
+    except UnicodeEncodeError:  # a lone surrogate: neither can encode it
+        with pytest.raises(UnicodeEncodeError):
+            message_id(subject, event_id)
+        return
+    assert message_id(subject, event_id) == expected
