@@ -7,8 +7,10 @@ written to Redis or Kafka. Both configurations see exactly the same events in th
 batches (docs/simulation.md):
 
 - *Sample*: the events of ``users`` users drawn with ``seed`` (all users by default), in event
-  time order (stable, so events of equal time keep their input order), cut into batches of
-  ``batch_size`` events, all on one partition.
+  time order (stable, so events of equal time keep their input order), all on one partition,
+  cut into batches of at most ``batch_size`` events spanning at most ``batch_span_ms`` of
+  event time (:func:`batches_of`): a live worker's batch holds what arrived within
+  ``NBO_BATCH_WITHIN_S``, and a user's events in one batch are decided on once.
 - *Clock*: event time. Each batch is processed at the time of its newest event, so caps,
   cooldowns, quiet hours, popularity and offer statistics behave as they would have live;
   cart timers due by then fire right after the batch (``fire_due_carts``).
@@ -57,6 +59,10 @@ WARMUP_SHARE = 0.25
 """Default warm-up: this share of the sample's event-time span."""
 
 
+BATCH_SPAN_MS = 60_000
+"""Default event time one replayed batch may span: a minute."""
+
+
 class SimulationError(ValueError):
     """A simulation that cannot run as asked (e.g. no events)."""
 
@@ -102,6 +108,23 @@ def sample_events(
         ids = sorted(chosen)
     decoded.sort(key=lambda pair: pair[0].ts_ms)
     return Sample(decoded, rejected, len(ids))
+
+
+def batches_of(
+    events: Sequence[tuple[UserEvent, bytes]], size: int, span_ms: int
+) -> list[list[tuple[UserEvent, bytes]]]:
+    """``events`` (time-ordered) cut into batches of at most ``size`` events, each ending
+    before an event dated more than ``span_ms`` after the batch's first."""
+    batches: list[list[tuple[UserEvent, bytes]]] = []
+    current: list[tuple[UserEvent, bytes]] = []
+    for pair in events:
+        if current and (len(current) >= size or pair[0].ts_ms - current[0][0].ts_ms > span_ms):
+            batches.append(current)
+            current = []
+        current.append(pair)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def feedback_of(events: Iterable[UserEvent]) -> dict[str, Feedback]:
@@ -187,6 +210,7 @@ def simulate(
     seed: int = 0,
     warmup_ms: int | None = None,
     batch_size: int = 500,
+    batch_span_ms: int = BATCH_SPAN_MS,
     consent: Sequence[ConsentRecord] = (),
     rates: Mapping[str, float] | None = None,
     examples: int = 5,
@@ -198,15 +222,16 @@ def simulate(
 
     ``items``/``offers``: the catalogue; ``users``: sample this many users (``seed``);
     ``warmup_ms``: event time at the start replayed but not counted (default a quarter of the
-    span); ``batch_size``: events per batch (the worker's ``NBO_BATCH_SIZE``, 500);
+    span); ``batch_size``: events per batch (the worker's ``NBO_BATCH_SIZE``, 500) and
+    ``batch_span_ms`` the event time one batch may span (60 s);
     ``consent``: consent records in force at the start (without one, a user gets the policy's
     consent defaults: in_app and web only); ``rates``: acceptance rate per offer (default: from
     the sample's offer feedback); ``examples``: most changed users shown. Deterministic for
     ``seed`` (exploration draws are seeded with it unless the configuration seeds them).
     Raises :class:`SimulationError` without events.
     """
-    if batch_size < 1:
-        raise SimulationError("the batch size must be at least 1")
+    if batch_size < 1 or batch_span_ms < 0:
+        raise SimulationError("the batch size must be at least 1 and the span not negative")
     started = time.perf_counter()
     sample = sample_events(events, users, seed, current.max_event_bytes)
     if not sample.events:
@@ -216,7 +241,7 @@ def simulate(
     counted_from = sample.start_ms + warmup
     if counted_from > sample.end_ms:
         raise SimulationError("the warm-up covers the whole sample: nothing would be counted")
-    batches = [sample.events[i : i + batch_size] for i in range(0, len(sample.events), batch_size)]
+    batches = batches_of(sample.events, batch_size, batch_span_ms)
     with tqdm(
         total=2 * len(batches), desc="simulating", unit="batch", disable=not progress, leave=False
     ) as bar:
@@ -226,7 +251,10 @@ def simulate(
         ]
     counted = [[d for d in run if d.decided_at >= counted_from] for run in runs]
     counted_events = [e for e, _ in sample.events if e.ts_ms >= counted_from]
-    n_users = len({e.user_id for e in counted_events})
+    # the users active in the counted period: an event, or a decision (a cart timer set in
+    # the warm-up may fire after it)
+    active = {e.user_id for e in counted_events} | {d.user_id for run in counted for d in run}
+    n_users = len(active)
     days = days_of(sample.end_ms - counted_from)
     if rates is None:
         rates = acceptance_rates(feedback_of(e for e, _ in sample.events))

@@ -5,8 +5,9 @@ docs/contracts.md), parsed into :class:`Decision`. Definitions (docs/simulation.
 
 - *messages*: decisions that sent something (``sent``), per channel; *per day*: divided by the
   counted span in days, at least one day (a sample shorter than a day gives plain counts).
-- *users reached*: sampled users with at least one message / sampled users with an event in
-  the counted period.
+- *users reached*: sampled users with at least one message / sampled users active in the
+  counted period (an event, or a decision in either run: a cart timer may fire after the
+  warm-up for a cart filled during it).
 - *suppressions by reason*: decisions not sent, by their ``reason``.
 - *cap hits*: decisions where a cap rejected at least one candidate (``rejected["cap"] > 0``),
   and *cap suppressions*: decisions not sent with reason ``cap``.

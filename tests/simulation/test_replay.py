@@ -135,3 +135,10 @@ def test_the_simulator_takes_no_redis_or_kafka_and_publishes_nothing() -> None:
 def test_no_events_is_a_clear_error() -> None:
     with pytest.raises(SimulationError, match="no events"):
         simulate([b"not json"], ITEMS, OFFERS, BASE, BASE)
+
+
+def test_a_batch_ends_at_its_size_or_when_event_time_moves_past_its_span() -> None:
+    raw = [event(n, type="view", item_id="i0") for n in (0, 0, 0, 1, 7)]
+    events = [(replay.decode_event(r), r) for r in raw]
+    sizes = [len(b) for b in replay.batches_of(events, size=2, span_ms=10 * MINUTE)]
+    assert sizes == [2, 2, 1]
