@@ -60,6 +60,7 @@ def test_a_bad_policy_file_is_a_clear_error_naming_the_file(
         (("--weight", "w_cooccurrence=-1"), "--weight"),
         (("--weight", "w_value=0.3", "--hours", "4"), "--hours needs --from-topic"),
         (("--weight", "w_value=0.3", "--users", "0"), "at least 1"),
+        (("--weight", "w_value=0.3", "--from-topic"), "--from-topic needs --hours"),
     ],
 )
 def test_bad_options_are_refused_with_the_reason(
@@ -83,3 +84,14 @@ def test_a_run_on_files_prints_the_table_and_writes_the_json(
     assert report["current"]["messages_by_channel"] == {"push": 1}  # default: 1 an hour too
     assert report["candidate"]["cap_suppressions"] == 4
     assert report["difference"]["messages"] == 0
+
+
+def test_a_bad_catalogue_line_is_named_by_file_and_line(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "offers.jsonl"
+    bad.write_text(files["offers"].read_text() + '\n{"offer_id": "o1"}\n')
+    code, _, err = run(capsys, "--events", files["events"], "--offers", bad,
+                       "--weight", "w_value=0.3")  # fmt: skip
+    assert code == 2
+    assert f"{bad}:3: " in err, err
