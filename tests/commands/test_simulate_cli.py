@@ -71,14 +71,15 @@ def test_bad_options_are_refused_with_the_reason(
     assert message in err, err
 
 
-def test_a_run_on_files_prints_the_table_and_writes_the_json(
+def test_a_run_on_files_prints_the_table_and_writes_the_json_and_the_plot(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out_json = tmp_path / "sim.json"
+    out_json, out_png = tmp_path / "sim.json", tmp_path / "sim.png"
     code, out, _ = run(capsys, "--events", files["events"], "--offers", files["offers"],
                        "--consent", files["consent"], "--policy", files["tight"],
-                       "--warmup-hours", "0", "--json", out_json)  # fmt: skip
+                       "--warmup-hours", "0", "--json", out_json, "--plot", out_png)  # fmt: skip
     assert code == 0
+    assert out_png.read_bytes().startswith(b"\x89PNG")
     assert "push per day" in out and "tight" in out
     report = json.loads(out_json.read_text())
     assert report["current"]["messages_by_channel"] == {"push": 1}  # default: 1 an hour too

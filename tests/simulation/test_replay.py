@@ -94,6 +94,9 @@ def test_the_most_changed_user_shows_both_decisions_of_the_first_trigger_that_di
     assert first.candidate is not None and first.candidate.reason == "cap"
     assert first.trigger == ("u1-e2", "decision_request")
     assert [c.user_id for c in report.changes] == ["u1", "u2"]
+    written = json.loads(json.dumps(report.to_dict()))
+    assert written["changed_users"][0]["candidate"]["reason"] == "cap"
+    assert "u1: 2 triggers differ" in report.render()
 
 
 def test_the_warm_up_is_replayed_but_not_counted() -> None:
