@@ -29,7 +29,9 @@ def test_the_top_help_names_every_command_with_examples_and_no_code_notes() -> N
         assert f"    {name} " in text, name
 
 
-@pytest.mark.parametrize("name", ["stack", "worker", "produce", "catalog", "tail", "demo", "bench"])
+@pytest.mark.parametrize(
+    "name", ["stack", "worker", "produce", "catalog", "tail", "demo", "bench", "simulate"]
+)
 def test_each_main_command_says_what_it_does_and_shows_an_example(name: str) -> None:
     text = sub_parsers(build_parser())[name].format_help()
     assert not [w for w in CODE_WORDS if w in text], text
