@@ -177,7 +177,9 @@ class Settings(BaseSettings):
         default=40, ge=1, description="Lookups an API client may make at once (its burst)."
     )
     console_port: int = Field(default=6069, description="HTTP port of `nbo console`.")
-    console_host: str = Field(default="127.0.0.1", description="HTTP bind address of `nbo console`.")
+    console_host: str = Field(
+        default="127.0.0.1", description="HTTP bind address of `nbo console`."
+    )
     console_secret: SecretStr | None = Field(
         default=None,
         description="Key that signs `nbo console`'s session cookies (HMAC-SHA256); unset: a "
@@ -197,7 +199,7 @@ class Settings(BaseSettings):
     console_metrics_urls: list[str] = Field(
         default_factory=list,
         description="The workers' /metrics endpoints the console reads, as JSON "
-        '(NBO_CONSOLE_METRICS_URLS=\'["http://w1:6066/metrics", ...]\'); empty: the local '
+        "(NBO_CONSOLE_METRICS_URLS='[\"http://w1:6066/metrics\", ...]'); empty: the local "
         "worker's, on NBO_WEB_HOST:NBO_WEB_PORT.",
     )
 
