@@ -46,6 +46,7 @@ SECURITY_HEADERS = {
 PAGES = (("lift", "Lift"), ("policy", "Policy"))
 """The navigation, in order (Overview, Offers, Person and Simulate come later)."""
 MAX_TOKEN_CHARS = 512
+LOGIN = "console:/login"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CLIENT = web.RequestKey("client", str)
@@ -112,8 +113,11 @@ class Console:
         return self._answered(request, response)
 
     def _answered(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-        """Log and count the answer (not the health checks), add the security headers."""
-        if request.path != "/healthz":
+        """Log and count the answer (not the health checks; a login attempt is, by
+        :meth:`login`), add the security headers."""
+        if request.path != "/healthz" and not (
+            request.path == "/login" and request.method == "POST"
+        ):
             client = request.get(CLIENT, ANONYMOUS)
             page = f"console:{request.path}"
             self.access.record(Answer(response.status, client), page, response.status)
@@ -127,7 +131,8 @@ class Console:
     async def login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         token = str(form.get("token", "")).strip()[:MAX_TOKEN_CHARS]
-        answer = self.access.check(f"Bearer {token}" if token else None, Scope.CONSOLE, "login")
+        header = f"Bearer {token}" if token else None
+        answer = self.access.check(header, Scope.CONSOLE, LOGIN)  # logs a refusal itself
         request[CLIENT] = answer.client
         if answer.status == 403:
             return self.render("forbidden.html", status=403, refused=answer.client)
@@ -135,6 +140,7 @@ class Console:
             return self.render("login.html", status=answer.status, error=answer.error)
         expires = int(self.clock()) + self.session_s
         response = redirect("/")
+        self.access.record(answer, LOGIN, response.status)
         response.set_cookie(
             COOKIE_NAME,
             sign(self.key, Session(answer.client, expires)),

@@ -164,7 +164,10 @@ async def test_login_and_health_are_open_and_pages_are_logged_without_the_token(
         await login(setup.client, CONSOLE_TOKEN)
         await setup.client.get("/lift")
     lines = [r.getMessage() for r in caplog.records if r.name == "nbo.access"]
-    assert "client=ops endpoint=console:/lift status=200" in lines
+    assert lines == [
+        "client=ops endpoint=console:/login status=303",
+        "client=ops endpoint=console:/lift status=200",
+    ]
     assert not [line for line in lines if CONSOLE_TOKEN in line]
 
 
