@@ -31,6 +31,7 @@ from app.console.pages import policy_sections
 from app.console.session import COOKIE_NAME, Session, new_key, sign, verify
 from app.console.sources import LiftSource, PolicySource
 from app.core.access import Scope
+from app.policy.config import PolicyError
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,12 @@ class Console:
         return redirect("/lift")
 
     async def policy_page(self, request: web.Request) -> web.Response:
-        view = self.policy.policy_view()
+        try:
+            view = self.policy.policy_view()
+        except PolicyError as exc:  # a broken file: the workers would refuse to start on it
+            return self.render(
+                "policy_error.html", status=500, current="policy", client=request[CLIENT], error=exc
+            )
         return self.render(
             "policy.html",
             current="policy",

@@ -18,7 +18,7 @@ from app.console.lift import ChannelCounts, GroupCounts
 from app.console.session import COOKIE_NAME
 from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource, PolicyView
 from app.core.access import ApiClient, Scope, client_lines, token_hash
-from app.policy.config import default_policy
+from app.policy.config import PolicyError, default_policy
 
 pytestmark = pytest.mark.unit
 
@@ -184,3 +184,16 @@ async def test_pages_carry_a_self_only_content_security_policy(setup: Setup) -> 
         response = await setup.client.get(page)
         assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
         assert "http" not in (await response.text()).split("</head>")[0]  # no external asset
+
+
+class BrokenPolicy:
+    def policy_view(self) -> PolicyView:
+        raise PolicyError("policy.toml: invalid TOML: expected '=' (line 3)")
+
+
+async def test_an_unreadable_policy_file_is_named_on_the_page(setup: Setup) -> None:
+    setup.console.policy = BrokenPolicy()
+    await login(setup.client, CONSOLE_TOKEN)
+    response = await setup.client.get("/policy")
+    assert response.status == 500
+    assert "policy.toml: invalid TOML" in await response.text()
