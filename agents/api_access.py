@@ -122,6 +122,15 @@ class ApiAccess:
         self.record(answer, endpoint)
         return answer
 
+    def scopes_of(self, name: str) -> frozenset[Scope]:
+        """The scopes client ``name`` holds in the tokens file now (empty: not listed, or the
+        file is unusable); lets a session opened with a token end when it is revoked."""
+        self._reload()
+        for client in self._clients.values():
+            if client.name == name:
+                return client.scopes
+        return frozenset()
+
     def record(self, answer: Answer, endpoint: str, status: int | None = None) -> None:
         """Log and count one answer (``status``: the final one, when the request was served)."""
         code = status if status is not None else answer.status

@@ -78,7 +78,41 @@ def add_api_command(sub: Any) -> None:
     api.set_defaults(handler=_api)
 
 
-EXTENSIONS = (add_worker_command, add_api_command)
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+    import logging.config
+
+    from agents.console.app import run_console
+    from app.logs import logging_config
+
+    config = logging_config(settings.log_format, args.loglevel.upper())
+    if config is not None:
+        logging.config.dictConfig(config)
+    else:
+        logging.getLogger().setLevel(args.loglevel.upper())
+    run_console(settings)
+    return 0
+
+
+def add_console_command(sub: Any) -> None:
+    """``nbo console``."""
+    console = cli.add_command(
+        sub,
+        "console",
+        "serve the read-only operator web console",
+        "Serve the operator console on NBO_CONSOLE_PORT: log in once with a token of scope"
+        "\nconsole (nbo token create NAME --scopes console); pages so far: Lift (holdout"
+        "\nagainst personalised, from the workers' metrics) and Policy (the policy in force"
+        "\nand the score weights). It reads and never writes user data.",
+        "NBO_API_TOKENS_FILE=tokens nbo console",
+    )
+    console.add_argument(
+        "--loglevel", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    console.set_defaults(handler=_console)
+
+
+EXTENSIONS = (add_worker_command, add_api_command, add_console_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

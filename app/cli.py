@@ -566,7 +566,8 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
         "Create, list and revoke the clients that may read /users/... on the workers. The"
         "\nfile (NBO_API_TOKENS_FILE, or --file) keeps each token's SHA-256, never the token:"
         "\n'create' prints the new token once, alone on its last line. Workers reread the"
-        "\nfile within a second of a change. Scopes: offers:read, profile:read, decisions:read.",
+        "\nfile within a second of a change. Scopes: offers:read, profile:read, decisions:read,"
+        "\nconsole (the web console, nbo console).",
         "nbo token create push-service --scopes offers:read",
     )
     token.add_argument("--file", type=Path, help="the tokens file (default NBO_API_TOKENS_FILE)")

@@ -176,6 +176,32 @@ class Settings(BaseSettings):
     api_burst: int = Field(
         default=40, ge=1, description="Lookups an API client may make at once (its burst)."
     )
+    console_port: int = Field(default=6069, description="HTTP port of `nbo console`.")
+    console_host: str = Field(
+        default="127.0.0.1", description="HTTP bind address of `nbo console`."
+    )
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs `nbo console`'s session cookies (HMAC-SHA256); unset: a "
+        "random key per process (sessions end when it restarts; replicas need one shared key).",
+    )
+    console_session_s: int = Field(
+        default=8 * 3600,
+        ge=60,
+        le=7 * 86400,
+        description="How long a console session lasts after login, seconds.",
+    )
+    console_secure_cookie: bool = Field(
+        default=False,
+        description="Mark the console's session cookie Secure (set it when the console is "
+        "served over HTTPS, e.g. behind a TLS proxy).",
+    )
+    console_metrics_urls: list[str] = Field(
+        default_factory=list,
+        description="The workers' /metrics endpoints the console reads, as JSON "
+        "(NBO_CONSOLE_METRICS_URLS='[\"http://w1:6066/metrics\", ...]'); empty: the local "
+        "worker's, on NBO_WEB_HOST:NBO_WEB_PORT.",
+    )
 
     # --- model -------------------------------------------------------------------------------
     vector_dim: int = Field(

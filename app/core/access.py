@@ -31,6 +31,9 @@ class Scope(StrEnum):
     """A person's preference profile (``/users/{id}/profile``)."""
     DECISIONS = "decisions:read"
     """A person's decision trail (``/users/{id}/decisions``): why this, or nothing."""
+    CONSOLE = "console"
+    """The operator web console (``nbo console``): aggregate figures and the policy in force;
+    its person page also needs :attr:`DECISIONS`."""
 
 
 TOKEN_PREFIX = "nbo_"

@@ -1,0 +1,1 @@
+"""``nbo console``: the read-only operator web console (see docs/console.md)."""

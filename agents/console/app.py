@@ -1,0 +1,260 @@
+"""The console's aiohttp application: login with a bearer token, a signed session cookie,
+server-rendered pages (jinja2 templates in ``templates/``, one stylesheet in ``static/``;
+nothing is loaded from another origin).
+
+Access: ``/login``, ``/healthz`` and ``/static/console.css`` are open; every other path
+needs a live session (:mod:`app.console.session`) of a client that still holds the
+``console`` scope in the tokens file, else a 303 to ``/login`` whose body says nothing of the
+page. Each answer is logged on ``nbo.access`` (client, page, status; never the token) by
+:meth:`agents.api_access.ApiAccess.record`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from agents.api_access import ANONYMOUS, Answer, ApiAccess
+from agents.console.sources import MetricsLiftSource, SettingsPolicySource, metrics_urls
+from app.console.lift import lift_table
+from app.console.pages import policy_sections
+from app.console.session import COOKIE_NAME, Session, new_key, sign, verify
+from app.console.sources import LiftSource, PolicySource
+from app.core.access import Scope
+from app.policy.config import PolicyError
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+OPEN_PATHS = frozenset({"/login", "/healthz", "/static/console.css"})
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+PAGES = (("lift", "Lift"), ("policy", "Policy"))
+"""The navigation, in order (Overview, Offers, Person and Simulate come later)."""
+MAX_TOKEN_CHARS = 512
+LOGIN = "console:/login"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLIENT = web.RequestKey("client", str)
+"""The API client of the request's session (or of the login attempt)."""
+
+
+def redirect(location: str) -> web.Response:
+    """A 303 to ``location`` (a body that says nothing)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def templates() -> jinja2.Environment:
+    """The console's templates (HTML autoescaped)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+@dataclass
+class Console:
+    """The console's parts: token access, session key, page sources."""
+
+    access: ApiAccess
+    key: bytes
+    session_s: int
+    secure_cookie: bool
+    policy: PolicySource
+    lift: LiftSource
+    clock: Callable[[], float] = time.time
+    env: jinja2.Environment = field(default_factory=templates)
+    _ended: dict[str, int] = field(default_factory=dict)
+    """Cookie values logged out before their expiry (pruned once expired)."""
+
+    def render(self, name: str, status: int = 200, **context: Any) -> web.Response:
+        body = self.env.get_template(name).render(pages=PAGES, **context)
+        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+    def session(self, request: web.Request) -> Session | None:
+        """The request's live session, if any."""
+        value = request.cookies.get(COOKIE_NAME)
+        now = self.clock()
+        session = verify(self.key, value, now)
+        if session is None or value in self._ended:
+            return None
+        if Scope.CONSOLE not in self.access.scopes_of(session.client):
+            return None  # revoked, or the scope was taken away
+        return session
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        page = request.path
+        if page not in OPEN_PATHS:
+            session = self.session(request)
+            if session is None:
+                return self._answered(request, redirect("/login"))
+            request[CLIENT] = session.client
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self._answered(request, exc)
+            raise
+        return self._answered(request, response)
+
+    def _answered(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """Log and count the answer (not the health checks; a login attempt is, by
+        :meth:`login`), add the security headers."""
+        if request.path != "/healthz" and not (
+            request.path == "/login" and request.method == "POST"
+        ):
+            client = request.get(CLIENT, ANONYMOUS)
+            page = f"console:{request.path}"
+            self.access.record(Answer(response.status, client), page, response.status)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    # --- open ----------------------------------------------------------------------------------
+    async def login_form(self, request: web.Request) -> web.Response:
+        return self.render("login.html", error=None)
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        token = str(form.get("token", "")).strip()[:MAX_TOKEN_CHARS]
+        header = f"Bearer {token}" if token else None
+        answer = self.access.check(header, Scope.CONSOLE, LOGIN)  # logs a refusal itself
+        request[CLIENT] = answer.client
+        if answer.status == 403:
+            return self.render("forbidden.html", status=403, refused=answer.client)
+        if answer.status != 200:
+            return self.render("login.html", status=answer.status, error=answer.error)
+        expires = int(self.clock()) + self.session_s
+        response = redirect("/")
+        self.access.record(answer, LOGIN, response.status)
+        response.set_cookie(
+            COOKIE_NAME,
+            sign(self.key, Session(answer.client, expires)),
+            max_age=self.session_s,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure_cookie,
+        )
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def stylesheet(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(HERE / "static" / "console.css")
+
+    # --- behind the session ----------------------------------------------------------------
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        value = request.cookies.get(COOKIE_NAME)
+        session = verify(self.key, value, self.clock())
+        now = self.clock()
+        self._ended = {v: e for v, e in self._ended.items() if e > now}
+        if value is not None and session is not None:
+            self._ended[value] = session.expires_s
+        response = redirect("/login")
+        response.del_cookie(COOKIE_NAME, path="/")
+        return response
+
+    async def home(self, request: web.Request) -> web.Response:
+        return redirect("/lift")
+
+    async def policy_page(self, request: web.Request) -> web.Response:
+        try:
+            view = self.policy.policy_view()
+        except PolicyError as exc:  # a broken file: the workers would refuse to start on it
+            return self.render(
+                "policy_error.html", status=500, current="policy", client=request[CLIENT], error=exc
+            )
+        return self.render(
+            "policy.html",
+            current="policy",
+            client=request[CLIENT],
+            view=view,
+            sections=policy_sections(view.policy),
+        )
+
+    async def lift_page(self, request: web.Request) -> web.Response:
+        counts = await self.lift.lift_counts()
+        return self.render(
+            "lift.html",
+            current="lift",
+            client=request[CLIENT],
+            counts=counts,
+            rows=lift_table(counts.channels, counts.days_observed),
+        )
+
+    def application(self) -> web.Application:
+        """The routes (no I/O until served)."""
+        app = web.Application(middlewares=[self.guard])
+        app.router.add_get("/login", self.login_form)
+        app.router.add_post("/login", self.login)
+        app.router.add_post("/logout", self.logout)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/static/console.css", self.stylesheet)
+        app.router.add_get("/", self.home)
+        app.router.add_get("/policy", self.policy_page)
+        app.router.add_get("/lift", self.lift_page)
+        return app
+
+
+def build_console(settings: Settings) -> tuple[Console, MetricsLiftSource]:
+    """The console of ``settings`` (no network until served)."""
+    secret = settings.console_secret
+    key = secret.get_secret_value().encode("utf-8") if secret is not None else new_key()
+    access = ApiAccess(
+        settings.api_tokens_file, settings.api_rate_per_s, settings.api_burst, CollectorRegistry()
+    )
+    lift = MetricsLiftSource(metrics_urls(settings))
+    console = Console(
+        access,
+        key,
+        settings.console_session_s,
+        settings.console_secure_cookie,
+        SettingsPolicySource(settings),
+        lift,
+    )
+    return console, lift
+
+
+async def serve(settings: Settings) -> None:
+    """Serve the console on ``NBO_CONSOLE_HOST:NBO_CONSOLE_PORT`` until SIGTERM or SIGINT."""
+    console, lift = build_console(settings)
+    runner = web.AppRunner(console.application(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.console_host, settings.console_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await site.start()
+        log.info(
+            "console on http://%s:%d/ (log in with a token of scope console)",
+            settings.console_host,
+            settings.console_port,
+        )
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await lift.close()
+
+
+def run_console(settings: Settings) -> None:
+    """Run ``nbo console`` in this process."""
+    asyncio.run(serve(settings))

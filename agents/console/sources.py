@@ -1,0 +1,81 @@
+"""Production implementations of the console's ports (:mod:`app.console.sources`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from app.console.sources import LiftCounts, PolicyView, WorkerCounts, combine, worker_counts
+from app.core.scoring import ScoringConfig
+from app.policy.config import default_policy, load_policy
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCRAPE_TIMEOUT_S = 2.0
+"""How long the console waits for one worker's /metrics."""
+
+
+@dataclass
+class SettingsPolicySource:
+    """The policy file the workers load (``NBO_POLICY_PATH``, else the shipped default),
+    read again on each view so the page shows the file as it is now, and the score weights
+    of the settings (``NBO_W_*``)."""
+
+    settings: Settings
+
+    def policy_view(self) -> PolicyView:
+        path = self.settings.policy_path
+        policy = load_policy(path) if path else default_policy()
+        weights = {
+            name: float(getattr(self.settings, name)) for name in ScoringConfig.weight_names()
+        }
+        return PolicyView(policy, str(path) if path else "shipped default policy", weights)
+
+
+def metrics_urls(settings: Settings) -> list[str]:
+    """``NBO_CONSOLE_METRICS_URLS``, or the local worker's /metrics when it is empty."""
+    if settings.console_metrics_urls:
+        return list(settings.console_metrics_urls)
+    return [f"http://{settings.web_host}:{settings.web_port}/metrics"]
+
+
+@dataclass
+class MetricsLiftSource:
+    """The holdout counters of every worker's /metrics, summed (see
+    :mod:`app.console.sources` for why this source)."""
+
+    urls: Sequence[str]
+    clock: Callable[[], float] = time.time
+    _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    async def _one(self, session: aiohttp.ClientSession, url: str) -> WorkerCounts | None:
+        try:
+            async with session.get(url) as response:
+                response.raise_for_status()
+                return worker_counts(await response.text())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("console: cannot read %s: %s", url, exc)
+            return None
+
+    async def lift_counts(self) -> LiftCounts:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        answers = await asyncio.gather(*(self._one(self._session, u) for u in self.urls))
+        got = [a for a in answers if a is not None]
+        read = tuple(u for u, a in zip(self.urls, answers, strict=True) if a is not None)
+        failed = tuple(u for u, a in zip(self.urls, answers, strict=True) if a is None)
+        if not got:
+            return LiftCounts((), 0.0, read, failed)
+        channel, days = combine(got, self.clock())
+        return LiftCounts((channel,), days, read, failed)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

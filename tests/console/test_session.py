@@ -1,0 +1,26 @@
+"""The console's signed session cookie."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.console.session import Session, sign, verify
+
+pytestmark = pytest.mark.unit
+
+KEY = b"k" * 32
+
+
+def test_a_signed_session_verifies_until_it_expires() -> None:
+    value = sign(KEY, Session("ops.team-1", 1_000))
+    assert verify(KEY, value, 999.0) == Session("ops.team-1", 1_000)
+    assert verify(KEY, value, 1_000.0) is None
+
+
+def test_another_key_a_changed_name_or_expiry_and_garbage_are_no_session() -> None:
+    value = sign(KEY, Session("ops", 1_000))
+    assert verify(b"x" * 32, value, 0.0) is None
+    assert verify(KEY, value.replace("ops", "opz", 1), 0.0) is None
+    assert verify(KEY, value.replace("1000", "9000", 1), 0.0) is None
+    for garbage in (None, "", "ops", "ops.1000", "a" * 300):
+        assert verify(KEY, garbage, 0.0) is None
