@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 
 COOKIE_NAME = "nbo_console"
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")  # \Z: no newline before the end
 KEY_BYTES = 32
 
 

@@ -24,3 +24,13 @@ def test_another_key_a_changed_name_or_expiry_and_garbage_are_no_session() -> No
     assert verify(KEY, value.replace("1000", "9000", 1), 0.0) is None
     for garbage in (None, "", "ops", "ops.1000", "a" * 300):
         assert verify(KEY, garbage, 0.0) is None
+
+
+def test_a_client_name_with_a_trailing_newline_is_neither_signed_nor_accepted() -> None:
+    from app.console.session import _signature
+
+    with pytest.raises(ValueError):
+        sign(KEY, Session("ops\n", 1_000))
+    payload = "ops\n.1000"
+    forged = f"{payload}.{_signature(KEY, payload)}"  # validly signed, a name with a newline
+    assert verify(KEY, forged, 0.0) is None
