@@ -44,18 +44,24 @@ def add_worker_command(sub: Any) -> None:
     worker.set_defaults(handler=_worker)
 
 
-def _api(args: argparse.Namespace, settings: Settings) -> int:
+def _configure_logging(settings: Settings, level: str) -> None:
+    """The process's logging for a server command (``nbo api``, ``nbo console``)."""
     import logging
     import logging.config
 
-    from agents.api import run_api
     from app.logs import logging_config
 
-    config = logging_config(settings.log_format, args.loglevel.upper())
+    config = logging_config(settings.log_format, level.upper())
     if config is not None:
         logging.config.dictConfig(config)
     else:
-        logging.getLogger().setLevel(args.loglevel.upper())
+        logging.getLogger().setLevel(level.upper())
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.api import run_api
+
+    _configure_logging(settings, args.loglevel)
     run_api(settings)
     return 0
 
@@ -79,17 +85,9 @@ def add_api_command(sub: Any) -> None:
 
 
 def _console(args: argparse.Namespace, settings: Settings) -> int:
-    import logging
-    import logging.config
-
     from agents.console.app import run_console
-    from app.logs import logging_config
 
-    config = logging_config(settings.log_format, args.loglevel.upper())
-    if config is not None:
-        logging.config.dictConfig(config)
-    else:
-        logging.getLogger().setLevel(args.loglevel.upper())
+    _configure_logging(settings, args.loglevel)
     run_console(settings)
     return 0
 

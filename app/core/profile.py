@@ -249,48 +249,17 @@ def apply_batch(
     """
     prepared = [_fresh(update, cfg) for update in updates]
     changed = [f for f in prepared if f.events]
-    half_life = float(cfg.half_life_ms)
-    vectors: dict[int, npt.NDArray[np.float32]] = {}  # id of a user's _Fresh -> new vector
-    refs: dict[int, int] = {}  # ... -> new t_ref_ms
-    if changed:
-        t_ref = np.array([f.base.t_ref_ms for f in changed], dtype=np.float64)
-        latest = np.array([max(ev.ts_ms for ev in f.events) for f in changed], np.float64)
-        new_user = np.array([f.base.n_events == 0 for f in changed])
-        t_new = np.where(new_user, latest, np.maximum(t_ref, latest))
-        base = np.stack([f.base.vec for f in changed]).astype(np.float64)
-        vecs = base * (2.0 ** (-(t_new - t_ref) / half_life))[:, None]
-        owners: list[int] = []
-        times: list[int] = []
-        weights: list[float] = []
-        xs: list[npt.NDArray[np.float32]] = []
-        for u, f in enumerate(changed):
-            for ev in f.events:
-                if ev.vector is not None:
-                    owners.append(u)
-                    times.append(ev.ts_ms)
-                    weights.append(ev.weight)
-                    xs.append(ev.vector)
-        if xs:
-            owner = np.array(owners, dtype=np.int64)
-            coeffs = np.array(weights) * 2.0 ** (
-                -(t_new[owner] - np.array(times, dtype=np.float64)) / half_life
-            )
-            terms = np.stack(xs).astype(np.float64) * coeffs[:, None]
-            starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-            vecs[owner[starts]] += np.add.reduceat(terms, starts, axis=0)
-        out = vecs.astype(np.float32)
-        t_refs = t_new.astype(np.int64).tolist()
-        vectors = {id(f): out[u] for u, f in enumerate(changed)}
-        refs = {id(f): t_refs[u] for u, f in enumerate(changed)}
+    # the changed users' new vectors and reference times, in the order of ``prepared``
+    updated = iter(_decayed_sums(changed, float(cfg.half_life_ms)))
     results: list[ApplyResult] = []
     for f in prepared:
         applied = len(f.events)
         if applied == 0:
             results.append(ApplyResult(f.base, 0, f.duplicates, 0, False, offsets_reset=f.reset))
             continue
-        ref = refs[id(f)]
+        vec, ref = next(updated)
         new = Profile(
-            vec=vectors[id(f)],
+            vec=vec,
             t_ref_ms=ref,
             n_events=f.base.n_events + applied,
             updated_at_ms=now_ms if now_ms is not None else ref,
@@ -310,3 +279,37 @@ def apply_batch(
             )
         )
     return results
+
+
+def _decayed_sums(
+    changed: Sequence[_Fresh], half_life: float
+) -> list[tuple[npt.NDArray[np.float32], int]]:
+    """Each user's new vector and reference time (see :func:`apply_batch`), one numpy pass."""
+    if not changed:
+        return []
+    t_ref = np.array([f.base.t_ref_ms for f in changed], dtype=np.float64)
+    latest = np.array([max(ev.ts_ms for ev in f.events) for f in changed], np.float64)
+    new_user = np.array([f.base.n_events == 0 for f in changed])
+    t_new = np.where(new_user, latest, np.maximum(t_ref, latest))
+    base = np.stack([f.base.vec for f in changed]).astype(np.float64)
+    vecs = base * (2.0 ** (-(t_new - t_ref) / half_life))[:, None]
+    owners: list[int] = []
+    times: list[int] = []
+    weights: list[float] = []
+    xs: list[npt.NDArray[np.float32]] = []
+    for u, f in enumerate(changed):
+        for ev in f.events:
+            if ev.vector is not None:
+                owners.append(u)
+                times.append(ev.ts_ms)
+                weights.append(ev.weight)
+                xs.append(ev.vector)
+    if xs:
+        owner = np.array(owners, dtype=np.int64)
+        coeffs = np.array(weights) * 2.0 ** (
+            -(t_new[owner] - np.array(times, dtype=np.float64)) / half_life
+        )
+        terms = np.stack(xs).astype(np.float64) * coeffs[:, None]
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        vecs[owner[starts]] += np.add.reduceat(terms, starts, axis=0)
+    return list(zip(vecs.astype(np.float32), t_new.astype(np.int64).tolist(), strict=True))

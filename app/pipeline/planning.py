@@ -222,17 +222,18 @@ class Planner:
                     results.append(apply_batch([update], self._cfg.profile, now_ms=now)[0])
                 except Exception as exc:
                     results.append(exc)
-        done = dict(zip(map(id, pending), results, strict=True))
+        applied = iter(results)  # aligned with the _Pending items of ``out``, in order
         plans: list[Plan | Exception] = []
         for item in out:
             if not isinstance(item, _Pending):
                 plans.append(item)
                 continue
-            result = done[id(item)]
+            result = next(applied)
+            if isinstance(result, Exception):
+                plans.append(result)
+                continue
             try:
-                plans.append(
-                    result if isinstance(result, Exception) else self._finish(item, result)
-                )
+                plans.append(self._finish(item, result))
             except Exception as exc:
                 plans.append(exc)
         return plans

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from app.core.calibration import Calibration
-from app.core.catalog import Catalogue
-from app.core.catalog_records import Item, Offer
+from app.core.catalog_records import Offer
 from app.core.holdout import CONTROL, PERSONALISED
 from app.core.ranked import RankedOffers
 from app.pipeline.config import PipelineConfig
@@ -25,6 +24,7 @@ from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import NOON
 from tests.support.calibration import calibration_for
 from tests.support.pipeline import deterministic_config
+from tests.support.pipeline import genre_catalogue as catalogue
 from tests.support.recording import RecordingPublisher
 
 pytestmark = pytest.mark.unit
@@ -34,17 +34,6 @@ RISING = calibration_for(BASE, [(0.0, 0.0), (2.0, 0.5)])
 """Match = 25 x score: the offers below (score about 0.3 to 0.9) get 7 to 23 %."""
 FLAT_5 = calibration_for(BASE, [(0.0, 0.05), (2.0, 0.05)])
 """Every offer 5 %: too weak for push (10 %), enough for in_app and web (2 %)."""
-
-
-def catalogue(channels: tuple[str, ...]) -> Catalogue:
-    cat = Catalogue(dim=64)
-    for i, tags in enumerate([("sci-fi", "space"), ("romance", "drama"), ("action", "cars")]):
-        cat.upsert_item(Item(item_id=f"i{i}", tags=tags))
-        cat.upsert_offer(
-            Offer(offer_id=f"o{i}", title=f"Offer {i}", item_ids=(f"i{i}",), tags=tags,
-                  value=10.0, channels=channels)
-        )  # fmt: skip
-    return cat
 
 
 class Rig:

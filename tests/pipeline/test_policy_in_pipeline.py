@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from app.core.catalog import Catalogue
-from app.core.catalog_records import Item, Offer
 from app.pipeline.outbound import CHANNEL_HEADER
 from app.pipeline.processor import BatchProcessor
 from app.pipeline.records import InboundRecord
@@ -22,6 +21,7 @@ from app.ports import OutboundRecord, StoredUser
 from app.storage.memory_store import MemoryProfileStore
 from tests.policy.builders import HOUR, NOON, at
 from tests.support.pipeline import deterministic_config
+from tests.support.pipeline import genre_catalogue as catalogue
 from tests.support.recording import RecordingPublisher
 
 pytestmark = pytest.mark.unit
@@ -38,17 +38,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-def catalogue(channels: tuple[str, ...] = ("push", "email", "in_app")) -> Catalogue:
-    cat = Catalogue(dim=64)
-    for i, tags in enumerate([("sci-fi", "space"), ("romance", "drama"), ("action", "cars")]):
-        cat.upsert_item(Item(item_id=f"i{i}", tags=tags))
-        cat.upsert_offer(
-            Offer(offer_id=f"o{i}", title=f"Offer {i}", item_ids=(f"i{i}",), tags=tags,
-                  value=10.0, channels=channels)
-        )  # fmt: skip
-    return cat
 
 
 class Rig:
