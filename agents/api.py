@@ -40,7 +40,7 @@ from app.core.access import Scope
 from app.core.catalog import Catalogue
 from app.core.fields import USER_ID_PATTERN
 from app.core.messages import addressed
-from app.core.reasons import strongest_tags
+from app.core.reasons import PROFILE_TAGS, strongest_tags
 from app.settings import Settings
 from app.storage.redis_store import RedisProfileStore
 
@@ -77,7 +77,7 @@ class Lookups:
         profile = (await self.store.load([user_id]))[user_id].profile
         if profile is None:
             return web.json_response({"error": NO_DATA}, status=404)
-        tags = strongest_tags(profile.vec, self.catalogue, n=5)
+        tags = strongest_tags(profile.vec, self.catalogue, n=PROFILE_TAGS)
         return web.json_response(
             {
                 "user_id": user_id,

@@ -131,8 +131,15 @@ class ApiAccess:
                 return client.scopes
         return frozenset()
 
-    def record(self, answer: Answer, endpoint: str, status: int | None = None) -> None:
-        """Log and count one answer (``status``: the final one, when the request was served)."""
+    def record(
+        self, answer: Answer, endpoint: str, status: int | None = None, detail: str = ""
+    ) -> None:
+        """Log and count one answer (``status``: the final one, when the request was served;
+        ``detail``: more ``key=value`` words for the log line, e.g. the console's
+        ``person=<keyed hash>``; never counted, so never a label)."""
         code = status if status is not None else answer.status
         self.requests.labels(client=answer.client, endpoint=endpoint, status=str(code)).inc()
-        log.info("client=%s endpoint=%s status=%d", answer.client, endpoint, code)
+        if detail:
+            log.info("client=%s endpoint=%s status=%d %s", answer.client, endpoint, code, detail)
+        else:
+            log.info("client=%s endpoint=%s status=%d", answer.client, endpoint, code)

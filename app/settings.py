@@ -202,6 +202,19 @@ class Settings(BaseSettings):
         "(NBO_CONSOLE_METRICS_URLS='[\"http://w1:6066/metrics\", ...]'); empty: the local "
         "worker's, on NBO_WEB_HOST:NBO_WEB_PORT.",
     )
+    console_simulate_max_hours: float = Field(
+        default=168.0,
+        gt=0,
+        le=90 * 24,
+        description="The most hours of user-events the console's Simulate page may replay.",
+    )
+    console_simulate_max_events: int = Field(
+        default=50_000,
+        ge=1,
+        le=1_000_000,
+        description="The most events (the newest) the console's Simulate page replays; about "
+        "35 s of CPU per 50,000 events (docs/simulation.md).",
+    )
 
     # --- model -------------------------------------------------------------------------------
     vector_dim: int = Field(

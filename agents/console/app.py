@@ -25,14 +25,26 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from agents.api_access import ANONYMOUS, Answer, ApiAccess
+from agents.console.person import RedisPersonSource, person_page, redis_person_source
+from agents.console.simulate import (
+    Simulator,
+    TopicSimulationSource,
+    simulate_chart,
+    simulate_form,
+    simulate_post,
+)
 from agents.console.sources import MetricsLiftSource, SettingsPolicySource, metrics_urls
 from app.console.lift import lift_table
 from app.console.pages import policy_sections
+from app.console.person import PersonSource, StorePersonSource, utc_text
 from app.console.session import COOKIE_NAME, Session, new_key, sign, verify
+from app.console.simulate import MemorySimulationSource
 from app.console.sources import LiftSource, PolicySource
 from app.core.access import Scope
+from app.core.catalog import Catalogue
 from app.policy.config import PolicyError
-from app.settings import Settings
+from app.settings import Settings, pseudonym_secret
+from app.storage.memory_store import MemoryProfileStore
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +56,16 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-PAGES = (("lift", "Lift"), ("policy", "Policy"))
-"""The navigation, in order (Overview, Offers, Person and Simulate come later)."""
+PAGES = (("lift", "Lift"), ("policy", "Policy"), ("person", "Person"), ("simulate", "Simulate"))
+"""The navigation, in order (Overview and Offers come later)."""
 MAX_TOKEN_CHARS = 512
 LOGIN = "console:/login"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CLIENT = web.RequestKey("client", str)
 """The API client of the request's session (or of the login attempt)."""
+AUDIT = web.RequestKey("audit", str)
+"""More words for the request's access-log line (the Person page's ``person=<hash>``)."""
 
 
 def redirect(location: str) -> web.Response:
@@ -61,11 +75,13 @@ def redirect(location: str) -> web.Response:
 
 def templates() -> jinja2.Environment:
     """The console's templates (HTML autoescaped)."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["utc"] = utc_text
+    return env
 
 
 @dataclass
@@ -82,6 +98,14 @@ class Console:
     env: jinja2.Environment = field(default_factory=templates)
     _ended: dict[str, int] = field(default_factory=dict)
     """Cookie values logged out before their expiry (pruned once expired)."""
+    person: PersonSource = field(
+        default_factory=lambda: StorePersonSource(MemoryProfileStore(), Catalogue())
+    )
+    simulator: Simulator = field(
+        default_factory=lambda: Simulator(MemorySimulationSource((), (), ()))
+    )
+    audit_key: bytes | None = None
+    """Key of the audit log's hash of a looked-up user id (``None``: :attr:`key`)."""
 
     def render(self, name: str, status: int = 200, **context: Any) -> web.Response:
         body = self.env.get_template(name).render(pages=PAGES, **context)
@@ -121,9 +145,14 @@ class Console:
         ):
             client = request.get(CLIENT, ANONYMOUS)
             page = f"console:{request.path}"
-            self.access.record(Answer(response.status, client), page, response.status)
+            detail = request.get(AUDIT, "")
+            self.access.record(Answer(response.status, client), page, response.status, detail)
         response.headers.update(SECURITY_HEADERS)
         return response
+
+    def audit(self, request: web.Request, detail: str) -> None:
+        """Add ``detail`` to the request's access-log line."""
+        request[AUDIT] = detail
 
     # --- open ----------------------------------------------------------------------------------
     async def login_form(self, request: web.Request) -> web.Response:
@@ -199,6 +228,18 @@ class Console:
             rows=lift_table(counts.channels, counts.days_observed),
         )
 
+    async def person_page(self, request: web.Request) -> web.Response:
+        return await person_page(self, request, request[CLIENT])
+
+    async def simulate_form(self, request: web.Request) -> web.Response:
+        return await simulate_form(self, request, request[CLIENT])
+
+    async def simulate_post(self, request: web.Request) -> web.Response:
+        return await simulate_post(self, request, request[CLIENT])
+
+    async def simulate_chart(self, request: web.Request) -> web.Response:
+        return await simulate_chart(self, request, request[CLIENT])
+
     def application(self) -> web.Application:
         """The routes (no I/O until served)."""
         app = web.Application(middlewares=[self.guard])
@@ -210,6 +251,10 @@ class Console:
         app.router.add_get("/", self.home)
         app.router.add_get("/policy", self.policy_page)
         app.router.add_get("/lift", self.lift_page)
+        app.router.add_get("/person", self.person_page)
+        app.router.add_get("/simulate", self.simulate_form)
+        app.router.add_post("/simulate", self.simulate_post)
+        app.router.add_get("/simulate/chart/{chart}.png", self.simulate_chart)
         return app
 
 
@@ -228,6 +273,13 @@ def build_console(settings: Settings) -> tuple[Console, MetricsLiftSource]:
         settings.console_secure_cookie,
         SettingsPolicySource(settings),
         lift,
+        person=redis_person_source(settings),
+        simulator=Simulator(
+            TopicSimulationSource(settings),
+            settings.console_simulate_max_hours,
+            settings.console_simulate_max_events,
+        ),
+        audit_key=pseudonym_secret(settings) or key,
     )
     return console, lift
 
@@ -235,6 +287,10 @@ def build_console(settings: Settings) -> tuple[Console, MetricsLiftSource]:
 async def serve(settings: Settings) -> None:
     """Serve the console on ``NBO_CONSOLE_HOST:NBO_CONSOLE_PORT`` until SIGTERM or SIGINT."""
     console, lift = build_console(settings)
+    person = console.person
+    follow = None
+    if isinstance(person, RedisPersonSource):  # the catalogue, for the strongest tags
+        follow = asyncio.create_task(person.follow(), name="console-catalogue")
     runner = web.AppRunner(console.application(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.console_host, settings.console_port)
@@ -253,6 +309,10 @@ async def serve(settings: Settings) -> None:
     finally:
         await runner.cleanup()
         await lift.close()
+        if follow is not None:
+            follow.cancel()
+        if isinstance(person, RedisPersonSource):
+            await person.close()
 
 
 def run_console(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
 import json
 import math
 import time
@@ -59,6 +60,9 @@ class SimulateOptions:
     batch_size: int | None = None
     batch_span_ms: int = 60_000
     examples: int = 5
+    max_events: int | None = None
+    """With ``from_topic``: keep at most this many events of the topic, the newest by event
+    time (the console bounds its samples with it); ``None``: all of the last ``hours``."""
     json_path: Path | None = None
     plot: Path | None = None
     progress: bool = True
@@ -114,6 +118,8 @@ class Inputs:
     offers: dict[str, Offer] = field(default_factory=dict)
     consent: dict[str, ConsentRecord] = field(default_factory=dict)
     older: int = 0
+    beyond_max: int = 0
+    """Events of the last ``hours`` left out because ``max_events`` were newer."""
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -167,16 +173,27 @@ def _read_topics(settings: Settings, options: SimulateOptions, into: Inputs) -> 
     if catalogue_from_topics:
         topics += [settings.topic_item_catalog, settings.topic_offer_catalog]
 
+    newest: list[tuple[int, int, bytes]] = []  # a min-heap of (ts, order, value)
+    bound = options.max_events
+
+    def keep_event(value: bytes) -> None:
+        ts = _ts_ms(value) if cutoff is not None or bound is not None else 0
+        if cutoff is not None and ts < cutoff:
+            into.older += 1
+        elif bound is None:
+            into.events.append(value)
+        elif len(newest) < bound:
+            heapq.heappush(newest, (ts, len(newest) + into.beyond_max, value))
+        else:
+            heapq.heappushpop(newest, (ts, len(newest) + into.beyond_max, value))
+            into.beyond_max += 1
+
     def on_record(topic: str, key: bytes | None, value: bytes | None) -> None:
         name = key.decode("utf-8", "replace") if key else ""
         try:
             if topic == events_topic:
-                if value is None:
-                    return
-                if cutoff is not None and _ts_ms(value) < cutoff:
-                    into.older += 1
-                else:
-                    into.events.append(value)
+                if value is not None:
+                    keep_event(value)
             elif topic == settings.topic_user_consent:
                 if value is None:
                     into.consent.pop(name, None)
@@ -206,6 +223,7 @@ def _read_topics(settings: Settings, options: SimulateOptions, into: Inputs) -> 
             description="reading topics",
         )
     )
+    into.events.extend(value for _, _, value in sorted(newest))
 
 
 def _ts_ms(value: bytes) -> int:
@@ -241,10 +259,15 @@ def load_inputs(settings: Settings, options: SimulateOptions) -> Inputs:
     return got
 
 
-def run_simulate(settings: Settings, options: SimulateOptions) -> SimulationReport:
-    """Build both configurations, read the inputs, simulate, write ``--json``/``--plot``."""
+def run_simulate(
+    settings: Settings, options: SimulateOptions, candidate: PipelineConfig | None = None
+) -> SimulationReport:
+    """Build both configurations, read the inputs, simulate, write ``--json``/``--plot``.
+    ``candidate``: the candidate configuration already built (the console's form), instead
+    of the one of ``options.policy`` and ``options.weights``."""
     current = pipeline_config(settings)
-    candidate = candidate_config(current, options.policy, options.weights)
+    if candidate is None:
+        candidate = candidate_config(current, options.policy, options.weights)
     inputs = load_inputs(settings, options)
     report = simulate(
         inputs.events,
@@ -266,6 +289,11 @@ def run_simulate(settings: Settings, options: SimulateOptions) -> SimulationRepo
     )
     if inputs.older:
         report.notes.append(f"{inputs.older} events older than --hours left out")
+    if inputs.beyond_max:
+        report.notes.append(
+            f"{inputs.beyond_max} older events of the last hours left out (at most "
+            f"{options.max_events} are replayed)"
+        )
     if options.json_path is not None:
         options.json_path.parent.mkdir(parents=True, exist_ok=True)
         options.json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")

@@ -58,3 +58,25 @@ def verify(key: bytes, value: str | None, now_s: float) -> Session | None:
         return None
     session = Session(client, int(expires))
     return session if session.expires_s > now_s else None
+
+
+CSRF_FIELD = "csrf"
+"""The hidden form field that carries the CSRF token."""
+_CSRF_LABEL = "nbo-console:csrf:v1\x1f"
+
+
+def csrf_token(key: bytes, cookie_value: str) -> str:
+    """The CSRF token of a session: the HMAC-SHA256 of its cookie value with the console key
+    (a label keeps it apart from the cookie's own signature). A page of another site cannot
+    read the cookie, so it cannot compute the token; a token is good for one session only."""
+    message = (_CSRF_LABEL + cookie_value).encode("utf-8")
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def csrf_ok(key: bytes, cookie_value: str | None, token: str | None) -> bool:
+    """Whether ``token`` (a form's :data:`CSRF_FIELD`) belongs to the session of
+    ``cookie_value`` (both must be present; compared in constant time)."""
+    if not cookie_value or not token or len(token) > 128:
+        return False
+    return hmac.compare_digest(csrf_token(key, cookie_value).encode(), token.encode("utf-8"))

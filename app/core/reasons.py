@@ -21,6 +21,9 @@ without a positive part to name (formatted with the offer's title)."""
 REASON_CART = "Still thinking about {title}?"
 """Reason of an offer about an item left in the cart, when the cart timer fires (formatted
 with the item's title, or the offer's without one)."""
+PROFILE_TAGS = 5
+"""How many strongest tags a profile lookup shows (``/users/{id}/profile``, the console's
+Person page)."""
 REASON_POPULAR = "Popular right now"
 REASON_SIMILAR = "Similar to things you have shown interest in"
 

@@ -34,3 +34,18 @@ def test_a_client_name_with_a_trailing_newline_is_neither_signed_nor_accepted() 
     payload = "ops\n.1000"
     forged = f"{payload}.{_signature(KEY, payload)}"  # validly signed, a name with a newline
     assert verify(KEY, forged, 0.0) is None
+
+
+def test_a_csrf_token_is_good_for_its_own_session_only() -> None:
+    from app.console.session import csrf_ok, csrf_token
+
+    mine = sign(KEY, Session("ops", 1_000))
+    theirs = sign(KEY, Session("ops", 2_000))
+    token = csrf_token(KEY, mine)
+    assert csrf_ok(KEY, mine, token)
+    assert not csrf_ok(KEY, theirs, token)
+    assert not csrf_ok(b"x" * 32, mine, token)
+    assert token not in mine and mine not in token
+    for bad in (None, "", token[:-1], token + "A", "é" * 10, "a" * 500):
+        assert not csrf_ok(KEY, mine, bad)
+    assert not csrf_ok(KEY, None, token)
