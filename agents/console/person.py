@@ -112,7 +112,6 @@ async def person_page(console: Console, request: web.Request, client: str) -> we
     user = request.query.get("user")
     if user is None:
         return console.render("person.html", user="", view=None, error=None, **common)
-    user = user.strip()
     if not valid_user_id(user):
         console.audit(request, "person=-")
         error = f"not a user id (1 to {MAX_USER_ID_CHARS} characters of A-Z a-z 0-9 . _ : @ -)"

@@ -85,7 +85,7 @@ async def test_the_page_shows_what_the_store_holds_with_the_strongest_tags_first
     )
     assert view.consent.tz == "Europe/London" and not view.consent.objection
     caps = {(r.scope, r.window): r.sent for r in view.caps}
-    assert caps[("email", "1d")] == 2  # the shipped policy: at most 1 per 1h, 3 per 1d
+    assert caps[("email", "1d")] == 2  # the shipped policy: at most 1 per 1d, 3 per 1w
     assert view.contacts == (("email", 3, max(EMAIL_SENDS)),)
 
 

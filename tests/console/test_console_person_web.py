@@ -1,0 +1,166 @@
+"""The console's Person page on the in-memory twins: the extra scope, the audit log, and who
+exists is not told."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from agents.api_access import ApiAccess
+from agents.console.app import Console
+from app.console.person import StorePersonSource, audit_subject
+from app.console.sources import MemoryLiftSource, MemoryPolicySource, PolicyView
+from app.core.access import ApiClient, Scope, client_lines, token_hash
+from app.policy.config import default_policy
+from tests.console.person_data import NOW_MS, OFFER_REASON, USER, catalogue, store_with_alice
+
+pytestmark = pytest.mark.unit
+
+KEY = b"k" * 32
+AUDIT_KEY = b"a" * 32
+DECISIONS_TOKEN = "nbo_support-desk-token"
+CONSOLE_ONLY_TOKEN = "nbo_dashboard-viewer-token"
+
+
+@dataclass
+class Setup:
+    client: TestClient
+    tokens: Path
+    now: list[float]
+
+
+def write_tokens(path: Path, desk_scopes: frozenset[Scope]) -> None:
+    clients = [
+        ApiClient("desk", token_hash(DECISIONS_TOKEN), desk_scopes),
+        ApiClient("viewer", token_hash(CONSOLE_ONLY_TOKEN), frozenset({Scope.CONSOLE})),
+    ]
+    path.write_text("\n".join(client_lines(clients)) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    tokens = tmp_path / "tokens"
+    write_tokens(tokens, frozenset({Scope.CONSOLE, Scope.DECISIONS}))
+    now = [NOW_MS / 1000]
+    access = ApiAccess(tokens, 100.0, 100, CollectorRegistry(), clock=lambda: now[0])
+    policy = MemoryPolicySource(PolicyView(default_policy(), "test policy", {}))
+    cat = catalogue()
+    console = Console(
+        access,
+        KEY,
+        3600,
+        False,
+        policy,
+        MemoryLiftSource(),
+        clock=lambda: now[0],
+        person=StorePersonSource(await store_with_alice(cat), cat),
+        audit_key=AUDIT_KEY,
+    )
+    client = TestClient(TestServer(console.application()))
+    await client.start_server()
+    try:
+        yield Setup(client, tokens, now)
+    finally:
+        await client.close()
+
+
+async def log_in(client: TestClient, token: str) -> None:
+    response = await client.post("/login", data={"token": token}, allow_redirects=False)
+    assert response.status == 303
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "nbo.access"]
+
+
+async def test_a_lookup_shows_consent_tags_offers_trail_and_caps_and_is_audit_logged(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    await log_in(setup.client, DECISIONS_TOKEN)
+    with caplog.at_level(logging.INFO, logger="nbo.access"):
+        response = await setup.client.get("/person", params={"user": USER})
+    text = await response.text()
+    assert response.status == 200
+    assert OFFER_REASON in text and "sci-fi" in text
+    assert "Europe/London" in text and "app-settings" in text
+    assert "nothing sent</span>: cap" in text and "held back: o-weak (1.3 %)" in text
+    caps = re.search(r'<table id="caps">(.*?)</table>', text, re.S)
+    assert caps is not None
+    # the shipped policy caps email at 1 a day and 3 a week, and the three interruptive
+    # channels together at 5 a week: 2 emails today (reached), 3 this week (reached)
+    for scope, window, sent, cap in (("email", "1d", 2, 1), ("email", "1w", 3, 3),
+                                     ("all of email, push, sms", "1w", 3, 5)):  # fmt: skip
+        cells = f'<td>{scope}</td><td>{window}</td><td class="num">{sent}</td>'
+        cells += f'<td class="num">{cap}</td>'
+        assert cells in caps.group(1)
+    subject = audit_subject(AUDIT_KEY, USER)
+    assert f"client=desk endpoint=console:/person status=200 person={subject}" in access_lines(
+        caplog
+    )
+    assert not any(USER in line for line in access_lines(caplog))
+
+
+async def test_without_the_decisions_scope_the_page_is_403_and_reads_nothing(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    await log_in(setup.client, CONSOLE_ONLY_TOKEN)
+    with caplog.at_level(logging.INFO, logger="nbo.access"):
+        response = await setup.client.get("/person", params={"user": USER})
+    text = await response.text()
+    assert response.status == 403
+    assert "decisions:read" in text
+    assert OFFER_REASON not in text and "sci-fi" not in text and "Europe/London" not in text
+    assert "client=viewer endpoint=console:/person status=403 person=-" in access_lines(caplog)
+
+
+async def test_losing_the_decisions_scope_closes_the_page_within_the_session(
+    setup: Setup,
+) -> None:
+    await log_in(setup.client, DECISIONS_TOKEN)
+    assert (await setup.client.get("/person", params={"user": USER})).status == 200
+    write_tokens(setup.tokens, frozenset({Scope.CONSOLE}))
+    setup.now[0] += 2  # the tokens file is checked at most once a second
+    response = await setup.client.get("/person", params={"user": USER})
+    assert response.status == 403 and OFFER_REASON not in await response.text()
+
+
+async def test_an_unknown_user_and_a_known_user_without_data_look_the_same(
+    setup: Setup,
+) -> None:
+    await log_in(setup.client, DECISIONS_TOKEN)
+    unknown = await setup.client.get("/person", params={"user": "nobody"})
+    known = await setup.client.get("/person", params={"user": "bob"})
+    assert unknown.status == known.status == 200
+    unknown_text = (await unknown.text()).replace("nobody", "USER")
+    known_text = (await known.text()).replace("bob", "USER")
+    assert unknown_text == known_text
+    assert "No data for this user" in known_text
+
+
+@pytest.mark.parametrize("user", ["a" * 129, "alice\n", "<script>", "x y"])
+async def test_a_user_id_outside_the_schema_is_refused_without_a_lookup(
+    setup: Setup, user: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await log_in(setup.client, DECISIONS_TOKEN)
+    with caplog.at_level(logging.INFO, logger="nbo.access"):
+        response = await setup.client.get("/person", params={"user": user})
+    text = await response.text()
+    assert response.status == 400 and "not a user id" in text
+    assert "<script>" not in text
+    assert "client=desk endpoint=console:/person status=400 person=-" in access_lines(caplog)
+
+
+async def test_the_form_alone_reads_nothing_and_the_page_needs_a_session(setup: Setup) -> None:
+    response = await setup.client.get("/person", params={"user": USER}, allow_redirects=False)
+    assert response.status == 303 and OFFER_REASON not in await response.text()
+    await log_in(setup.client, DECISIONS_TOKEN)
+    form = await setup.client.get("/person")
+    text = await form.text()
+    assert form.status == 200 and 'name="user"' in text and OFFER_REASON not in text
