@@ -213,7 +213,7 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="The most events (the newest) the console's Simulate page replays; about "
-        "35 s of CPU per 50,000 events (docs/simulation.md).",
+        "a minute per 50,000 events (docs/console.md).",
     )
 
     # --- model -------------------------------------------------------------------------------
