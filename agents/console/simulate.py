@@ -114,13 +114,18 @@ class Simulator:
     busy: bool = False
     charts: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
 
-    async def run(self, request: SimulationRequest) -> Outcome:
-        """The simulation's outcome (the caller checked :attr:`busy` and set it)."""
+    async def run(self, request: SimulationRequest) -> Outcome | None:
+        """The simulation's outcome, or ``None`` when one is running already. :attr:`busy`
+        stays set until the executor's job has ended, even when the request that started it
+        is cancelled (the client went away): never two at once."""
+        if self.busy:
+            return None
+        self.busy = True
         loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(self.executor, simulate_and_draw, self.source, request)
+        job.add_done_callback(self._done)
         try:
-            report, png = await loop.run_in_executor(
-                self.executor, simulate_and_draw, self.source, request
-            )
+            report, png = await asyncio.shield(job)
         except (ValueError, TopicSourceError) as exc:
             return Outcome(error=str(exc))
         except Exception:
@@ -131,6 +136,11 @@ class Simulator:
         while len(self.charts) > CHARTS_KEPT:
             self.charts.popitem(last=False)
         return Outcome(report, chart)
+
+    def _done(self, job: asyncio.Future[tuple[SimulationReport, bytes]]) -> None:
+        self.busy = False
+        if not job.cancelled():
+            job.exception()  # retrieved here too: a cancelled request's job may fail unseen
 
 
 def _defaults(simulator: Simulator) -> dict[str, str]:
@@ -196,14 +206,10 @@ async def simulate_post(console: Console, request: web.Request, client: str) -> 
     shown = {**_defaults(simulator), **parsed.values}
     if parsed.request is None:
         return _render(console, request, client, shown, status=400, errors=parsed.errors)
-    if simulator.busy:
+    outcome = await simulator.run(parsed.request)
+    if outcome is None:
         busy = ("a simulation is running; try again when it has finished",)
         return _render(console, request, client, shown, status=409, errors=busy)
-    simulator.busy = True
-    try:
-        outcome = await simulator.run(parsed.request)
-    finally:
-        simulator.busy = False
     if outcome.error is not None:
         errors = (f"cannot simulate: {outcome.error}",)
         return _render(console, request, client, shown, status=422, errors=errors)

@@ -22,7 +22,7 @@ from app.console.session import Session, csrf_token, sign
 from app.console.simulate import MemorySimulationSource, SimulationRequest
 from app.console.sources import MemoryLiftSource, MemoryPolicySource, PolicyView
 from app.core.access import ApiClient, Scope, client_lines, token_hash
-from app.policy.config import default_policy
+from app.policy.config import default_policy, parse_policy
 from app.simulation.report import SimulationReport
 from tests.console.test_simulate import TIGHT
 from tests.simulation.test_replay import (
@@ -32,6 +32,7 @@ from tests.simulation.test_replay import (
     policy_with_push_cap,
     push_requests,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.unit
 
@@ -194,3 +195,28 @@ async def test_a_simulation_that_cannot_run_says_why(setup: Setup) -> None:
     response = await setup.client.post("/simulate", data=fields)
     text = await response.text()
     assert response.status == 422 and "no events to replay" in text
+
+
+async def test_a_run_whose_request_went_away_still_holds_the_slot_until_it_ends() -> None:
+    source = CountingSource(
+        MemorySimulationSource(push_requests(), ITEMS, OFFERS, policy_with_push_cap(3)),
+        hold=True,
+    )
+    simulator = Simulator(source)
+    request = SimulationRequest(24, 100, 0, parse_policy(TIGHT))
+    first = asyncio.create_task(simulator.run(request))
+    try:
+        assert await asyncio.to_thread(source.started.wait, 30)
+        first.cancel()  # the client disconnected: the replay in the thread goes on
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert simulator.busy and await simulator.run(request) is None
+    finally:
+        source.release.set()
+
+    async def free() -> bool:
+        return not simulator.busy
+
+    assert await wait_for(free, 30)  # once the held replay has ended
+    outcome = await simulator.run(request)
+    assert outcome is not None and outcome.report is not None and source.runs == 2
