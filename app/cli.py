@@ -261,6 +261,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         events=args.events,
         from_topic=args.from_topic,
         hours=args.hours,
+        max_events=args.max_events,
         items=args.items,
         offers=args.offers,
         consent=args.consent,
@@ -496,6 +497,12 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     )
     simulate.add_argument(
         "--hours", type=float, metavar="N", help="with --from-topic: the last N hours (event time)"
+    )
+    simulate.add_argument(
+        "--max-events",
+        type=int,
+        metavar="N",
+        help="with --from-topic: replay at most N events of those hours, the newest",
     )
     simulate.add_argument(
         "--items", type=Path, metavar="FILE", help="item JSON lines (default: the catalogue topics)"

@@ -122,6 +122,31 @@ class Inputs:
     """Events of the last ``hours`` left out because ``max_events`` were newer."""
 
 
+@dataclass
+class NewestEvents:
+    """At most ``bound`` raw events, the newest by event time (of equal times, the later
+    read), in a heap: memory stays bounded however long the topic is."""
+
+    bound: int
+    dropped: int = 0
+    _heap: list[tuple[int, int, bytes]] = field(default_factory=list)
+    _read: int = 0
+
+    def add(self, ts_ms: int, value: bytes) -> None:
+        """Offer one event (``ts_ms``: its event time)."""
+        self._read += 1
+        entry = (ts_ms, self._read, value)
+        if len(self._heap) < self.bound:
+            heapq.heappush(self._heap, entry)
+        else:
+            heapq.heappushpop(self._heap, entry)
+            self.dropped += 1
+
+    def values(self) -> list[bytes]:
+        """The kept events, oldest first."""
+        return [value for _, _, value in sorted(self._heap)]
+
+
 def _lines(path: Path) -> list[bytes]:
     try:
         with path.open("rb") as fh:
@@ -173,20 +198,17 @@ def _read_topics(settings: Settings, options: SimulateOptions, into: Inputs) -> 
     if catalogue_from_topics:
         topics += [settings.topic_item_catalog, settings.topic_offer_catalog]
 
-    newest: list[tuple[int, int, bytes]] = []  # a min-heap of (ts, order, value)
     bound = options.max_events
+    newest = NewestEvents(bound) if bound is not None else None
 
     def keep_event(value: bytes) -> None:
-        ts = _ts_ms(value) if cutoff is not None or bound is not None else 0
+        ts = _ts_ms(value) if cutoff is not None or newest is not None else 0
         if cutoff is not None and ts < cutoff:
             into.older += 1
-        elif bound is None:
+        elif newest is None:
             into.events.append(value)
-        elif len(newest) < bound:
-            heapq.heappush(newest, (ts, len(newest) + into.beyond_max, value))
         else:
-            heapq.heappushpop(newest, (ts, len(newest) + into.beyond_max, value))
-            into.beyond_max += 1
+            newest.add(ts, value)
 
     def on_record(topic: str, key: bytes | None, value: bytes | None) -> None:
         name = key.decode("utf-8", "replace") if key else ""
@@ -223,7 +245,9 @@ def _read_topics(settings: Settings, options: SimulateOptions, into: Inputs) -> 
             description="reading topics",
         )
     )
-    into.events.extend(value for _, _, value in sorted(newest))
+    if newest is not None:
+        into.events.extend(newest.values())
+        into.beyond_max += newest.dropped
 
 
 def _ts_ms(value: bytes) -> int:
@@ -244,6 +268,8 @@ def load_inputs(settings: Settings, options: SimulateOptions) -> Inputs:
         raise SimulateError("--hours needs --from-topic")
     if options.from_topic and options.hours is None:
         raise SimulateError("--from-topic needs --hours N (how much recent traffic to replay)")
+    if options.max_events is not None and (options.max_events < 1 or not options.from_topic):
+        raise SimulateError("--max-events needs --from-topic and at least 1")
     got = Inputs()
     for path in (options.items, options.offers):
         if path is not None:
@@ -292,7 +318,7 @@ def run_simulate(
     if inputs.beyond_max:
         report.notes.append(
             f"{inputs.beyond_max} older events of the last hours left out (at most "
-            f"{options.max_events} are replayed)"
+            f"{options.max_events} are replayed, --max-events)"
         )
     if options.json_path is not None:
         options.json_path.parent.mkdir(parents=True, exist_ok=True)

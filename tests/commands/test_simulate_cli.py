@@ -61,6 +61,7 @@ def test_a_bad_policy_file_is_a_clear_error_naming_the_file(
         (("--weight", "w_value=0.3", "--hours", "4"), "--hours needs --from-topic"),
         (("--weight", "w_value=0.3", "--users", "0"), "at least 1"),
         (("--weight", "w_value=0.3", "--from-topic"), "--from-topic needs --hours"),
+        (("--weight", "w_value=0.3", "--max-events", "5"), "--max-events needs --from-topic"),
     ],
 )
 def test_bad_options_are_refused_with_the_reason(
@@ -96,3 +97,13 @@ def test_a_bad_catalogue_line_is_named_by_file_and_line(
                        "--weight", "w_value=0.3")  # fmt: skip
     assert code == 2
     assert f"{bad}:3: " in err, err
+
+
+def test_a_bounded_topic_sample_keeps_the_newest_events_in_event_time_order() -> None:
+    from app.commands.simulate import NewestEvents
+
+    newest = NewestEvents(3)
+    for ts in (50, 10, 40, 20, 30, 40):
+        newest.add(ts, f"e{ts}-{newest.dropped}".encode())
+    assert newest.values() == [b"e40-0", b"e40-2", b"e50-0"]
+    assert newest.dropped == 3

@@ -119,3 +119,13 @@ def test_the_audit_log_names_a_keyed_hash_of_the_user_never_the_id() -> None:
     assert one == audit_subject(b"k" * 32, USER)
     assert USER not in one and len(one) == 32
     assert one != audit_subject(b"x" * 32, USER) and one != audit_subject(b"k" * 32, "bob")
+
+
+def test_times_are_shown_in_utc_and_a_message_that_does_not_parse_is_no_offers() -> None:
+    from app.console.person import offers_view, utc_text
+
+    assert utc_text(1_795_000_000_000) == "2026-11-18 11:06:40 UTC"
+    assert utc_text(None) == utc_text(0) == "-"
+    assert (
+        offers_view(b"{broken") is None and offers_view(b"[]") is None and offers_view(None) is None
+    )
