@@ -111,16 +111,21 @@ class ApiAccess:
         if verdict.status != 200:
             answer = Answer(verdict.status, client, verdict.error)
         else:
-            bucket = self._buckets.get(client)
-            if bucket is None:
-                bucket = self._buckets[client] = TokenBucket(self.rate_per_s, self.burst)
-            wait = bucket.take(self.clock())
+            wait = self.charge(client)
             if wait > 0:
                 answer = Answer(429, client, "too many requests", retry_after(wait))
             else:
                 return Answer(200, client)
         self.record(answer, endpoint)
         return answer
+
+    def charge(self, client: str) -> float:
+        """Take one request from ``client``'s token bucket: 0 when allowed, else the seconds
+        to wait (the console charges its person lookups to the session's client so)."""
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            bucket = self._buckets[client] = TokenBucket(self.rate_per_s, self.burst)
+        return bucket.take(self.clock())
 
     def scopes_of(self, name: str) -> frozenset[Scope]:
         """The scopes client ``name`` holds in the tokens file now (empty: not listed, or the

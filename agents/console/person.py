@@ -2,7 +2,9 @@
 
 Access: the session's client must hold ``decisions:read`` as well as ``console`` in the tokens
 file, checked on every request (as the session check does for ``console``); without it a 403
-page names the missing scope and nothing about the user is read. Every answer of the page is
+page names the missing scope and nothing about the user is read. Lookups are charged to the
+client's token bucket, as the API's are (``NBO_API_RATE_PER_S``, ``NBO_API_BURST``): beyond
+it, 429 with ``Retry-After`` and no lookup. Every answer of the page is
 audit-logged on ``nbo.access`` by the console's guard, with ``person=<keyed hash of the user
 id>`` when a user was looked up (:func:`app.console.person.audit_subject`), never the id.
 
@@ -35,7 +37,7 @@ from app.console.person import (
     person_view,
     valid_user_id,
 )
-from app.core.access import Scope
+from app.core.access import Scope, retry_after
 from app.core.catalog import Catalogue
 from app.policy.config import PolicyError
 from app.ports import StoreUnavailable
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 FEED_RETRY_S = 5.0
 """Pause before following the catalogue again after the feed failed (Kafka unavailable)."""
 PAGE = "person"
+TOO_MANY = "Too many lookups: wait a moment (NBO_API_RATE_PER_S, NBO_API_BURST)."
 
 
 @dataclass
@@ -116,6 +119,14 @@ async def person_page(console: Console, request: web.Request, client: str) -> we
         console.audit(request, "person=-")
         error = f"not a user id (1 to {MAX_USER_ID_CHARS} characters of A-Z a-z 0-9 . _ : @ -)"
         return console.render("person.html", status=400, user="", view=None, error=error, **common)
+    wait = console.access.charge(client)  # the client's lookup rate, as for the API's
+    if wait > 0:
+        console.audit(request, "person=-")
+        response = console.render(
+            "person.html", status=429, user=user, view=None, error=TOO_MANY, **common
+        )
+        response.headers["Retry-After"] = retry_after(wait)
+        return response
     console.audit(request, f"person={audit_subject(console.audit_key or console.key, user)}")
     try:
         policy = console.policy.policy_view().policy

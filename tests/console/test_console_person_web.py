@@ -164,3 +164,22 @@ async def test_the_form_alone_reads_nothing_and_the_page_needs_a_session(setup: 
     form = await setup.client.get("/person")
     text = await form.text()
     assert form.status == 200 and 'name="user"' in text and OFFER_REASON not in text
+
+
+async def test_lookups_beyond_the_client_s_rate_get_429_without_a_lookup(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    write_tokens(tokens, frozenset({Scope.CONSOLE, Scope.DECISIONS}))
+    now = NOW_MS / 1000
+    access = ApiAccess(tokens, 0.5, 2, CollectorRegistry(), clock=lambda: now)
+    policy = MemoryPolicySource(PolicyView(default_policy(), "test policy", {}))
+    cat = catalogue()
+    person = StorePersonSource(await store_with_alice(cat), cat)
+    console = Console(access, KEY, 3600, False, policy, MemoryLiftSource(), person=person)
+    async with TestClient(TestServer(console.application())) as client:
+        response = await client.post("/login", data={"token": DECISIONS_TOKEN})
+        assert response.status == 200  # the login took one request of the burst of 2
+        first = await client.get("/person", params={"user": USER})
+        assert first.status == 200 and OFFER_REASON in await first.text()
+        second = await client.get("/person", params={"user": USER})
+        assert second.status == 429 and second.headers["Retry-After"] == "2"
+        assert OFFER_REASON not in await second.text()
