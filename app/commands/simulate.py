@@ -236,6 +236,13 @@ def _read_topics(settings: Settings, options: SimulateOptions, into: Inputs) -> 
         except EventRejected:
             return  # as the worker: an undecodable record changes nothing
 
+    # the events topic from the last hours on (by Kafka timestamp, less twice the clock skew
+    # an event may have: its event time is what counts, filtered above)
+    since = (
+        {events_topic: cutoff - 2 * int(settings.max_clock_skew_s * 1000)}
+        if events_topic and cutoff is not None
+        else None
+    )
     asyncio.run(
         read_topics_to_end(
             kafka_client_kwargs(settings),
@@ -243,6 +250,7 @@ def _read_topics(settings: Settings, options: SimulateOptions, into: Inputs) -> 
             on_record,
             progress=options.progress,
             description="reading topics",
+            since_ms=since,
         )
     )
     if newest is not None:

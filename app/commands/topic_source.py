@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,15 @@ async def read_topics_to_end(
     *,
     progress: bool = True,
     description: str = "reading topics",
+    since_ms: Mapping[str, int] | None = None,
 ) -> int:
     """Read every partition of ``topics`` from the beginning up to the end offsets taken at
     start, calling ``on_record`` for each record in offset order per partition; returns the
     number of records read.
+
+    ``since_ms``: per topic, start instead at the first record whose Kafka timestamp is at
+    or after this time (epoch ms; the broker's time index, ``offsets_for_times``): a read of
+    the last hours of a long topic then costs those hours only.
 
     ``kafka``: aiokafka client options (:func:`app.connections.kafka_client_kwargs`). The
     progress bar counts offsets (compacted topics have gaps, so it counts those too). Raises
@@ -81,6 +86,12 @@ async def read_topics_to_end(
             partitions.extend(TopicPartition(topic, p) for p in sorted(found))
         begin = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
+        if since_ms:
+            timed = {tp: since_ms[tp.topic] for tp in partitions if tp.topic in since_ms}
+            found_at = await consumer.offsets_for_times(timed) if timed else {}
+            for tp in timed:
+                at = found_at.get(tp)
+                begin[tp] = max(begin[tp], at.offset) if at is not None else end[tp]
         pending = [tp for tp in partitions if end[tp] > begin[tp]]
         done = {tp: begin[tp] for tp in pending}
         total = sum(end[tp] - begin[tp] for tp in pending)
@@ -90,7 +101,8 @@ async def read_topics_to_end(
             if not pending:
                 return 0
             consumer.assign(pending)
-            await consumer.seek_to_beginning(*pending)
+            for tp in pending:
+                consumer.seek(tp, begin[tp])
             remaining = set(pending)
             while remaining:
                 batches = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=10_000)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.console.app import build_console
 from agents.console.person import RedisPersonSource
@@ -149,6 +149,18 @@ async def test_the_simulate_page_replays_a_real_topic_and_writes_nothing(
     ]
     old = (b"old", as_json({"event_id": "old", "user_id": "old", "type": "like",
                            "item_id": "i0", "ts": now - 10 * 3_600_000}))  # fmt: skip
+    # a record the broker stamped long before the hours asked for, first in its partition, is
+    # not even read: the read starts at the broker's time index (else it would count as one
+    # more "older" event)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        stamped = now - 20 * 3_600_000
+        for partition in range(env.partitions):
+            await producer.send_and_wait(s.topic_user_events, old[1], key=b"older",
+                                         partition=partition, timestamp_ms=stamped)  # fmt: skip
+    finally:
+        await producer.stop()
     await produce(kafka_bootstrap, s.topic_user_events, [old, *events])
 
     async with console_client(s, env.api_token) as client:
