@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -76,6 +76,8 @@ class PersonData:
     consent: ConsentRecord | None = None
     contacts: UserPolicyState = field(default_factory=UserPolicyState)
     erased_at_ms: int = 0
+    titles: Mapping[str, str] = field(default_factory=dict)
+    """Titles of the offers named (from the catalogue; an offer it no longer has: none)."""
 
 
 class PersonSource(Protocol):
@@ -106,28 +108,34 @@ class StorePersonSource:
         records = tuple(await self.store.decisions(user_id))
         profile = state.profile
         offers = addressed(state.offers_json, user_id) if state.offers_json else None
-        if profile is None:
-            return PersonData(
-                user_id,
-                offers_json=offers,
-                decisions=records,
-                consent=state.consent,
-                contacts=state.policy,
-                erased_at_ms=state.erased_at_ms,
-            )
-        tags = strongest_tags(profile.vec, self.catalogue, n=PROFILE_TAGS)
-        return PersonData(
+        data = PersonData(
             user_id,
-            n_events=profile.n_events,
-            updated_at_ms=profile.updated_at_ms,
-            vector_norm=float(np.linalg.norm(profile.vec)),
-            profile_tags=tuple(tags),
             offers_json=offers,
             decisions=records,
             consent=state.consent,
             contacts=state.policy,
             erased_at_ms=state.erased_at_ms,
+            titles=self._titles([offers, *records]),
         )
+        if profile is None:
+            return data
+        tags = strongest_tags(profile.vec, self.catalogue, n=PROFILE_TAGS)
+        return replace(
+            data,
+            n_events=profile.n_events,
+            updated_at_ms=profile.updated_at_ms,
+            vector_norm=float(np.linalg.norm(profile.vec)),
+            profile_tags=tuple(tags),
+        )
+
+    def _titles(self, documents: Sequence[bytes | None]) -> dict[str, str]:
+        titles = {}
+        for doc in documents:
+            for row in _offer_rows((_parse(doc) or {}).get("offers")):
+                offer = self.catalogue.offer(row.offer_id)
+                if offer is not None:
+                    titles[row.offer_id] = offer.title
+        return titles
 
 
 @dataclass(frozen=True)
@@ -376,6 +384,7 @@ class PersonView:
     caps: tuple[CapRow, ...]
     contacts: tuple[tuple[str, int, int], ...]
     policy_version: str
+    titles: Mapping[str, str] = field(default_factory=dict)
 
 
 def person_view(data: PersonData, policy: ContactPolicy, now_ms: int) -> PersonView:
@@ -403,4 +412,5 @@ def person_view(data: PersonData, policy: ContactPolicy, now_ms: int) -> PersonV
         caps=tuple(contact_rows(data.contacts, policy, now_ms)),
         contacts=tuple(last_contacts(data.contacts)),
         policy_version=policy.version,
+        titles=data.titles,
     )

@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from app.core.catalog import Catalogue
-from app.core.catalog_records import Item
+from app.core.catalog_records import Item, Offer
 from app.core.enums import Channel
 from app.core.profile import Profile
 from app.policy.consent import ConsentRecord
@@ -24,12 +24,17 @@ EMAIL_SENDS = (NOW_MS - 30 * 60_000, NOW_MS - 5 * HOUR_MS, NOW_MS - 30 * HOUR_MS
 """Within 1 h: one; within 1 d: two; within 7 d: three."""
 OFFER_REASON = "Matches your interest in sci-fi"
 CAP_REASON_COUNT = 7
+OFFER_TITLE = "Space Odyssey weekend"
 
 
 def catalogue() -> Catalogue:
     cat = Catalogue()
     cat.upsert_item(Item(item_id="alien", tags=["sci-fi", "horror"]))
     cat.upsert_item(Item(item_id="amelie", tags=["romance", "comedy"]))
+    cat.upsert_offer(
+        Offer(offer_id="o-space", title=OFFER_TITLE, item_ids=("alien",), tags=("sci-fi",),
+              channels=("email", "in_app"))
+    )  # fmt: skip
     return cat
 
 

@@ -19,7 +19,14 @@ from app.console.person import StorePersonSource, audit_subject
 from app.console.sources import MemoryLiftSource, MemoryPolicySource, PolicyView
 from app.core.access import ApiClient, Scope, client_lines, token_hash
 from app.policy.config import default_policy
-from tests.console.person_data import NOW_MS, OFFER_REASON, USER, catalogue, store_with_alice
+from tests.console.person_data import (
+    NOW_MS,
+    OFFER_REASON,
+    OFFER_TITLE,
+    USER,
+    catalogue,
+    store_with_alice,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -88,7 +95,7 @@ async def test_a_lookup_shows_consent_tags_offers_trail_and_caps_and_is_audit_lo
         response = await setup.client.get("/person", params={"user": USER})
     text = await response.text()
     assert response.status == 200
-    assert OFFER_REASON in text and "sci-fi" in text
+    assert OFFER_REASON in text and "sci-fi" in text and OFFER_TITLE in text
     assert "Europe/London" in text and "app-settings" in text
     assert "nothing sent</span>: cap" in text and "held back: o-weak (1.3 %)" in text
     caps = re.search(r'<table id="caps">(.*?)</table>', text, re.S)

@@ -22,6 +22,7 @@ from tests.console.person_data import (
     HOUR_MS,
     NOW_MS,
     OFFER_REASON,
+    OFFER_TITLE,
     USER,
     catalogue,
     decisions,
@@ -72,6 +73,7 @@ async def test_the_page_shows_what_the_store_holds_with_the_strongest_tags_first
     assert view.tags[0][0] == "sci-fi" and all(t != "romance" for t, _ in view.tags)
     assert view.offers is not None and view.offers.channel == "email"
     assert [(o.offer_id, o.reason) for o in view.offers.offers] == [("o-space", OFFER_REASON)]
+    assert view.titles == {"o-space": OFFER_TITLE}
     # the trail is newest first: the suppressed decision, then the one that sent
     assert [(d.sent, d.reason) for d in view.decisions] == [(False, "cap"), (True, None)]
     assert view.decisions[0].rejected[0] == ("consent", 12)
