@@ -104,7 +104,9 @@ async def test_the_person_page_shows_what_a_real_worker_stored(
         text = await page.text()
         assert page.status == 200
         assert "Europe/Paris" in text and "No data for this user" not in text
-        assert sent["offers"][0]["reason"] in text and sent["offers"][0]["offer_id"] in text
+        lead = sent["offers"][0]["offer_id"]
+        assert sent["offers"][0]["reason"] in text and lead in text
+        assert f"<td>Offer {lead[1:]}</td>" in text  # its title, from the catalogue topic
         assert re.search(r'<span class="yes">sent</span> on ' + sent["channel"], text)
         caps = re.search(r'<table id="caps">(.*?)</table>', text, re.S)
         assert caps is not None
