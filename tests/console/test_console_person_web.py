@@ -190,3 +190,19 @@ async def test_lookups_beyond_the_client_s_rate_get_429_without_a_lookup(tmp_pat
         second = await client.get("/person", params={"user": USER})
         assert second.status == 429 and second.headers["Retry-After"] == "2"
         assert OFFER_REASON not in await second.text()
+
+
+async def test_a_store_that_does_not_answer_is_a_503_page_not_a_crash(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    write_tokens(tokens, frozenset({Scope.CONSOLE, Scope.DECISIONS}))
+    access = ApiAccess(tokens, 100.0, 100, CollectorRegistry())
+    policy = MemoryPolicySource(PolicyView(default_policy(), "test policy", {}))
+    cat = catalogue()
+    store = await store_with_alice(cat)
+    store.available = False
+    person = StorePersonSource(store, cat)
+    console = Console(access, KEY, 3600, False, policy, MemoryLiftSource(), person=person)
+    async with TestClient(TestServer(console.application())) as client:
+        await client.post("/login", data={"token": DECISIONS_TOKEN})
+        response = await client.get("/person", params={"user": USER})
+        assert response.status == 503 and "Redis does not answer" in await response.text()
