@@ -466,7 +466,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     bench.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     bench.add_argument("--events", type=int, help="events to drain (200,000)")
     bench.add_argument("--users", type=int, help="distinct users (10,000)")
-    bench.add_argument("--offers", type=int, nargs="+", help="catalogue sizes (1000 10000)")
+    bench.add_argument("--offers", type=int, nargs="+", help="catalogue sizes (1000 10000 100000)")
     bench.add_argument("--batch-size", type=int, help="events per batch (500)")
     bench.add_argument("--json", type=Path, help="write every figure to this JSON file")
     bench.set_defaults(handler=_bench)
