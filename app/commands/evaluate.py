@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from app.commands.embed import LearningSource
 from app.core.profile import ProfileConfig
+from app.datasets.synthetic import RestockSpec, ShopSpec
 from app.evaluation.config import METHODS, EvaluationConfig
 from app.evaluation.evaluate import evaluate
 from app.evaluation.report import Report
@@ -134,25 +135,28 @@ def run_restock_evaluation(
     report: Path | None = None,
     write_log: Path | None = None,
     seed: int = 0,
+    spec: RestockSpec | None = None,
+    shop: ShopSpec | None = None,
 ) -> RestockReport:
     """``nbo evaluate --restock``: the synthetic shop with planted repurchase cycles
     (:func:`app.datasets.synthetic.restock_log`, its seeds shifted by ``seed``), replayed by
     :func:`app.evaluation.restock.evaluate_restock` with the worker's configuration from
     ``settings``; prints the table, writes the JSON report and, with ``write_log``, the log
     (UserEvent JSON lines, then the items as ``catalog.jsonl`` beside it) so that others can
-    recompute the baselines on the same data."""
+    recompute the baselines on the same data. ``spec`` / ``shop``: other sizes (tests)."""
     import json
+    from dataclasses import replace
 
     from app.core.catalog_records import Item
     from app.core.events import UserEvent
-    from app.datasets.synthetic import RestockSpec, ShopSpec, restock_log
+    from app.datasets.synthetic import restock_log
     from app.evaluation.restock import RestockEvaluationConfig, evaluate_restock
     from app.pipeline.config import pipeline_config
 
+    spec = spec or RestockSpec()
+    shop = shop or ShopSpec()
     planted = restock_log(
-        RestockSpec(seed=RestockSpec().seed + seed),
-        ShopSpec(seed=ShopSpec().seed + seed),
-        RESTOCK_START_MS,
+        replace(spec, seed=spec.seed + seed), replace(shop, seed=shop.seed + seed), RESTOCK_START_MS
     )
     if write_log is not None:
         write_log.parent.mkdir(parents=True, exist_ok=True)
