@@ -3,7 +3,10 @@
 :meth:`Planner.plan` applies a user's events of the batch to the stored profile by the pure
 core (events already applied, by offset or event id, are skipped, so a redelivered batch
 changes nothing), updates the user's policy state (offer feedback, channel engagement, cart
-timers) with the newly applied events, and notes the ``decision_request``s to decide. A user
+timers) and the repurchase cycles of repeatable items (:mod:`app.core.restock`) with the
+newly applied events, and notes the ``decision_request``s to decide. Purchased items are
+excluded from the ranking, but for the repeatable ones due at the profile's event time, which
+the ranking lifts instead (not in the control group). A user
 who objected to profiling gets no profile update: the batch gets one decision record. A batch
 redelivered after a crash is marked ``replayed``: the processor publishes its stored messages
 and decision records again. Offsets count only within one incarnation of the events topic
