@@ -15,7 +15,7 @@ vectors, else the hash of its tags, else a zero row (affinity 0); rows are L2-no
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -79,6 +79,12 @@ class CatalogueSnapshot:
     tag_names: tuple[str, ...]
     tag_index: Mapping[str, int]
     tag_matrix: npt.NDArray[np.float32]
+    repeatable: frozenset[str] = frozenset()
+    """Item ids that are bought again and again: the items marked ``repeatable`` and every
+    item of an offer marked ``repeatable`` (:mod:`app.core.restock`)."""
+    restock_prior_ms: Mapping[str, int] = field(default_factory=dict)
+    """Item id -> its typical repurchase interval (ms) from the catalogue's ``restock_days``,
+    for the items that have one."""
 
     @property
     def size(self) -> int:
@@ -333,6 +339,13 @@ class Catalogue:
         valid_from = np.full(n, NO_START, dtype=np.int64)
         valid_until = np.full(n, NO_END, dtype=np.int64)
         channel_mask = np.zeros((n, len(CHANNELS)), dtype=np.bool_)
+        repeatable = {i for i, item in self._items.items() if item.repeatable}
+        repeatable.update(i for offer in offers if offer.repeatable for i in offer.item_ids)
+        restock_prior = {
+            i: round(item.restock_days * 86_400_000)
+            for i, item in self._items.items()
+            if item.restock_days is not None
+        }
         offer_tags: list[tuple[str, ...]] = [()] * n
         if previous is not None and raw is not None and bool(kept.any()):
             rows = keep[kept]
@@ -405,6 +418,8 @@ class Catalogue:
             tag_names=tuple(tag_names),
             tag_index={t: i for i, t in enumerate(tag_names)},
             tag_matrix=_readonly(tag_matrix),
+            repeatable=frozenset(repeatable),
+            restock_prior_ms=restock_prior,
         )
 
 

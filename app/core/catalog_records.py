@@ -31,6 +31,8 @@ from app.core.fields import (
 )
 
 Priority = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
+RestockDays = Annotated[float, Field(strict=True, gt=0, le=3650)]
+"""A repurchase interval in days: positive, at most ten years."""
 
 
 class Item(BaseModel):
@@ -45,6 +47,13 @@ class Item(BaseModel):
     """Explicit embedding of D floats; without it the vector is the hash of the tags."""
     title: StrictStr | None = None
     price: Money | None = None
+    repeatable: StrictBool = False
+    """Bought again and again (groceries, consumables): once purchased it is offered again
+    when the person is due to restock it (:mod:`app.core.restock`), not excluded for good."""
+    restock_days: RestockDays | None = None
+    """The item's typical interval between repeat purchases, days (e.g. the population's,
+    from history): the prior of a person who bought it once. Without it, the setting
+    ``NBO_RESTOCK_PRIOR_DAYS``."""
 
 
 class Offer(BaseModel):
@@ -71,6 +80,8 @@ class Offer(BaseModel):
     valid_from: Timestamp | None = None
     valid_until: Timestamp | None = None
     priority: Priority = 0
+    repeatable: StrictBool = False
+    """Every item of the offer counts as repeatable (see :attr:`Item.repeatable`)."""
     transactional: StrictBool = False
     """A service message (e.g. order status), not marketing: bypasses the contact policy's
     caps and cooldowns (and, by default, quiet hours), never consent or an objection."""

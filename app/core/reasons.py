@@ -21,6 +21,10 @@ without a positive part to name (formatted with the offer's title)."""
 REASON_CART = "Still thinking about {title}?"
 """Reason of an offer about an item left in the cart, when the cart timer fires (formatted
 with the item's title, or the offer's without one)."""
+REASON_RESTOCK = "Time to restock {title}?"
+"""Reason of an offer lifted by the ``restock`` part (a repeatable item the person is due to
+buy again, :mod:`app.core.restock`), whatever the other parts (formatted with the offer's
+title)."""
 REASON_POPULAR = "Popular right now"
 REASON_SIMILAR = "Similar to things you have shown interest in"
 
@@ -93,8 +97,12 @@ def build_reason(
     :mod:`app.core.cooccurrence.index`) -> "Because you chose <title of that item>", the title
     given by ``because`` (without it, or when it finds none, the next largest part speaks);
     nothing positive -> :data:`REASON_FALLBACK` with the title: never a generic string.
+    A positive ``restock`` part speaks first, dominant or not: the offer is eligible at all
+    only because the person is due to buy its item again (:data:`REASON_RESTOCK`).
     """
     title = offer.title.strip() or offer.offer_id
+    if parts.get("restock", 0.0) > 0:
+        return REASON_RESTOCK.format(title=title)
     positive = {k: v for k, v in parts.items() if v > 0}
     if not positive:
         return REASON_FALLBACK.format(title=title)

@@ -282,7 +282,7 @@ class BatchProcessor:
                     profile=plan.result.profile if plan.profiling else None,
                     version=outcome.versions.get(plan.user_id, state.version),
                     offers_json=plan.offers_json or state.offers_json,
-                    purchased=frozenset(plan.exclude),
+                    purchased=frozenset(plan.purchased),
                     policy=plan.policy,
                     consent=state.consent,
                     recent=plan.recent,
@@ -362,6 +362,7 @@ class BatchProcessor:
             [p.exclude for p in to_rank],
             exploration=self._exploration,
             recent=[p.ranking_recent for p in to_rank],
+            due=[p.ranking_due for p in to_rank],
         )
         for row, (plan, ranked) in enumerate(zip(to_rank, candidates, strict=True)):
             unit = units[row] if plan.personalised else None

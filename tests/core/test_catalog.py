@@ -216,6 +216,8 @@ def _item(draw: st.DrawFn) -> Item:
         item_id=draw(st.sampled_from(_ITEM_IDS)),
         tags=tuple(draw(st.lists(st.sampled_from(_TAGS), max_size=3))),
         vector=vector,
+        repeatable=draw(st.booleans()),
+        restock_days=draw(st.none() | st.just(7.0)),
     )
 
 
@@ -231,6 +233,7 @@ def _offer(draw: st.DrawFn) -> Offer:
         channels=tuple(draw(st.lists(st.sampled_from(list(Channel)), max_size=2))),
         valid_from=draw(st.none() | st.just(1_000)),
         valid_until=draw(st.none() | st.just(9_000)),
+        repeatable=draw(st.booleans()),
     )
 
 
@@ -259,6 +262,7 @@ def _same_arrays(a: CatalogueSnapshot, b: CatalogueSnapshot) -> None:
     assert np.array_equal(a.channel_mask, b.channel_mask)
     assert a.offer_tags == b.offer_tags
     assert a.tag_names == b.tag_names and np.array_equal(a.tag_matrix, b.tag_matrix)
+    assert a.repeatable == b.repeatable and a.restock_prior_ms == b.restock_prior_ms
     assert {k: v.tolist() for k, v in a.item_offers.items()} == {
         k: v.tolist() for k, v in b.item_offers.items()
     }
