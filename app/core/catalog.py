@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from app.core.catalog_records import Item, Offer
+from app.core.catalog_records import Item, Offer, OfferRecord
 from app.core.enums import Channel
 from app.core.errors import EventRejected, RejectReason
 from app.core.events import UserEvent
@@ -66,7 +66,7 @@ class CatalogueSnapshot:
     dim: int
     offer_ids: tuple[str, ...]
     offer_index: Mapping[str, int]
-    offers: tuple[Offer, ...]
+    offers: tuple[OfferRecord, ...]
     matrix: npt.NDArray[np.float32]
     value_norm: F64
     priority_norm: F64
@@ -126,7 +126,7 @@ class Catalogue:
         self._items: dict[str, Item] = {}
         self._item_vecs: dict[str, Vector | None] = {}
         self._item_tags: dict[str, tuple[str, ...]] = {}
-        self._offers: dict[str, Offer] = {}
+        self._offers: dict[str, OfferRecord] = {}
         self._popularity: dict[str, float] = {}
         self._popularity_bulk: tuple[tuple[str, ...], F64] | None = None
         self._tag_vecs: dict[str, Vector | None] = {}
@@ -173,7 +173,7 @@ class Catalogue:
         """Insert or replace an offer; raises ``EventRejected`` if its vector is not D long."""
         self._check_vector(offer.vector, "offer")
         self._forget_items_of(offer.offer_id)
-        self._offers[offer.offer_id] = offer
+        self._offers[offer.offer_id] = OfferRecord.of(offer)
         for item_id in offer.item_ids:
             self._offers_of_item.setdefault(item_id, set()).add(offer.offer_id)
         self._stale.add(offer.offer_id)
@@ -245,7 +245,7 @@ class Catalogue:
         """The item, or ``None``."""
         return self._items.get(item_id)
 
-    def offer(self, offer_id: str) -> Offer | None:
+    def offer(self, offer_id: str) -> OfferRecord | None:
         """The offer, or ``None``."""
         return self._offers.get(offer_id)
 
@@ -306,7 +306,7 @@ class Catalogue:
         pop = np.array([self._popularity.get(o, 0.0) for o in offer_ids], dtype=np.float64)
         return _readonly(pop)
 
-    def _offer_vector(self, offer: Offer) -> Vector | None:
+    def _offer_vector(self, offer: OfferRecord) -> Vector | None:
         if offer.vector is not None:
             vec = unit(offer.vector)
             if vec is not None:

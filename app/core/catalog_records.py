@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
+import msgspec
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -100,6 +101,46 @@ class Offer(BaseModel):
         ):
             raise ValueError("valid_until is before valid_from")
         return self
+
+
+class OfferRecord(msgspec.Struct, frozen=True, gc=False):
+    """An :class:`Offer` as the catalogue keeps it: the same fields and values, already
+    validated, in a slotted struct outside the garbage collector's tracking: ~120 bytes and
+    the values, where the pydantic model costs ~1.4 KB (its ``__dict__`` and fields-set).
+    100,000 offers: ~12 MB of structs instead of ~140 MB of models."""
+
+    offer_id: str
+    title: str
+    item_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    vector: tuple[float, ...] | None = None
+    value: float = 0.0
+    channels: tuple[Channel, ...] = ()
+    valid_from: int | None = None
+    valid_until: int | None = None
+    priority: int = 0
+    repeatable: bool = False
+    transactional: bool = False
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def of(cls, offer: Offer) -> OfferRecord:
+        """The record of a validated offer (its values shared, not copied)."""
+        return cls(
+            offer_id=offer.offer_id,
+            title=offer.title,
+            item_ids=offer.item_ids,
+            tags=offer.tags,
+            vector=offer.vector,
+            value=offer.value,
+            channels=offer.channels,
+            valid_from=offer.valid_from,
+            valid_until=offer.valid_until,
+            priority=offer.priority,
+            repeatable=offer.repeatable,
+            transactional=offer.transactional,
+            schema_version=offer.schema_version,
+        )
 
 
 def decode_item(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Item:

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.core.catalog import Catalogue, CatalogueSnapshot
-from app.core.catalog_records import Offer
+from app.core.catalog_records import OfferRecord
 from app.core.vectors import unit
 
 REASON_FALLBACK = "Best available for you now: {title}"
@@ -28,7 +28,7 @@ title)."""
 REASON_POPULAR = "Popular right now"
 REASON_SIMILAR = "Similar to things you have shown interest in"
 
-Because = Callable[[Offer], str | None]
+Because = Callable[[OfferRecord], str | None]
 """For one user: the title of the recent item an offer's co-occurrence part comes from
 (``None``: none), see :func:`app.core.cooccurrence.table.because_you_chose`."""
 
@@ -82,7 +82,7 @@ def strongest_tags(
 
 def build_reason(
     parts: Mapping[str, float],
-    offer: Offer,
+    offer: OfferRecord,
     matched_tags: Sequence[str],
     max_tags: int = 2,
     because: Because | None = None,
@@ -128,7 +128,7 @@ def build_reason(
 
 
 def cart_reason(
-    offer: Offer, cart_item_ids: Sequence[str], titles: Callable[[str], str | None]
+    offer: OfferRecord, cart_item_ids: Sequence[str], titles: Callable[[str], str | None]
 ) -> str | None:
     """:data:`REASON_CART` when ``offer`` is about one of the cart's items (the first such item
     in the cart's order names it), else ``None``. ``titles`` gives an item's title (or ``None``)."""

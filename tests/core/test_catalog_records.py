@@ -120,3 +120,25 @@ def test_bad_offers_are_schema_violations(body: dict[str, Any]) -> None:
 def test_empty_window_is_allowed() -> None:
     offer = decode_offer(dumps({"offer_id": "o", "title": "t", "valid_from": 5, "valid_until": 5}))
     assert offer.valid_from == offer.valid_until == 5
+
+
+def test_the_catalogues_offer_record_keeps_every_field_of_the_offer() -> None:
+    from app.core.catalog_records import OfferRecord
+
+    offer = Offer(
+        offer_id="o",
+        title="Ten percent off",
+        item_ids=("i1", "i2"),
+        tags=("sale",),
+        vector=(1.0, 0.0),
+        value=3.5,
+        channels=("push", "email"),
+        valid_from=1,
+        valid_until=2,
+        priority=-4,
+        repeatable=True,
+        transactional=True,
+    )
+    record = OfferRecord.of(offer)
+    assert set(OfferRecord.__struct_fields__) == set(Offer.model_fields)
+    assert {f: getattr(record, f) for f in Offer.model_fields} == offer.model_dump()
