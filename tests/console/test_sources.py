@@ -13,9 +13,7 @@ from app.pipeline.stats import BatchStats
 pytestmark = pytest.mark.unit
 
 
-def metrics_text(
-    sent: dict[tuple[str, str], int], accepted: dict[tuple[str, str], int]
-) -> str:
+def metrics_text(sent: dict[tuple[str, str], int], accepted: dict[tuple[str, str], int]) -> str:
     metrics = WorkerMetrics()
     stats = BatchStats(
         sent_by_group=sent,

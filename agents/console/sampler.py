@@ -1,0 +1,76 @@
+"""The console's sampler: every ``NBO_CONSOLE_SAMPLE_S`` seconds, every worker's ``/metrics``
+(2 seconds at most each, in parallel) into the console's :class:`~app.console.feeds.Sampled`
+history (see :mod:`app.console.history` for what is kept and how rates are taken)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from app.console.feeds import Sampled
+from app.console.history import History, Scrape
+from app.console.overview import WorkerStatus, read_worker
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCRAPE_TIMEOUT_S = 2.0
+"""How long the sampler waits for one worker's /metrics."""
+
+
+def history_of(settings: Settings) -> History:
+    """An empty history long enough for ``NBO_CONSOLE_HISTORY_S`` at ``NBO_CONSOLE_SAMPLE_S``."""
+    return History(math.ceil(settings.console_history_s / settings.console_sample_s) + 1)
+
+
+@dataclass
+class Sampler:
+    """Scrapes ``urls`` into ``sampled`` (see module doc)."""
+
+    urls: Sequence[str]
+    sampled: Sampled
+    interval_s: float
+    clock: Callable[[], float] = time.time
+    _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    async def _one(self, url: str) -> tuple[Scrape, WorkerStatus] | None:
+        assert self._session is not None
+        try:
+            async with self._session.get(url) as response:
+                response.raise_for_status()
+                return read_worker(url, await response.text())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("console sampler: cannot read %s: %s", url, exc)
+            return None
+
+    async def sample_once(self) -> None:
+        """One round: scrape every worker, fold the answers in."""
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        answers = await asyncio.gather(*(self._one(u) for u in self.urls))
+        workers = [
+            a[1] if a is not None else WorkerStatus(u, False)
+            for u, a in zip(self.urls, answers, strict=True)
+        ]
+        self.sampled.record(self.clock(), [a[0] for a in answers if a is not None], workers)
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        while True:
+            started = time.monotonic()
+            try:
+                await self.sample_once()
+            except Exception:  # keep sampling; the pages show what the history holds
+                log.exception("console sampler: a round failed")
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

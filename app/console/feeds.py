@@ -1,0 +1,90 @@
+"""The ports behind the Overview and Offers pages, their in-memory twins, and the sampled
+state the console keeps.
+
+* :class:`KafkaSource`: consumer lag per partition of the events topic and the dead-letter
+  topic (production: ``agents.console.kafka.KafkaConsoleSource``).
+* :class:`OfferSource`: the offer statistics the workers keep in Redis, summed over the input
+  partitions, and the catalogue's offer titles (production:
+  ``agents.console.offer_source.RedisOfferSource``).
+* :class:`Sampled`: the history of the workers' counters and their latest status, fed by the
+  console's sampler (``agents.console.sampler``) and read by the pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from app.console.history import History, Scrape
+from app.console.overview import KafkaView, WorkerStatus
+from app.core.exploration import OfferStats
+
+
+class KafkaSource(Protocol):
+    async def kafka_view(self) -> KafkaView: ...
+
+
+@dataclass(frozen=True)
+class OfferData:
+    """Per offer: its stats summed over ``partitions`` input partitions (decayed counts,
+    valued at their latest event time) and the catalogue's titles; ``error``: why a part
+    could not be read (``None``: fine)."""
+
+    stats: Mapping[str, OfferStats]
+    titles: Mapping[str, str]
+    partitions: int
+    error: str | None = None
+
+
+class OfferSource(Protocol):
+    async def offer_data(self) -> OfferData: ...
+
+
+@dataclass
+class MemoryKafkaSource:
+    """In-memory twin of :class:`KafkaSource`."""
+
+    view: KafkaView = field(default_factory=KafkaView)
+
+    async def kafka_view(self) -> KafkaView:
+        return self.view
+
+
+@dataclass
+class MemoryOfferSource:
+    """In-memory twin of :class:`OfferSource`."""
+
+    data: OfferData = field(default_factory=lambda: OfferData({}, {}, 0))
+
+    async def offer_data(self) -> OfferData:
+        return self.data
+
+
+@dataclass
+class Sampled:
+    """The console's memory of the workers: the counter history and each worker's latest
+    status (in the order of the configured endpoints)."""
+
+    history: History
+    workers: tuple[WorkerStatus, ...] = ()
+    scrapes: tuple[Scrape, ...] = ()
+    """The latest answers, as they came (counters since each worker started)."""
+
+    def record(
+        self, t_s: float, scrapes: Iterable[Scrape], workers: Iterable[WorkerStatus]
+    ) -> None:
+        """One round of scrapes at ``t_s``: the answers, and every endpoint's status."""
+        self.scrapes = tuple(scrapes)
+        self.history.add(t_s, self.scrapes)
+        self.workers = tuple(workers)
+
+    def current(self, name: str, label: str) -> dict[str, float]:
+        """The latest values of counter ``name`` summed over the workers, by ``label``."""
+        out: dict[str, float] = {}
+        for scrape in self.scrapes:
+            for (series, labels), value in scrape.values.items():
+                if series == name:
+                    v = dict(labels).get(label, "")
+                    out[v] = out.get(v, 0.0) + value
+        return out
