@@ -151,17 +151,17 @@ async def test_the_overview_shows_rates_lag_dead_letters_channels_decisions_work
 ) -> None:
     text = await page(setup, "/overview")
     events = text.split('class="events"')[1].split("</table>")[0]
-    assert "<td>received</td><td class=\"num\">3.00</td>" in events
+    assert '<td>received</td><td class="num">3.00</td>' in events
     assert "last hour (since the console started: 10 min)" in text
     assert 'class="total-lag">100<' in text and "none yet" in text
     assert 'class="dead-total">57<' in text
     assert "SchemaViolation" in text and "user-events/1@9" in text
     assert "&lt;b&gt;bad&lt;/b&gt;" in text  # a message is text, never markup
     channels = text.split('class="channels"')[1].split("</table>")[0]
-    assert "<td>push</td><td class=\"num\">300</td><td class=\"num\">600</td>" in channels
-    assert "<td>email</td><td class=\"num\">150</td>" in channels
+    assert '<td>push</td><td class="num">300</td><td class="num">600</td>' in channels
+    assert '<td>email</td><td class="num">150</td>' in channels
     decisions = text.split('class="decisions"')[1].split("</table>")[0]
-    assert "suppressed: quiet_hours</td><td class=\"num\">120</td>" in decisions
+    assert 'suppressed: quiet_hours</td><td class="num">120</td>' in decisions
     workers = text.split('class="workers"')[1].split("</table>")[0]
     assert "http://w1:6066/metrics" in workers and "not answering" in workers
     assert '<img src="/charts/events.png"' in text
