@@ -116,15 +116,16 @@ class KafkaConsoleSource:
         consumer.assign(list(wanted))
         for tp in wanted:
             consumer.seek(tp, tail[tp])
-        found: list[tuple[int, DeadLetter]] = []
+        found: list[tuple[int, int, DeadLetter]] = []
         while wanted:
             batches = await consumer.getmany(timeout_ms=1_000, max_records=self.shown * 4)
             if not batches:
                 break  # what was there is read (or the broker is slow: show what we have)
             for tp, records in batches.items():
                 for r in records:
-                    found.append((r.timestamp, dead_letter(r.partition, r.offset, r.headers)))
+                    letter = dead_letter(r.partition, r.offset, r.headers)
+                    found.append((r.timestamp, r.offset, letter))
                     if r.offset + 1 >= wanted.get(tp, 0):
                         wanted.pop(tp, None)
-        found.sort(key=lambda x: x[0], reverse=True)
-        return DeadLetters(total, tuple(d for _, d in found[: self.shown]))
+        found.sort(key=lambda x: (x[0], x[1]), reverse=True)  # newest first
+        return DeadLetters(total, tuple(d for _, _, d in found[: self.shown]))

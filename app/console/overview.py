@@ -25,6 +25,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from app.core.dead_letters import (
+    HEADER_ERROR_CLASS,
+    HEADER_ERROR_MESSAGE,
+    HEADER_FAILED_AT,
+    HEADER_ORIGINAL_OFFSET,
+    HEADER_ORIGINAL_PARTITION,
+    HEADER_ORIGINAL_TOPIC,
+)
 from app.console.history import History, Key, Scrape, Window, key, label_values, parse_counters
 
 RECEIVED = "nbo_events_received_total"
@@ -158,21 +166,21 @@ def header_text(headers: Sequence[tuple[str, bytes]], name: str, default: str = 
 
 def dead_letter(partition: int, offset: int, headers: Sequence[tuple[str, bytes]]) -> DeadLetter:
     """A dead-letter record as the page shows it, from its headers (docs/contracts.md)."""
-    message = header_text(headers, "nbo.error.message", "")
+    message = header_text(headers, HEADER_ERROR_MESSAGE, "")
     if len(message) > MESSAGE_CHARS:
         message = message[: MESSAGE_CHARS - 1] + "…"
     original = "{}/{}@{}".format(
-        header_text(headers, "nbo.original.topic"),
-        header_text(headers, "nbo.original.partition"),
-        header_text(headers, "nbo.original.offset"),
+        header_text(headers, HEADER_ORIGINAL_TOPIC),
+        header_text(headers, HEADER_ORIGINAL_PARTITION),
+        header_text(headers, HEADER_ORIGINAL_OFFSET),
     )
     return DeadLetter(
         partition,
         offset,
-        header_text(headers, "nbo.error.class"),
+        header_text(headers, HEADER_ERROR_CLASS),
         message,
         original,
-        header_text(headers, "nbo.failed_at", ""),
+        header_text(headers, HEADER_FAILED_AT, ""),
     )
 
 
