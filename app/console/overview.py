@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from app.console.history import History, Key, Scrape, Window, key, label_values, parse_counters
 from app.core.dead_letters import (
     HEADER_ERROR_CLASS,
     HEADER_ERROR_MESSAGE,
@@ -33,7 +34,6 @@ from app.core.dead_letters import (
     HEADER_ORIGINAL_PARTITION,
     HEADER_ORIGINAL_TOPIC,
 )
-from app.console.history import History, Key, Scrape, Window, key, label_values, parse_counters
 
 RECEIVED = "nbo_events_received_total"
 APPLIED = "nbo_events_applied_total"
@@ -169,11 +169,9 @@ def dead_letter(partition: int, offset: int, headers: Sequence[tuple[str, bytes]
     message = header_text(headers, HEADER_ERROR_MESSAGE, "")
     if len(message) > MESSAGE_CHARS:
         message = message[: MESSAGE_CHARS - 1] + "…"
-    original = "{}/{}@{}".format(
-        header_text(headers, HEADER_ORIGINAL_TOPIC),
-        header_text(headers, HEADER_ORIGINAL_PARTITION),
-        header_text(headers, HEADER_ORIGINAL_OFFSET),
-    )
+    topic = header_text(headers, HEADER_ORIGINAL_TOPIC)
+    at = header_text(headers, HEADER_ORIGINAL_PARTITION)
+    original = f"{topic}/{at}@{header_text(headers, HEADER_ORIGINAL_OFFSET)}"
     return DeadLetter(
         partition,
         offset,
