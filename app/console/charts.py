@@ -38,6 +38,8 @@ class Bar:
     value: float
     low: float
     high: float
+    group: str = ""
+    """Bars of one group share a colour."""
 
 
 def minutes_ago(
@@ -60,6 +62,7 @@ def interval_bars(rows: Sequence[ChannelLift]) -> list[Bar]:
                         100 * rate.rate,
                         100 * rate.interval.low,
                         100 * rate.interval.high,
+                        group,
                     )
                 )
     return bars
@@ -101,11 +104,13 @@ def bar_chart(bars: Sequence[Bar], title: str, ylabel: str) -> bytes:
     fig = Figure(figsize=SIZE_IN)
     ax = fig.add_subplot()
     if bars:
+        groups = list(dict.fromkeys(b.group for b in bars))
+        colours = {g: COLOURS[i % len(COLOURS)] for i, g in enumerate(groups)}
         xs = range(len(bars))
         ax.bar(
             xs,
             [b.value for b in bars],
-            color=[COLOURS[i % 2] for i in range(len(bars))],
+            color=[colours[b.group] for b in bars],
             yerr=[[b.value - b.low for b in bars], [b.high - b.value for b in bars]],
             capsize=4,
         )

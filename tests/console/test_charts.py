@@ -26,6 +26,7 @@ def test_the_lift_bars_are_each_groups_rate_and_interval_in_percent() -> None:
     )
     bars = interval_bars(rows)
     assert [b.label for b in bars] == ["push\npersonalised", "push\ncontrol", "email\npersonalised"]
+    assert [b.group for b in bars] == ["personalised", "control", "personalised"]
     assert bars[0].value == pytest.approx(10.0) and bars[1].value == pytest.approx(5.0)
     assert all(b.low <= b.value <= b.high for b in bars)
     assert bars[0].low == pytest.approx(100 * rows[0].personalised.interval.low)  # type: ignore[union-attr]
