@@ -1,5 +1,6 @@
 """The console's sampler: every ``NBO_CONSOLE_SAMPLE_S`` seconds, every worker's ``/metrics``
-(2 seconds at most each, in parallel) into the console's :class:`~app.console.feeds.Sampled`
+(each configured URL at every address its host resolves to, :mod:`app.console.discovery`;
+2 seconds at most each, in parallel) into the console's :class:`~app.console.feeds.Sampled`
 history (see :mod:`app.console.history` for what is kept and how rates are taken)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from agents.console.discovery import resolve_urls
 from app.console.feeds import Sampled
 from app.console.history import History, Scrape
 from app.console.overview import WorkerStatus, read_worker
@@ -54,10 +56,11 @@ class Sampler:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
             self._session = aiohttp.ClientSession(timeout=timeout)
-        answers = await asyncio.gather(*(self._one(u) for u in self.urls))
+        urls = await resolve_urls(self.urls)  # a headless Service: one URL per worker pod
+        answers = await asyncio.gather(*(self._one(u) for u in urls))
         workers = [
             a[1] if a is not None else WorkerStatus(u, False)
-            for u, a in zip(self.urls, answers, strict=True)
+            for u, a in zip(urls, answers, strict=True)
         ]
         self.sampled.record(self.clock(), [a[0] for a in answers if a is not None], workers)
 
