@@ -109,7 +109,7 @@ class Monitor:
         data = await self.offers.offer_data()
         history = self.sampled.history
         by_offer = label_values(history.series(), SENT_BY_OFFER, "offer")
-        hour = {o: history.windows(keys, HOUR_S).increase for o, keys in by_offer.items()}
+        hour = {o: w.increase for o, w in history.windows_by(by_offer, HOUR_S).items()}
         sent = self.sampled.current(SENT_BY_OFFER, "offer")
         now_ms = int(self.clock() * 1000)
         rows = offer_rows(data.titles, data.stats, sent, hour, now_ms, self.exploration)

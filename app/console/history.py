@@ -151,28 +151,39 @@ class History:
             return 0.0
         return float(sample.totals[slot])
 
-    def window(self, k: Key, seconds: float) -> Window:
-        """The increase of ``k`` over the last ``seconds`` (see module doc)."""
+    def _bounds(self, seconds: float) -> tuple[Sample, Sample] | None:
+        """The oldest sample inside the last ``seconds`` and the latest (``None``: fewer than
+        two samples)."""
         if len(self._samples) < 2:
-            return Window(0.0, 0.0)
+            return None
         last = self._samples[-1]
         first = next(s for s in self._samples if s.t_s >= last.t_s - seconds)
-        return Window(self._total(last, k) - self._total(first, k), last.t_s - first.t_s)
+        return first, last
+
+    def _window(self, bounds: tuple[Sample, Sample] | None, keys: Iterable[Key]) -> Window:
+        if bounds is None:
+            return Window(0.0, 0.0)
+        first, last = bounds
+        increase = sum(self._total(last, k) - self._total(first, k) for k in keys)
+        return Window(increase, last.t_s - first.t_s)
+
+    def window(self, k: Key, seconds: float) -> Window:
+        """The increase of ``k`` over the last ``seconds`` (see module doc)."""
+        return self._window(self._bounds(seconds), (k,))
 
     def windows(self, keys: Iterable[Key], seconds: float) -> Window:
         """The summed increase of ``keys`` over the last ``seconds``."""
-        parts = [self.window(k, seconds) for k in keys]
-        if not parts:
-            return Window(0.0, self.span(seconds))
-        return Window(sum(p.increase for p in parts), parts[0].span_s)
+        return self._window(self._bounds(seconds), keys)
+
+    def windows_by(self, groups: Mapping[str, Iterable[Key]], seconds: float) -> dict[str, Window]:
+        """:meth:`windows` of each group of keys (the window's bounds found once)."""
+        bounds = self._bounds(seconds)
+        return {name: self._window(bounds, keys) for name, keys in groups.items()}
 
     def span(self, seconds: float) -> float:
         """The seconds the history covers of the last ``seconds``."""
-        if len(self._samples) < 2:
-            return 0.0
-        last = self._samples[-1]
-        first = next(s for s in self._samples if s.t_s >= last.t_s - seconds)
-        return last.t_s - first.t_s
+        bounds = self._bounds(seconds)
+        return 0.0 if bounds is None else bounds[1].t_s - bounds[0].t_s
 
     def rates(self, keys: Iterable[Key], seconds: float) -> list[tuple[float, float]]:
         """``(t_s, per second)`` of the summed ``keys`` between consecutive samples of the
