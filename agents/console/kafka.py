@@ -69,8 +69,8 @@ class KafkaConsoleSource:
             group_id=None, enable_auto_commit=False, request_timeout_ms=5_000, **self.client_kwargs
         )
         admin = AIOKafkaAdminClient(request_timeout_ms=5_000, **self.client_kwargs)
-        await consumer.start()
         try:
+            await consumer.start()
             await admin.start()
             committed = await self._committed(admin)
             events = await self._partitions(consumer, self.events_topic)

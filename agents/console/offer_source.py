@@ -83,9 +83,9 @@ class RedisOfferSource:
         consumer = AIOKafkaConsumer(
             group_id=None, enable_auto_commit=False, request_timeout_ms=5_000, **self.client_kwargs
         )
-        await consumer.start()
         titles: dict[str, str] = {}
         try:
+            await consumer.start()
             found = consumer.partitions_for_topic(self.catalogue_topic)
             if not found:
                 await consumer._client.force_metadata_update()
