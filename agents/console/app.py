@@ -229,6 +229,9 @@ class Console:
     async def offer_chart(self, request: web.Request) -> web.Response:
         return await self.monitor.offer_chart(request.match_info["offer"])
 
+    async def posterior_chart(self, request: web.Request) -> web.Response:
+        return await self.monitor.posterior_chart(request.match_info["offer"])
+
     def application(self) -> web.Application:
         """The routes (no I/O until served)."""
         app = web.Application(middlewares=[self.guard])
@@ -245,6 +248,7 @@ class Console:
         app.router.add_get("/offers", self.offers_page)
         app.router.add_get("/offers/{offer}", self.offer_page)
         app.router.add_get("/charts/offers/{offer}.png", self.offer_chart)
+        app.router.add_get("/charts/posteriors/{offer}.png", self.posterior_chart)
         app.router.add_get("/charts/{name}", self.chart)
         return app
 

@@ -23,6 +23,7 @@ from agents.console.sources import metrics_urls
 from app.connections import kafka_client_kwargs, redis_client
 from app.console.charts import Line, bar_chart, interval_bars, line_chart, minutes_ago
 from app.console.feeds import (
+    POSTERIOR_MEAN,
     KafkaSource,
     MemoryKafkaSource,
     MemoryOfferSource,
@@ -143,6 +144,7 @@ class Monitor:
             row=row,
             error=error,
             partitions=partitions,
+            posteriors=self.sampled.posteriors is not None,
         )
 
     # --- charts --------------------------------------------------------------------------
@@ -206,6 +208,21 @@ class Monitor:
 
         return await self._cached(f"offer:{offer_id}", now, draw)
 
+    async def posterior_chart(self, offer_id: str) -> web.Response:
+        history = self.sampled.posteriors
+        if history is None or len(offer_id) > MAX_OFFER_ID_CHARS:
+            raise web.HTTPNotFound()
+        latest = history.latest
+        now = latest.t_s if latest is not None else 0.0
+        series = key(POSTERIOR_MEAN, offer=offer_id)
+
+        def draw() -> bytes:
+            points = [(t, 100 * m) for t, m in history.points(series, HOUR_S)]
+            line = Line("posterior mean", minutes_ago(points, now))
+            return line_chart([line], f"Posterior mean of {offer_id[:40]}", "%")
+
+        return await self._cached(f"posterior:{offer_id}", now, draw)
+
     async def lift_chart(self, lift: LiftSource) -> web.Response:
         counts = await lift.lift_counts()
         rows = lift_table(counts.channels, counts.days_observed)
@@ -222,7 +239,7 @@ def production_monitor(settings: Settings) -> Monitor:
     """The Monitor of ``settings``: the sampler of the workers' /metrics, the broker and the
     Redis offer statistics (no network until served)."""
     kwargs = kafka_client_kwargs(settings)
-    sampled = Sampled(history_of(settings))
+    sampled = Sampled(history_of(settings), posteriors=history_of(settings, gauges=True))
     redis = redis_client(settings)
     store = RedisOfferStatsStore(
         redis,
@@ -241,11 +258,18 @@ def production_monitor(settings: Settings) -> Monitor:
     )
     # the workers' prior (ExplorationConfig's defaults) and half-life (pipeline_config)
     exploration = ExplorationConfig(half_life_ms=int(settings.offer_stats_half_life_s * 1000))
+    sampler = Sampler(
+        metrics_urls(settings),
+        sampled,
+        settings.console_sample_s,
+        offers=offers,
+        exploration=exploration,
+    )
     return Monitor(
         sampled,
         KafkaConsoleSource.of(settings, kwargs),
         offers,
         exploration,
-        sampler=Sampler(metrics_urls(settings), sampled, settings.console_sample_s),
+        sampler=sampler,
         closers=[redis.aclose],
     )

@@ -56,9 +56,7 @@ class RedisOfferSource:
             errors: list[str] = []
             stats: dict[str, OfferStats] = {}
             try:
-                stats = await asyncio.wait_for(
-                    self.store.read_all(self.events_topic, range(self.partitions)), TIMEOUT_S
-                )
+                stats = await self.offer_stats()
             except (StoreUnavailable, TimeoutError, OSError) as exc:
                 log.warning("console: cannot read the offer stats: %r", exc)
                 errors.append(f"offer statistics unavailable ({type(exc).__name__})")
@@ -66,6 +64,13 @@ class RedisOfferSource:
             data = OfferData(stats, titles, self.partitions, "; ".join(errors) or None)
             self._cached = (now, data)
             return data
+
+    async def offer_stats(self) -> dict[str, OfferStats]:
+        """The statistics summed over the partitions, read now (``StoreUnavailable`` or
+        ``TimeoutError`` when Redis does not answer)."""
+        return await asyncio.wait_for(
+            self.store.read_all(self.events_topic, range(self.partitions)), TIMEOUT_S
+        )
 
     async def _current_titles(self, now: float, errors: list[str]) -> dict[str, str]:
         if self._titles is not None and now - self._titles[0] < TITLES_S:

@@ -1,7 +1,9 @@
 """The console's sampler: every ``NBO_CONSOLE_SAMPLE_S`` seconds, every worker's ``/metrics``
 (each configured URL at every address its host resolves to, :mod:`app.console.discovery`;
 2 seconds at most each, in parallel) into the console's :class:`~app.console.feeds.Sampled`
-history (see :mod:`app.console.history` for what is kept and how rates are taken)."""
+history (see :mod:`app.console.history` for what is kept and how rates are taken), and each
+offer's posterior mean from the Redis offer statistics (one pipelined read of every
+partition's hash, as a worker's refresh does) into the history of levels."""
 
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from agents.console.discovery import resolve_urls
-from app.console.feeds import Sampled
+from app.console.feeds import OfferSource, Sampled
 from app.console.history import History, Scrape
+from app.console.offers import posterior_means
 from app.console.overview import WorkerStatus, read_worker
+from app.core.exploration import ExplorationConfig
+from app.ports import StoreUnavailable
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,9 +31,10 @@ SCRAPE_TIMEOUT_S = 2.0
 """How long the sampler waits for one worker's /metrics."""
 
 
-def history_of(settings: Settings) -> History:
+def history_of(settings: Settings, *, gauges: bool = False) -> History:
     """An empty history long enough for ``NBO_CONSOLE_HISTORY_S`` at ``NBO_CONSOLE_SAMPLE_S``."""
-    return History(math.ceil(settings.console_history_s / settings.console_sample_s) + 1)
+    samples = math.ceil(settings.console_history_s / settings.console_sample_s) + 1
+    return History(samples, gauges=gauges)
 
 
 @dataclass
@@ -39,6 +45,9 @@ class Sampler:
     sampled: Sampled
     interval_s: float
     clock: Callable[[], float] = time.time
+    offers: OfferSource | None = None
+    """Where each offer's statistics are read for its posterior over time (none: not kept)."""
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     _session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     async def _one(self, url: str) -> tuple[Scrape, WorkerStatus] | None:
@@ -62,7 +71,16 @@ class Sampler:
             a[1] if a is not None else WorkerStatus(u, False)
             for u, a in zip(urls, answers, strict=True)
         ]
-        self.sampled.record(self.clock(), [a[0] for a in answers if a is not None], workers)
+        now = self.clock()
+        self.sampled.record(now, [a[0] for a in answers if a is not None], workers)
+        if self.offers is not None and self.sampled.posteriors is not None:
+            try:
+                stats = await self.offers.offer_stats()
+            except (StoreUnavailable, TimeoutError, OSError) as exc:
+                log.debug("console sampler: no offer statistics: %s", exc)
+                return
+            means = posterior_means(stats, int(now * 1000), self.exploration)
+            self.sampled.record_posteriors(now, means)
 
     async def run(self) -> None:
         """Sample until cancelled."""

@@ -16,9 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from app.console.history import History, Scrape
+from app.console.history import History, Scrape, key
 from app.console.overview import KafkaView, WorkerStatus
 from app.core.exploration import OfferStats
+
+POSTERIOR_MEAN = "posterior_mean"
+"""The series of an offer's posterior mean in :attr:`Sampled.posteriors` (label ``offer``)."""
+OFFER_STATS = "offer-stats"
+"""The source name of the posterior samples."""
 
 
 class KafkaSource(Protocol):
@@ -40,6 +45,10 @@ class OfferData:
 class OfferSource(Protocol):
     async def offer_data(self) -> OfferData: ...
 
+    async def offer_stats(self) -> Mapping[str, OfferStats]:
+        """The statistics alone, read now (raises when they cannot be read)."""
+        ...
+
 
 @dataclass
 class MemoryKafkaSource:
@@ -60,6 +69,9 @@ class MemoryOfferSource:
     async def offer_data(self) -> OfferData:
         return self.data
 
+    async def offer_stats(self) -> Mapping[str, OfferStats]:
+        return self.data.stats
+
 
 @dataclass
 class Sampled:
@@ -70,6 +82,14 @@ class Sampled:
     workers: tuple[WorkerStatus, ...] = ()
     scrapes: tuple[Scrape, ...] = ()
     """The latest answers, as they came (counters since each worker started)."""
+    posteriors: History | None = None
+    """Each offer's posterior mean over time (a history of levels), when sampled."""
+
+    def record_posteriors(self, t_s: float, means: Mapping[str, float]) -> None:
+        """The offers' posterior means at ``t_s`` (kept only with a ``posteriors`` history)."""
+        if self.posteriors is not None:
+            values = {key(POSTERIOR_MEAN, offer=o): m for o, m in means.items()}
+            self.posteriors.add(t_s, [Scrape(OFFER_STATS, values)])
 
     def record(
         self, t_s: float, scrapes: Iterable[Scrape], workers: Iterable[WorkerStatus]

@@ -13,10 +13,13 @@ series (counter name and labels), summed over the workers:
   again.
 
 The totals of each sample are kept (numpy arrays, one slot per series) in a ring of at most
-``NBO_CONSOLE_HISTORY_SAMPLES`` samples; series beyond ``max_series`` are not tracked. The
-increase of a series over a window is the latest total less the total of the oldest sample
-inside the window; when the history is shorter than the window, the span actually covered is
-returned with it (the page says "since the console started").
+``max_samples`` samples (``NBO_CONSOLE_HISTORY_S / NBO_CONSOLE_SAMPLE_S``); series beyond
+``max_series`` are not tracked. The increase of a series over a window is the latest total less
+the total of the oldest sample inside the window; when the history is shorter than the window,
+the span actually covered is returned with it (the page says "since the console started").
+
+A history of levels (``gauges=True``, e.g. each offer's posterior mean) keeps the latest value
+of each series in each sample instead, read back with :meth:`History.points`.
 
 Pure: no I/O, no clock (times are passed in).
 """
@@ -91,10 +94,13 @@ class Window:
 class History:
     """The ring of samples (see module doc)."""
 
-    def __init__(self, max_samples: int, max_series: int = 5000) -> None:
+    def __init__(self, max_samples: int, max_series: int = 5000, *, gauges: bool = False) -> None:
         if max_samples < 2:
             raise ValueError(f"max_samples must be >= 2, got {max_samples}")
         self.max_series = max_series
+        self.gauges = gauges
+        """Keep each series' latest value as it is (a level, e.g. a posterior mean) instead
+        of running totals of counters; read with :meth:`points`."""
         self._index: dict[Key, int] = {}
         self._previous: dict[tuple[str, Key], float] = {}
         self._totals: F64 = np.zeros(0, dtype=np.float64)
@@ -135,6 +141,9 @@ class History:
             for k, value in scrape.values.items():
                 slot = self._slot(k)
                 if slot is None:
+                    continue
+                if self.gauges:
+                    self._totals[slot] = value
                     continue
                 before = self._previous.get((scrape.url, k))
                 self._previous[(scrape.url, k)] = value
@@ -184,6 +193,19 @@ class History:
         """The seconds the history covers of the last ``seconds``."""
         bounds = self._bounds(seconds)
         return 0.0 if bounds is None else bounds[1].t_s - bounds[0].t_s
+
+    def points(self, k: Key, seconds: float) -> list[tuple[float, float]]:
+        """``(t_s, value)`` of ``k`` in each sample of the last ``seconds`` that has it (for a
+        chart of a level)."""
+        slot = self._index.get(k)
+        if slot is None or not self._samples:
+            return []
+        since = self._samples[-1].t_s - seconds
+        return [
+            (s.t_s, float(s.totals[slot]))
+            for s in self._samples
+            if s.t_s >= since and slot < len(s.totals)
+        ]
 
     def rates(self, keys: Iterable[Key], seconds: float) -> list[tuple[float, float]]:
         """``(t_s, per second)`` of the summed ``keys`` between consecutive samples of the

@@ -129,6 +129,19 @@ def offer_rows(
     ]
 
 
+def posterior_means(
+    stats: Mapping[str, OfferStats], now_ms: int, cfg: ExplorationConfig
+) -> dict[str, float]:
+    """Each offer's posterior mean, its ``stats`` decayed to ``now_ms`` (what the console's
+    sampler records for the charts of an offer over time)."""
+    out: dict[str, float] = {}
+    for offer, counts in stats.items():
+        c = counts.at(now_ms, cfg.half_life_ms)
+        a, b = cfg.prior_alpha + c.successes, cfg.prior_beta + c.failures
+        out[offer] = a / (a + b)
+    return out
+
+
 def offer_row(
     offer: str,
     title: str,

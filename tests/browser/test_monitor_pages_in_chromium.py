@@ -50,8 +50,9 @@ def driver() -> Iterator[WebDriver]:
 
 def sampled() -> Sampled:
     """Twenty minutes of one worker: 4 events/s, 0.5 push and 0.25 email messages a second,
-    0.1 suppressed decisions a second (all for the cap)."""
-    state = Sampled(History(400))
+    0.1 suppressed decisions a second (all for the cap); o1's posterior mean rising, o2's
+    falling."""
+    state = Sampled(History(400), posteriors=History(400, gauges=True))
     for i in range(121):
         values = {
             key(RECEIVED): 40.0 * i,
@@ -64,6 +65,7 @@ def sampled() -> Sampled:
             key(SENT_BY_OFFER, offer="o2"): 2.5 * i,
         }
         t = NOW_S - 1200 + 10 * i
+        state.record_posteriors(t, {"o1": 0.12 + 0.03 * i / 120, "o2": 0.1 - 0.07 * i / 120})
         state.record(t, [Scrape(WORKER, values)], [WorkerStatus(WORKER, True, t - 600, t - 1)])
     return state
 
@@ -159,7 +161,7 @@ def test_the_offers_page_sorts_and_each_offer_has_its_chart(
         driver.find_element(By.LINK_TEXT, "o1").click()
         assert driver.current_url == f"{base}/offers/o1"
         assert "Sci-fi weekend" in driver.find_element(By.TAG_NAME, "h1").text
-        assert images_loaded(driver) == [True]
+        assert images_loaded(driver) == [True, True]  # sends and posterior over time
         save_screenshot(driver, "console-offer")
         driver.get(f"{base}/lift")
         assert images_loaded(driver) == [True]

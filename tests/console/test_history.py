@@ -109,3 +109,16 @@ def test_counters_are_read_by_name_and_labels_from_prometheus_text() -> None:
     }
     grouped = label_values(values, "nbo_events_dead_lettered_total", "reason")
     assert sorted(grouped) == ["InvalidJson", "SchemaViolation"]
+
+
+def test_a_history_of_levels_keeps_each_value_as_it_came() -> None:
+    history = History(3, gauges=True)
+    mean = key("posterior_mean", offer="o1")
+    later = key("posterior_mean", offer="o2")
+    history.add(0.0, [Scrape("offer-stats", {mean: 0.10})])
+    history.add(10.0, [Scrape("offer-stats", {mean: 0.12, later: 0.5})])
+    history.add(20.0, [Scrape("offer-stats", {mean: 0.11, later: 0.4})])
+    history.add(30.0, [Scrape("offer-stats", {mean: 0.13, later: 0.3})])
+    assert history.points(mean, 3600.0) == [(10.0, 0.12), (20.0, 0.11), (30.0, 0.13)]
+    assert history.points(mean, 10.0) == [(20.0, 0.11), (30.0, 0.13)]
+    assert history.points(key("posterior_mean", offer="o3"), 3600.0) == []

@@ -44,7 +44,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def sampled() -> Sampled:
     """Ten minutes of one worker at 3 events/s, sending 1 push and 0.5 email a second ..."""
-    state = Sampled(History(400))
+    state = Sampled(History(400), posteriors=History(400, gauges=True))
     for i in range(61):  # every 10 s
         values = {
             key(RECEIVED): 30.0 * i,
@@ -57,6 +57,7 @@ def sampled() -> Sampled:
             key(SENT_BY_OFFER, offer="o1"): 9.0 * i,
             key(SENT_BY_OFFER, offer="o/2"): 6.0 * i,
         }
+        state.record_posteriors(NOW_S - 600 + 10 * i, {"o1": 0.1 + i / 1000})
         state.record(
             NOW_S - 600 + 10 * i,
             [Scrape("http://w1:6066/metrics", values)],
@@ -192,6 +193,16 @@ async def test_an_offer_has_its_page_and_chart_even_with_a_slash_in_its_id(setup
     assert chart.status == 200 and chart.content_type == "image/png"
     assert (await chart.read()).startswith(PNG_MAGIC)
     await page(setup, "/offers/no-such-offer", status=404)
+
+
+async def test_an_offers_posterior_over_time_is_charted_when_sampled(setup: Setup) -> None:
+    text = await page(setup, "/offers/o1")
+    assert '<img src="/charts/posteriors/o1.png"' in text
+    chart = await setup.client.get("/charts/posteriors/o1.png")
+    assert chart.status == 200 and (await chart.read()).startswith(PNG_MAGIC)
+    setup.console.monitor.sampled.posteriors = None
+    assert "/charts/posteriors/" not in await page(setup, "/offers/o1")
+    assert (await setup.client.get("/charts/posteriors/o1.png")).status == 404
 
 
 @pytest.mark.parametrize("chart", ["events.png", "channels.png", "lift.png"])

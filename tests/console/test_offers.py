@@ -11,6 +11,7 @@ from app.console.offers import (
     beta_interval,
     offer_row,
     offer_rows,
+    posterior_means,
     sorted_rows,
 )
 from app.core.exploration import ExplorationConfig, OfferStats, posterior
@@ -83,3 +84,11 @@ def test_an_unknown_sort_column_falls_back_to_the_default() -> None:
     rows = rows_for_sorting()
     column, direction = DEFAULT_SORT
     assert sorted_rows(rows, "__class__", "sideways") == sorted_rows(rows, column, direction)
+
+
+def test_the_sampled_posterior_means_are_those_of_the_rows() -> None:
+    now = 14 * DAY_MS
+    stats = {"o1": OfferStats(400.0, 60.0, 40.0, now - 7 * DAY_MS)}
+    assert posterior_means(stats, now, CFG) == {"o1": pytest.approx(31 / 210)}
+    row = offer_row("o1", "", stats["o1"], 0, 0, now, CFG)
+    assert posterior_means(stats, now, CFG)["o1"] == pytest.approx(row.mean)

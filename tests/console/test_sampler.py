@@ -12,9 +12,10 @@ from prometheus_client import generate_latest
 
 from agents.console.sampler import Sampler
 from agents.metrics import WorkerMetrics
-from app.console.feeds import Sampled
+from app.console.feeds import POSTERIOR_MEAN, MemoryOfferSource, OfferData, Sampled
 from app.console.history import History, key
 from app.console.overview import RECEIVED
+from app.core.exploration import OfferStats
 from app.pipeline.stats import BatchStats
 
 pytestmark = pytest.mark.agents
@@ -57,3 +58,18 @@ async def test_each_round_folds_the_workers_counters_in_and_names_the_silent_one
     assert [(w.url, w.alive) for w in sampled.workers] == [(live, True), (silent, False)]
     assert sampled.workers[0].last_batch_s > 0
     assert sampled.current(RECEIVED, "") == {"": 25.0}
+
+
+async def test_each_round_records_every_offers_posterior_mean() -> None:
+    stats = {"o1": OfferStats(90.0, 9.0, 0.0, 100_000)}
+    offers = MemoryOfferSource(OfferData(stats, {}, 4))
+    sampled = Sampled(History(10), posteriors=History(10, gauges=True))
+    sampler = Sampler([], sampled, 10.0, clock=lambda: 100.0, offers=offers)
+    try:
+        await sampler.sample_once()
+    finally:
+        await sampler.close()
+    assert sampled.posteriors is not None
+    # Beta(1 + 9, 9 + 81): mean 0.1
+    points = sampled.posteriors.points(key(POSTERIOR_MEAN, offer="o1"), 60.0)
+    assert points == [(100.0, pytest.approx(0.1))]
