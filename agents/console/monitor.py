@@ -58,6 +58,8 @@ class Renderer(Protocol):
 
 
 def default_sampled() -> Sampled:
+    """An empty history of an hour at 10-second samples (the twin's; production sizes it
+    from the settings, :func:`agents.console.sampler.history_of`)."""
     return Sampled(History(362))
 
 
