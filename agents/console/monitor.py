@@ -32,7 +32,7 @@ from app.console.feeds import (
 )
 from app.console.history import History, key, label_values
 from app.console.lift import lift_table
-from app.console.offers import COLUMNS, OfferRow, offer_rows, sort_key, sorted_rows
+from app.console.offers import COLUMNS, OfferRow, offer_rows, page_of, sort_key, sorted_rows
 from app.console.overview import (
     APPLIED,
     DEAD_LETTERED,
@@ -108,24 +108,33 @@ class Monitor:
             asked=[seconds for _, seconds in WINDOWS],
         )
 
-    async def _rows(self) -> tuple[list[OfferRow], str | None, int]:
+    async def _rows(self, only: str | None = None) -> tuple[list[OfferRow], str | None, int]:
+        """Every offer's row, or only that of offer ``only`` (if it has one)."""
         data = await self.offers.offer_data()
         history = self.sampled.history
         by_offer = label_values(history.series(), SENT_BY_OFFER, "offer")
-        hour = {o: w.increase for o, w in history.windows_by(by_offer, HOUR_S).items()}
         sent = self.sampled.current(SENT_BY_OFFER, "offer")
+        titles, stats = data.titles, data.stats
+        if only is not None:
+            by_offer = {o: ks for o, ks in by_offer.items() if o == only}
+            sent = {o: n for o, n in sent.items() if o == only}
+            titles = {o: t for o, t in titles.items() if o == only}
+            stats = {o: st for o, st in stats.items() if o == only}
+        hour = {o: w.increase for o, w in history.windows_by(by_offer, HOUR_S).items()}
         now_ms = int(self.clock() * 1000)
-        rows = offer_rows(data.titles, data.stats, sent, hour, now_ms, self.exploration)
+        rows = offer_rows(titles, stats, sent, hour, now_ms, self.exploration)
         return rows, data.error, data.partitions
 
     async def offers_page(self, page: Renderer, client: str, query: dict[str, str]) -> web.Response:
         column, direction = sort_key(query.get("sort", ""), query.get("dir", ""))
         rows, error, partitions = await self._rows()
+        shown = page_of(sorted_rows(rows, column, direction), query.get("page", "1"))
         return page.render(
             "offers.html",
             current="offers",
             client=client,
-            rows=sorted_rows(rows, column, direction),
+            rows=shown.rows,
+            page=shown,
             columns=COLUMNS,
             sort=column,
             dir=direction,
@@ -135,10 +144,12 @@ class Monitor:
         )
 
     async def offer_page(self, page: Renderer, client: str, offer_id: str) -> web.Response:
-        rows, error, partitions = await self._rows()
-        row = next((r for r in rows if r.offer == offer_id), None)
-        if row is None or len(offer_id) > MAX_OFFER_ID_CHARS:
+        if len(offer_id) > MAX_OFFER_ID_CHARS:
             raise web.HTTPNotFound(text="no such offer")
+        rows, error, partitions = await self._rows(only=offer_id)
+        if not rows:
+            raise web.HTTPNotFound(text="no such offer")
+        row = rows[0]
         return page.render(
             "offer.html",
             current="offers",

@@ -48,6 +48,8 @@ COLUMNS = (
 )
 """The columns the page can be sorted by."""
 DEFAULT_SORT = ("sent", "desc")
+PAGE_ROWS = 100
+"""Offers per page of the table (a catalogue may hold 100 000)."""
 
 
 @dataclass(frozen=True)
@@ -173,3 +175,26 @@ def sorted_rows(rows: Sequence[OfferRow], column: str, direction: str) -> list[O
     by_id = sorted(with_value, key=lambda r: r.offer)
     ordered = sorted(by_id, key=lambda r: getattr(r, column), reverse=direction == "desc")
     return ordered + without
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the sorted table: its rows, its number (1-based) and how many there are."""
+
+    rows: tuple[OfferRow, ...]
+    number: int
+    pages: int
+    total: int
+
+
+def page_of(rows: Sequence[OfferRow], asked: str, size: int = PAGE_ROWS) -> Page:
+    """Page ``asked`` (text from the query; anything not a number in range: the nearest
+    page) of ``rows``."""
+    pages = max(1, -(-len(rows) // size))
+    try:
+        number = int(asked)
+    except ValueError:
+        number = 1
+    number = min(max(number, 1), pages)
+    start = (number - 1) * size
+    return Page(tuple(rows[start : start + size]), number, pages, len(rows))

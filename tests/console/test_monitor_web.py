@@ -184,6 +184,18 @@ async def test_the_offers_page_lists_each_offer_and_sorts_by_a_column(setup: Set
     assert await page(setup, "/offers?sort=__init__&dir=x")  # ignored, the default order
 
 
+async def test_a_large_catalogue_is_shown_a_page_at_a_time(setup: Setup) -> None:
+    titles = {f"x{i:03}": f"Title {i:03}" for i in range(150)}
+    setup.console.monitor.offers = MemoryOfferSource(OfferData({}, titles, 12))
+    first = await page(setup, "/offers?sort=offer&dir=asc")
+    # and o1, o/2 of the sampled sends: 152, "o..." before "x..."
+    assert "152 offers, page 1 of 2" in first and "Title 097" in first
+    assert "Title 098" not in first
+    assert 'href="/offers?sort=offer&amp;dir=asc&amp;page=2">next' in first
+    second = await page(setup, "/offers?sort=offer&dir=asc&page=2")
+    assert "Title 098" in second and "Title 149" in second and "Title 097" not in second
+
+
 async def test_an_offer_has_its_page_and_chart_even_with_a_slash_in_its_id(setup: Setup) -> None:
     listing = await page(setup, "/offers")
     assert 'href="/offers/o%2F2"' in listing

@@ -11,6 +11,7 @@ from app.console.offers import (
     beta_interval,
     offer_row,
     offer_rows,
+    page_of,
     posterior_means,
     sorted_rows,
 )
@@ -92,3 +93,21 @@ def test_the_sampled_posterior_means_are_those_of_the_rows() -> None:
     assert posterior_means(stats, now, CFG) == {"o1": pytest.approx(31 / 210)}
     row = offer_row("o1", "", stats["o1"], 0, 0, now, CFG)
     assert posterior_means(stats, now, CFG)["o1"] == pytest.approx(row.mean)
+
+
+@pytest.mark.parametrize(
+    ("asked", "number", "first"),
+    [("1", 1, "o00"), ("3", 3, "o20"), ("9", 3, "o20"), ("0", 1, "o00"), ("x", 1, "o00")],
+)
+def test_a_page_of_the_table_is_bounded_and_an_odd_page_number_the_nearest(
+    asked: str, number: int, first: str
+) -> None:
+    rows = offer_rows({f"o{i:02}": "" for i in range(25)}, {}, {}, {}, 0, CFG)
+    page = page_of(rows, asked, size=10)
+    assert (page.number, page.pages, page.total, page.rows[0].offer) == (number, 3, 25, first)
+    assert len(page.rows) == (5 if number == 3 else 10)
+
+
+def test_an_empty_table_is_one_empty_page() -> None:
+    page = page_of([], "2")
+    assert (page.rows, page.number, page.pages) == ((), 1, 1)
