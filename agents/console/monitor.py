@@ -27,6 +27,7 @@ from app.console.feeds import (
     KafkaSource,
     MemoryKafkaSource,
     MemoryOfferSource,
+    OfferData,
     OfferSource,
     Sampled,
 )
@@ -79,6 +80,7 @@ class Monitor:
     """Run when the application stops (clients to close)."""
     _charts: dict[tuple[str, float], bytes] = field(default_factory=dict, repr=False)
     _drawing: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _all_rows: tuple[OfferData, float, list[OfferRow]] | None = field(default=None, repr=False)
 
     async def background(self, app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: the sampler runs while the application is served."""
@@ -109,9 +111,15 @@ class Monitor:
         )
 
     async def _rows(self, only: str | None = None) -> tuple[list[OfferRow], str | None, int]:
-        """Every offer's row, or only that of offer ``only`` (if it has one)."""
+        """Every offer's row, or only that of offer ``only`` (if it has one); every row is
+        kept until the offer data or the history change (sorting and paging a large
+        catalogue do not build the rows again)."""
         data = await self.offers.offer_data()
         history = self.sampled.history
+        stamp = history.latest.t_s if history.latest is not None else 0.0
+        kept = self._all_rows
+        if only is None and kept is not None and kept[0] is data and kept[1] == stamp:
+            return kept[2], data.error, data.partitions
         by_offer = label_values(history.series(), SENT_BY_OFFER, "offer")
         sent = self.sampled.current(SENT_BY_OFFER, "offer")
         titles, stats = data.titles, data.stats
@@ -123,6 +131,8 @@ class Monitor:
         hour = {o: w.increase for o, w in history.windows_by(by_offer, HOUR_S).items()}
         now_ms = int(self.clock() * 1000)
         rows = offer_rows(titles, stats, sent, hour, now_ms, self.exploration)
+        if only is None:
+            self._all_rows = (data, stamp, rows)
         return rows, data.error, data.partitions
 
     async def offers_page(self, page: Renderer, client: str, query: dict[str, str]) -> web.Response:
