@@ -244,3 +244,14 @@ async def test_the_pages_without_data_say_so(setup: Setup) -> None:
 async def test_a_broker_that_does_not_answer_is_named(setup: Setup) -> None:
     setup.console.monitor.kafka = MemoryKafkaSource(KafkaView(error="the broker did not answer"))
     assert "the broker did not answer" in await page(setup, "/overview")
+
+
+@pytest.mark.parametrize("path", ["/overview", "/offers", "/offers/o1", "/lift"])
+async def test_the_pages_need_no_inline_style_or_script_under_the_policy(
+    setup: Setup, path: str
+) -> None:
+    response = await setup.client.get(path)
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    text = await response.text()
+    assert "style=" not in text and "<style" not in text and "<script" not in text
+    assert "http" not in text.split("</head>")[0]
