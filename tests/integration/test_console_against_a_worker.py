@@ -59,9 +59,14 @@ async def test_the_console_reads_a_real_workers_counters_lag_dead_letters_and_of
         await produce(kafka_bootstrap, s.topic_user_events, records)
         markers = await produce_markers(kafka_bootstrap, s.topic_user_events, 2, env.token)
         assert await markers_applied(redis_client, markers), worker.tail()
-        await monitor.sampler.sample_once()
-
         history = monitor.sampled.history
+        sampler = monitor.sampler
+
+        async def counted() -> bool:  # the worker counts a batch after committing it
+            await sampler.sample_once()
+            return history.window(key(RECEIVED), 3600.0).increase >= len(records) + 2
+
+        assert await wait_for(counted, timeout_s=30), worker.tail()
         assert history.window(key(RECEIVED), 3600.0).increase == len(records) + 2
         channels = monitor.sampled.current(SENT_BY_GROUP, "channel")
         assert channels and set(channels) <= {"web", "in_app"}, channels
