@@ -196,6 +196,23 @@ class Settings(BaseSettings):
         description="Mark the console's session cookie Secure (set it when the console is "
         "served over HTTPS, e.g. behind a TLS proxy).",
     )
+    console_sample_s: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=300.0,
+        description="How often the console scrapes the workers' /metrics into its history, "
+        "seconds.",
+    )
+    console_history_s: float = Field(
+        default=3600.0,
+        ge=60.0,
+        le=86_400.0,
+        description="How much history of the workers' counters the console keeps in memory "
+        "(the Overview's longest window), seconds.",
+    )
+    console_dead_letters_shown: int = Field(
+        default=10, ge=0, le=200, description="Newest dead letters the Overview page shows."
+    )
     console_metrics_urls: list[str] = Field(
         default_factory=list,
         description="The workers' /metrics endpoints the console reads, as JSON "

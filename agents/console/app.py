@@ -19,12 +19,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from agents.api_access import ANONYMOUS, Answer, ApiAccess
+from agents.console.monitor import Monitor, production_monitor
 from agents.console.sources import MetricsLiftSource, SettingsPolicySource, metrics_urls
 from app.console.lift import lift_table
 from app.console.pages import policy_sections
@@ -44,8 +46,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-PAGES = (("lift", "Lift"), ("policy", "Policy"))
-"""The navigation, in order (Overview, Offers, Person and Simulate come later)."""
+PAGES = (("overview", "Overview"), ("offers", "Offers"), ("lift", "Lift"), ("policy", "Policy"))
+"""The navigation, in order (Person and Simulate come later)."""
 MAX_TOKEN_CHARS = 512
 LOGIN = "console:/login"
 
@@ -60,12 +62,15 @@ def redirect(location: str) -> web.Response:
 
 
 def templates() -> jinja2.Environment:
-    """The console's templates (HTML autoescaped)."""
-    return jinja2.Environment(
+    """The console's templates (HTML autoescaped; ``path_part`` percent-encodes a value for
+    one segment of a path, ``/`` included)."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["path_part"] = lambda value: quote(str(value), safe="")
+    return env
 
 
 @dataclass
@@ -82,6 +87,8 @@ class Console:
     env: jinja2.Environment = field(default_factory=templates)
     _ended: dict[str, int] = field(default_factory=dict)
     """Cookie values logged out before their expiry (pruned once expired)."""
+    monitor: Monitor = field(default_factory=Monitor)
+    """The Overview and Offers pages' sources, and the charts."""
 
     def render(self, name: str, status: int = 200, **context: Any) -> web.Response:
         body = self.env.get_template(name).render(pages=PAGES, **context)
@@ -172,7 +179,7 @@ class Console:
         return response
 
     async def home(self, request: web.Request) -> web.Response:
-        return redirect("/lift")
+        return redirect("/overview")
 
     async def policy_page(self, request: web.Request) -> web.Response:
         try:
@@ -199,9 +206,36 @@ class Console:
             rows=lift_table(counts.channels, counts.days_observed),
         )
 
+    # --- Overview, Offers, charts (agents/console/monitor.py) ----------------------------------
+    async def overview_page(self, request: web.Request) -> web.Response:
+        return await self.monitor.overview_page(self, request[CLIENT])
+
+    async def offers_page(self, request: web.Request) -> web.Response:
+        return await self.monitor.offers_page(self, request[CLIENT], dict(request.query))
+
+    async def offer_page(self, request: web.Request) -> web.Response:
+        return await self.monitor.offer_page(self, request[CLIENT], request.match_info["offer"])
+
+    async def chart(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "events.png":
+            return await self.monitor.events_chart()
+        if name == "channels.png":
+            return await self.monitor.channels_chart()
+        if name == "lift.png":
+            return await self.monitor.lift_chart(self.lift)
+        raise web.HTTPNotFound()
+
+    async def offer_chart(self, request: web.Request) -> web.Response:
+        return await self.monitor.offer_chart(request.match_info["offer"])
+
+    async def posterior_chart(self, request: web.Request) -> web.Response:
+        return await self.monitor.posterior_chart(request.match_info["offer"])
+
     def application(self) -> web.Application:
         """The routes (no I/O until served)."""
         app = web.Application(middlewares=[self.guard])
+        app.cleanup_ctx.append(self.monitor.background)
         app.router.add_get("/login", self.login_form)
         app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
@@ -210,6 +244,12 @@ class Console:
         app.router.add_get("/", self.home)
         app.router.add_get("/policy", self.policy_page)
         app.router.add_get("/lift", self.lift_page)
+        app.router.add_get("/overview", self.overview_page)
+        app.router.add_get("/offers", self.offers_page)
+        app.router.add_get("/offers/{offer}", self.offer_page)
+        app.router.add_get("/charts/offers/{offer}.png", self.offer_chart)
+        app.router.add_get("/charts/posteriors/{offer}.png", self.posterior_chart)
+        app.router.add_get("/charts/{name}", self.chart)
         return app
 
 
@@ -228,6 +268,7 @@ def build_console(settings: Settings) -> tuple[Console, MetricsLiftSource]:
         settings.console_secure_cookie,
         SettingsPolicySource(settings),
         lift,
+        monitor=production_monitor(settings),
     )
     return console, lift
 
