@@ -33,6 +33,7 @@ from app.evaluation.config import EASE, ITEM_KNN, POPULARITY_POSITIVE
 from app.evaluation.methods import F64, _Immediate, _to_offers, alignment
 from app.evaluation.metrics import RankingMetrics
 from app.evaluation.replay import ItemOffers, Query
+from app.learning.ease import ease_weights
 from app.learning.interactions import InteractionLog
 
 F32 = npt.NDArray[np.float32]
@@ -78,14 +79,8 @@ class ItemItem:
 
 def fit_ease(x: sp.csr_matrix, lam: float) -> ItemItem:
     """EASE weights (module doc) over the items with at least one positive in ``x``."""
-    active = np.flatnonzero(np.asarray(x.sum(axis=0)).ravel() > 0)
-    xa = x[:, active]
-    gram = (xa.T @ xa).toarray().astype(np.float64)
-    gram[np.diag_indices_from(gram)] += lam
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)[None, :]
-    np.fill_diagonal(b, 0.0)
-    return ItemItem.over(active.astype(np.intp), b.astype(np.float32), x.shape[1])
+    active, b = ease_weights(x, lam)
+    return ItemItem.over(active, b.astype(np.float32), x.shape[1])
 
 
 def fit_cosine(x: sp.csr_matrix) -> ItemItem:
