@@ -37,8 +37,9 @@ class EaseConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lam: float = Field(default=1000.0, gt=0.0)
-    """L2 penalty ``lambda`` of the closed form (default 1000)."""
+    lam: float = Field(default=2000.0, gt=0.0)
+    """L2 penalty ``lambda`` of the closed form (default 2000; a window of W items puts
+    about W on the diagonal of X'X per occurrence, hence a larger lambda than per user)."""
     window: int | None = Field(default=20, ge=1, le=1000)
     """Rows of X: sliding windows of this many consecutive distinct items per user (default
     20); ``None``: one row per user (classic EASE)."""
@@ -49,6 +50,11 @@ class EaseConfig(BaseModel):
     """Stars from which a rating is positive (with ``positives_only``; default 4)."""
     max_neighbours: int = Field(default=200, ge=1)
     """Neighbours kept per item, ``M`` (default 200)."""
+    max_items: int = Field(default=12_000, ge=2, le=50_000)
+    """Items the closed form is solved over: the ``max_items`` in most rows of X (default
+    12,000; the solve holds two dense ``n x n`` float64 matrices, 2.3 GB at 12,000, and takes
+    O(n^3)); rarer items get no EASE neighbours (``neighbours = both`` keeps their
+    co-occurrence ones)."""
 
 
 def ease_weights(x: sp.spmatrix, lam: float) -> tuple[Indices, F64]:
@@ -126,7 +132,15 @@ def design_matrix(log: InteractionLog, cfg: EaseConfig) -> sp.csr_matrix:
 def learn_ease_neighbours(log: InteractionLog, cfg: EaseConfig | None = None) -> CooccurrenceIndex:
     """The EASE neighbour index of ``log`` over all of its items (module doc)."""
     cfg = cfg if cfg is not None else EaseConfig()
-    active, weights = ease_weights(design_matrix(log, cfg), cfg.lam)
+    x = sp.csc_matrix(design_matrix(log, cfg))
+    per_item = np.diff(x.indptr)
+    if int(np.count_nonzero(per_item)) > cfg.max_items:
+        kept = np.sort(np.argsort(-per_item, kind="stable")[: cfg.max_items])
+        x = x[:, kept]
+        active, weights = ease_weights(x, cfg.lam)
+        active = kept[active]
+    else:
+        active, weights = ease_weights(x, cfg.lam)
     return sparsify(log.item_ids, active, weights, cfg.max_neighbours)
 
 

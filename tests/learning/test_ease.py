@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from app.core.cooccurrence.hybrid import HybridConfig, hybrid_score_batch
 from app.core.cooccurrence.index import (
     CooccurrenceIndex,
     RecentItemsConfig,
@@ -17,6 +18,7 @@ from app.core.cooccurrence.index import (
 )
 from app.core.cooccurrence.table import NeighbourTable, decode_neighbours, neighbours_record
 from app.core.enums import EventType
+from app.core.scoring import ScoringConfig
 from app.evaluation.evaluate import build_catalogue, item_offer
 from app.learning.ease import (
     EaseConfig,
@@ -163,3 +165,31 @@ def test_published_records_give_the_workers_the_same_scores() -> None:
     assert snap.offer_ids[best] == "c0-s03"
     dense = item_scores(index, recent_rows(index, recent[:1], cfg), cfg)
     assert index.item_ids[int(np.argmax(dense[0]))] == "c0-s03"
+
+
+def test_only_the_most_frequent_items_are_solved_over_when_capped() -> None:
+    log = _log({"u": ["a", "b", "c"], "v": ["a", "b"], "w": ["a", "b", "c"], "x": ["d", "a"]})
+    index = learn_ease_neighbours(log, EaseConfig(lam=0.5, window=None, max_items=3))
+    assert {n for n, _ in index.neighbours_of("a")} <= {"b", "c"}
+    assert index.neighbours_of("d") == []
+    assert index.neighbours_of("b")  # a frequent item keeps its neighbours
+    full = learn_ease_neighbours(log, EaseConfig(lam=0.5, window=None))
+    assert "d" in {n for n, _ in full.neighbours_of("a")}
+
+
+def test_score_batch_ranks_the_next_step_first_from_the_published_ease_neighbours() -> None:
+    planted = chain_log()
+    index = learn_ease_neighbours(planted.log, EaseConfig(lam=1.0, window=3))
+    table = NeighbourTable()
+    for record in index.to_records():
+        table.upsert(record["item_id"], [(n, w) for n, w in record["neighbours"]])
+    catalogue = build_catalogue(planted.items, [item_offer(i) for i in planted.items], 4)
+    cfg = HybridConfig(scoring=ScoringConfig(w_affinity=0.0, w_popularity=0.0, w_value=0.0))
+    recent = [["c1-s04", "c1-s03"], ["c2-s06"]]
+    ranked = hybrid_score_batch(
+        np.zeros((2, 4), dtype=np.float32), recent, T0, catalogue, table.index(), cfg,
+        exclude=[set(r) for r in recent],
+    )  # fmt: skip
+    assert ranked[0][0].offer_id == "c1-s05"
+    assert ranked[0][0].reason == "Because you chose Step 4 of chain 1"
+    assert ranked[1][0].offer_id in {"c2-s05", "c2-s07"}
