@@ -8,8 +8,8 @@
   are ``x_u B``; x_u gains the item of every positive event as it happens, so the scores move
   with the stream (one row of B added per new positive).
 * ``ease_recency``: the same B, recent history items weighing more: by age in event time
-  (``2^(-age / half_life)``) or by position (the j-th newest positive weighs ``decay^j``),
-  whichever the validation prefers.
+  (``2^(-age / half_life)``) or by position (the j-th newest item weighs ``decay^j``), the
+  history holding the positives or every interaction, whichever the validation prefers.
 * ``item_knn``: cosine similarity between the items' columns of X; a user's scores are the
   similarity rows of their last ``n_recent`` items (newest first), the j-th weighted by
   ``decay^j``.
@@ -145,7 +145,8 @@ class _ItemItemMethod(_Immediate):
 
 
 class RealTimeEase(_ItemItemMethod):
-    """``x_u B`` with x_u updated by every positive event (module doc); ``half_life_ms``
+    """``x_u B`` with x_u updated by every event ``positive`` marks (module doc; the recency
+    variant may mark every interaction); ``half_life_ms``
     weights history items by their age in event time, ``step_decay`` by their position (the
     j-th newest weighs ``step_decay^j``); ``None`` for both: all alike."""
 

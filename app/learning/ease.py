@@ -130,7 +130,8 @@ def design_matrix(log: InteractionLog, cfg: EaseConfig) -> sp.csr_matrix:
 
 
 def learn_ease_neighbours(log: InteractionLog, cfg: EaseConfig | None = None) -> CooccurrenceIndex:
-    """The EASE neighbour index of ``log`` over all of its items (module doc)."""
+    """The EASE neighbour index of ``log`` over all of its items (module doc), its weights
+    divided by the largest (scores are normalised per user: the scale is immaterial)."""
     cfg = cfg if cfg is not None else EaseConfig()
     x = sp.csc_matrix(design_matrix(log, cfg))
     per_item = np.diff(x.indptr)
@@ -141,6 +142,9 @@ def learn_ease_neighbours(log: InteractionLog, cfg: EaseConfig | None = None) ->
         active = kept[active]
     else:
         active, weights = ease_weights(x, cfg.lam)
+    top = float(weights.max()) if weights.size else 0.0
+    if top > 0:  # the largest weight 1: records keep 6 decimals of each weight
+        weights = weights / top
     return sparsify(log.item_ids, active, weights, cfg.max_neighbours)
 
 
