@@ -9,6 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from app.pipeline.stats import BatchStats
 
+MAX_OFFER_LABELS = 2000
+"""Offer ids that get a series of their own in ``nbo_offers_sent_by_offer``."""
+OTHER_OFFERS = "_other"
+"""The label of every offer id past :data:`MAX_OFFER_LABELS`."""
+
 
 @dataclass
 class WorkerMetrics:
@@ -59,19 +64,35 @@ class WorkerMetrics:
         self.cart_decisions = Counter(
             "nbo_cart_decisions", "Decisions made because a cart timer fired", registry=r
         )
+        self.decisions_suppressed = Counter(
+            "nbo_decisions_suppressed",
+            "Decisions that sent nothing, by reason (objection, no_candidates, ineligible, "
+            "consent, cooldown, cap, quiet_hours, below_match)",
+            ["reason"],
+            registry=r,
+        )
         self.offers_sent_by_group = Counter(
             "nbo_offers_sent_by_group",
-            "Offer messages sent per holdout group (personalised, control)",
-            ["group"],
+            "Offer messages sent per holdout group (personalised, control) and channel",
+            ["group", "channel"],
             registry=r,
         )
         self.offer_feedback_by_group = Counter(
             "nbo_offer_feedback_by_group",
-            "Offer feedback events per holdout group and type; acceptance rate of a group = "
-            "offer_accepted / messages sent",
-            ["group", "type"],
+            "Offer feedback events per holdout group, type and channel (the event's own; "
+            "unknown when it names none); acceptance rate of a group = offer_accepted / "
+            "messages sent",
+            ["group", "type", "channel"],
             registry=r,
         )
+        self.offers_sent_by_offer = Counter(
+            "nbo_offers_sent_by_offer",
+            f"Offer messages sent that carried the offer (the first {MAX_OFFER_LABELS} offer "
+            f"ids seen get a label of their own, later ones {OTHER_OFFERS!r})",
+            ["offer"],
+            registry=r,
+        )
+        self._offer_labels: set[str] = set()
         self.store_conflicts = Counter(
             "nbo_store_conflicts", "Per-user compare-and-set conflicts", registry=r
         )
@@ -120,6 +141,16 @@ class WorkerMetrics:
             "nbo_catalogue_rejected", "Catalogue records that failed to decode", registry=r
         )
 
+    def _offer_label(self, offer_id: str) -> str:
+        """``offer_id``, or :data:`OTHER_OFFERS` once :data:`MAX_OFFER_LABELS` ids have a
+        label (the series a worker exports stay bounded)."""
+        if offer_id in self._offer_labels:
+            return offer_id
+        if len(self._offer_labels) < MAX_OFFER_LABELS:
+            self._offer_labels.add(offer_id)
+            return offer_id
+        return OTHER_OFFERS
+
     def record_batch(self, stats: BatchStats, seconds: float) -> None:
         """Add one processed batch."""
         self.events_received.inc(stats.received)
@@ -138,10 +169,14 @@ class WorkerMetrics:
         self.store_conflicts.inc(stats.conflicts)
         self.decisions.labels(outcome="sent").inc(stats.decisions - stats.suppressed)
         self.decisions.labels(outcome="suppressed").inc(stats.suppressed)
-        for group, sent in stats.sent_by_group.items():
-            self.offers_sent_by_group.labels(group=group).inc(sent)
-        for (group, kind), count in stats.feedback_by_group.items():
-            self.offer_feedback_by_group.labels(group=group, type=kind).inc(count)
+        for reason, count in stats.suppressed_by_reason.items():
+            self.decisions_suppressed.labels(reason=reason).inc(count)
+        for (group, channel), sent in stats.sent_by_group.items():
+            self.offers_sent_by_group.labels(group=group, channel=channel).inc(sent)
+        for (group, kind, channel), count in stats.feedback_by_group.items():
+            self.offer_feedback_by_group.labels(group=group, type=kind, channel=channel).inc(count)
+        for offer_id, count in stats.sent_by_offer.items():
+            self.offers_sent_by_offer.labels(offer=self._offer_label(offer_id)).inc(count)
         self.batch_seconds.observe(seconds)
         done = time.time()
         if not self._first_batch_seen:

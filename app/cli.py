@@ -53,6 +53,14 @@ def _stack_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _stack_browser(args: argparse.Namespace, settings: Settings) -> int:
+    from app.stack.browser import install_browser
+
+    browser = install_browser()
+    print(f"chromium: {browser.chromium}\nchromedriver: {browser.chromedriver}")
+    return 0
+
+
 def _report_bad_lines(path: Path, bad: Sequence[BadLine], skip_invalid: bool) -> None:
     for line in bad:
         print(f"nbo: {line.render(path)}", file=sys.stderr)
@@ -366,6 +374,11 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
         "--check", action="store_true", help="exit 1 unless both services run and answer"
     )
     status.set_defaults(handler=_stack_status)
+    browser = stack_sub.add_parser(
+        "browser",
+        help="the headless Chromium of the console's browser tests (apt-get install when root)",
+    )
+    browser.set_defaults(handler=_stack_browser)
 
     for extend in extensions:
         extend(sub)
@@ -454,7 +467,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     bench.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
     bench.add_argument("--events", type=int, help="events to drain (200,000)")
     bench.add_argument("--users", type=int, help="distinct users (10,000)")
-    bench.add_argument("--offers", type=int, nargs="+", help="catalogue sizes (1000 10000)")
+    bench.add_argument("--offers", type=int, nargs="+", help="catalogue sizes (1000 10000 100000)")
     bench.add_argument("--batch-size", type=int, help="events per batch (500)")
     bench.add_argument("--json", type=Path, help="write every figure to this JSON file")
     bench.set_defaults(handler=_bench)

@@ -196,6 +196,23 @@ class Settings(BaseSettings):
         description="Mark the console's session cookie Secure (set it when the console is "
         "served over HTTPS, e.g. behind a TLS proxy).",
     )
+    console_sample_s: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=300.0,
+        description="How often the console scrapes the workers' /metrics into its history, "
+        "seconds.",
+    )
+    console_history_s: float = Field(
+        default=3600.0,
+        ge=60.0,
+        le=86_400.0,
+        description="How much history of the workers' counters the console keeps in memory "
+        "(the Overview's longest window), seconds.",
+    )
+    console_dead_letters_shown: int = Field(
+        default=10, ge=0, le=200, description="Newest dead letters the Overview page shows."
+    )
     console_metrics_urls: list[str] = Field(
         default_factory=list,
         description="The workers' /metrics endpoints the console reads, as JSON "
@@ -255,6 +272,41 @@ class Settings(BaseSettings):
         ge=0,
         description="Weight of the co-occurrence part (neighbours of the user's recent items); "
         "counts only while item-neighbours has records; 0: off (no recent items read).",
+    )
+    w_restock: float = Field(
+        default=defaults.W_RESTOCK,
+        ge=0,
+        description="Weight of the restock part of a repeatable purchased item the user is due "
+        'to buy again (its offers say "Time to restock <title>?"); 0: due items are offered '
+        "again without a lift.",
+    )
+    restock_due_fraction: float = Field(
+        default=defaults.RESTOCK_DUE_FRACTION,
+        gt=0,
+        le=10,
+        description="A repeatable purchased item is excluded until last purchase + this x the "
+        "user's learned repurchase interval (event time), then offered again.",
+    )
+    restock_smoothing: float = Field(
+        default=defaults.RESTOCK_SMOOTHING,
+        gt=0,
+        le=1,
+        description="Weight of the newest gap between a user's purchases of an item in its "
+        "learned interval (exponentially weighted mean).",
+    )
+    restock_prior_days: float = Field(
+        default=defaults.RESTOCK_PRIOR_S / defaults.DAY_S,
+        gt=0,
+        le=3650,
+        description="Repurchase interval of a user who bought a repeatable item once, when the "
+        "catalogue gives the item no restock_days.",
+    )
+    restock_items_max: int = Field(
+        default=defaults.RESTOCK_ITEMS_MAX,
+        ge=0,
+        le=10_000,
+        description="Repeatable items whose repurchase cycle is kept per user (the most "
+        "recently bought; stored in the profile hash).",
     )
     recent_items: int = Field(
         default=defaults.RECENT_ITEMS,

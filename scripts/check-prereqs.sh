@@ -9,6 +9,8 @@
 #   redis-server 6.2+ the local Redis and the Redis failure tests (installed with apt-get by
 #                     `nbo stack up` when missing and running as root)
 #   Go 1.26+          `make test` only: kustomize v5.8.2 and kubeconform v0.8.0 for the manifest checks
+#   chromium, chromedriver  `make test` only: the console's browser tests (Debian's chromium and
+#                     chromium-driver; installed with apt-get by `nbo stack browser` as root)
 set -uo pipefail
 
 target=${1:-test}
@@ -65,6 +67,10 @@ if [ "$target" = test ]; then
   command -v "${GO:-go}" >/dev/null 2>&1 &&
     go=$("${GO:-go}" env GOVERSION 2>/dev/null | sed 's/^go//')
   need Go "$go" 1.26 "install Go 1.26+ (it builds kustomize and kubeconform for the manifest checks)"
+  if { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; } &&
+    { [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; }; then
+    problems+=("chromium and chromedriver are needed for the console's browser tests: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver); as root they are installed for you")
+  fi
 fi
 
 if [ ${#problems[@]} -gt 0 ]; then

@@ -31,6 +31,8 @@ if [ -z "${NBO_KAFKA_BOOTSTRAP:-}" ] || [ -z "${NBO_REDIS_URL:-}" ]; then
   # shellcheck disable=SC1091
   source "${NBO_STACK_DIR:-.stack}/env"
 fi
+echo "== the headless browser of the console's tests (Debian's chromium + chromium-driver)"
+"$VENV/bin/nbo" stack browser
 # Services are required in this run: a missing broker or Redis fails, never skips.
 export NBO_REQUIRE_SERVICES=1
 echo "== pytest"

@@ -19,12 +19,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from agents.api_access import ANONYMOUS, Answer, ApiAccess
+from agents.console.monitor import Monitor, production_monitor
 from agents.console.person import RedisPersonSource, person_page, redis_person_source
 from agents.console.simulate import (
     Simulator,
@@ -56,8 +58,15 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-PAGES = (("lift", "Lift"), ("policy", "Policy"), ("person", "Person"), ("simulate", "Simulate"))
-"""The navigation, in order (Overview and Offers come later)."""
+PAGES = (
+    ("overview", "Overview"),
+    ("offers", "Offers"),
+    ("lift", "Lift"),
+    ("policy", "Policy"),
+    ("person", "Person"),
+    ("simulate", "Simulate"),
+)
+"""The navigation, in order."""
 MAX_TOKEN_CHARS = 512
 LOGIN = "console:/login"
 
@@ -74,12 +83,14 @@ def redirect(location: str) -> web.Response:
 
 
 def templates() -> jinja2.Environment:
-    """The console's templates (HTML autoescaped)."""
+    """The console's templates (HTML autoescaped; ``path_part`` percent-encodes a value for
+    one segment of a path, ``/`` included)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["path_part"] = lambda value: quote(str(value), safe="")
     env.filters["utc"] = utc_text
     return env
 
@@ -98,6 +109,8 @@ class Console:
     env: jinja2.Environment = field(default_factory=templates)
     _ended: dict[str, int] = field(default_factory=dict)
     """Cookie values logged out before their expiry (pruned once expired)."""
+    monitor: Monitor = field(default_factory=Monitor)
+    """The Overview and Offers pages' sources, and the charts."""
     person: PersonSource = field(
         default_factory=lambda: StorePersonSource(MemoryProfileStore(), Catalogue())
     )
@@ -201,7 +214,7 @@ class Console:
         return response
 
     async def home(self, request: web.Request) -> web.Response:
-        return redirect("/lift")
+        return redirect("/overview")
 
     async def policy_page(self, request: web.Request) -> web.Response:
         try:
@@ -228,6 +241,33 @@ class Console:
             rows=lift_table(counts.channels, counts.days_observed),
         )
 
+    # --- Overview, Offers, charts (agents/console/monitor.py) ----------------------------------
+    async def overview_page(self, request: web.Request) -> web.Response:
+        return await self.monitor.overview_page(self, request[CLIENT])
+
+    async def offers_page(self, request: web.Request) -> web.Response:
+        return await self.monitor.offers_page(self, request[CLIENT], dict(request.query))
+
+    async def offer_page(self, request: web.Request) -> web.Response:
+        return await self.monitor.offer_page(self, request[CLIENT], request.match_info["offer"])
+
+    async def chart(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "events.png":
+            return await self.monitor.events_chart()
+        if name == "channels.png":
+            return await self.monitor.channels_chart()
+        if name == "lift.png":
+            return await self.monitor.lift_chart(self.lift)
+        raise web.HTTPNotFound()
+
+    async def offer_chart(self, request: web.Request) -> web.Response:
+        return await self.monitor.offer_chart(request.match_info["offer"])
+
+    async def posterior_chart(self, request: web.Request) -> web.Response:
+        return await self.monitor.posterior_chart(request.match_info["offer"])
+
+    # --- Person, Simulate (agents/console/person.py, agents/console/simulate.py) -------------
     async def person_page(self, request: web.Request) -> web.Response:
         return await person_page(self, request, request[CLIENT])
 
@@ -243,6 +283,7 @@ class Console:
     def application(self) -> web.Application:
         """The routes (no I/O until served)."""
         app = web.Application(middlewares=[self.guard])
+        app.cleanup_ctx.append(self.monitor.background)
         app.router.add_get("/login", self.login_form)
         app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
@@ -251,6 +292,12 @@ class Console:
         app.router.add_get("/", self.home)
         app.router.add_get("/policy", self.policy_page)
         app.router.add_get("/lift", self.lift_page)
+        app.router.add_get("/overview", self.overview_page)
+        app.router.add_get("/offers", self.offers_page)
+        app.router.add_get("/offers/{offer}", self.offer_page)
+        app.router.add_get("/charts/offers/{offer}.png", self.offer_chart)
+        app.router.add_get("/charts/posteriors/{offer}.png", self.posterior_chart)
+        app.router.add_get("/charts/{name}", self.chart)
         app.router.add_get("/person", self.person_page)
         app.router.add_get("/simulate", self.simulate_form)
         app.router.add_post("/simulate", self.simulate_post)
@@ -273,6 +320,7 @@ def build_console(settings: Settings) -> tuple[Console, MetricsLiftSource]:
         settings.console_secure_cookie,
         SettingsPolicySource(settings),
         lift,
+        monitor=production_monitor(settings),
         person=redis_person_source(settings),
         simulator=Simulator(
             TopicSimulationSource(settings),

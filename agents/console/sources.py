@@ -73,8 +73,8 @@ class MetricsLiftSource:
         failed = tuple(u for u, a in zip(self.urls, answers, strict=True) if a is None)
         if not got:
             return LiftCounts((), 0.0, read, failed)
-        channel, days = combine(got, self.clock())
-        return LiftCounts((channel,), days, read, failed)
+        channels, days = combine(got, self.clock())
+        return LiftCounts(channels, days, read, failed)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -58,7 +58,7 @@ class BenchOptions:
 
     events: int = 200_000
     users: int = 10_000
-    offer_sizes: tuple[int, ...] = (1_000, 10_000)
+    offer_sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
     batch_size: int = 500
     naive_max_events: int = 20_000
     naive_budget_s: float = 30.0
@@ -67,8 +67,8 @@ class BenchOptions:
 
     @classmethod
     def quick(cls) -> BenchOptions:
-        return cls(events=20_000, users=2_000, naive_max_events=3_000, naive_budget_s=8.0,
-                   latency_s=4.0)  # fmt: skip
+        return cls(events=20_000, users=2_000, offer_sizes=(1_000, 10_000),
+                   naive_max_events=3_000, naive_budget_s=8.0, latency_s=4.0)  # fmt: skip
 
 
 def _machine() -> dict[str, Any]:
@@ -358,13 +358,16 @@ def run_bench(settings: Settings, options: BenchOptions, json_path: Path | None)
         report["pipeline"] = {}
         for n in options.offer_sizes:
             print(f"== worker, {n:,} offers")
+            started = time.monotonic()
             worker = bench.start_worker(n)
+            ready_s = time.monotonic() - started  # started, catalogue read, partitions owned
             try:
                 report["pipeline"][str(n)] = asyncio.run(
                     bench.worker_drain(worker, options.events, n)
                 )
             finally:
                 worker.stop()
+            report["pipeline"][str(n)]["ready_s"] = ready_s
         first = options.offer_sizes[0]
         print(f"== worker, {first:,} offers, while a client hammers nbo api")
         report["lookup_flood"] = asyncio.run(bench.flood_drain(options.events, first))
@@ -429,6 +432,10 @@ def render(report: dict[str, Any]) -> str:
             f"{'' if batch is None else f'{batch:.0f}':>7}"
             f"{'' if redis_us is None else f'{redis_us:.1f}':>12}"
         )
+    ready = [f"{_size(int(n))} {v['ready_s']:.1f} s" for n, v in report["pipeline"].items()
+             if "ready_s" in v]  # fmt: skip
+    if ready:
+        lines.append("worker ready (catalogue read, partitions owned): " + ", ".join(ready))
     lat = report["latency"]
     lines.append(
         f"\nlatency at {lat['rate_per_s']:,.0f}/s   p50 / p95 / p99 ms"

@@ -33,11 +33,14 @@ class ChildWorker:
         log_path: Path,
         api_token: str | None = None,
         command: tuple[str, ...] = ("worker", "--loglevel", "warn"),
+        ready_path: str = "/readyz",
     ) -> None:
         """``api_token``: sent as the bearer token of :meth:`get` (the ``/users`` lookups
         need one; health and metrics do not). ``command``: the ``nbo`` command to run (the
-        worker; ``("api",)`` serves the lookups, on ``NBO_API_PORT``)."""
+        worker; ``("api",)`` serves the lookups, on ``NBO_API_PORT``; ``("console",)`` the
+        console, whose readiness is ``ready_path="/healthz"``)."""
         self.port = port
+        self.ready_path = ready_path
         self.log_path = log_path
         self.api_token = api_token
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,13 +70,14 @@ class ChildWorker:
         return status, json.loads(body or b"{}")
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
-        """Wait until ``/readyz`` answers 200; raises with the log's tail otherwise."""
+        """Wait until the ready path (``/readyz``) answers 200; raises with the log's tail
+        otherwise."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the worker exited ({self.proc.returncode}):\n{self.tail()}")
             try:
-                if self.get("/readyz")[0] == 200:
+                if self.get(self.ready_path)[0] == 200:
                     return
             except (OSError, ValueError):
                 pass

@@ -4,7 +4,8 @@ Brings the local stack up unless Kafka and Redis are configured, creates the top
 generated shop catalogue (or MovieLens movies), starts ``nbo worker`` as a child process, produces
 a realistic event stream with a progress bar, waits until the worker has consumed all of it, and
 prints throughput, offers published, a few users with their strongest tags and offers, and where
-to look further. With a terminal attached it keeps the worker running until Ctrl-C.
+to look further, and the URL of ``nbo console`` (started beside the worker, same token). With a
+terminal attached it keeps the worker, the lookups and the console running until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     }
     worker = ChildWorker(env, settings.web_port, settings.stack_dir / "demo-worker.log")
     lookups: ChildWorker | None = None
+    console: ChildWorker | None = None
     try:
         print(f"== starting the worker (log: {worker.log_path})")
         lookups = ChildWorker(
@@ -98,8 +100,16 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             api_token=token,
             command=("api", "--loglevel", "warning"),
         )
+        console = ChildWorker(
+            env,
+            settings.console_port,
+            settings.stack_dir / "demo-console.log",
+            command=("console",),
+            ready_path="/healthz",
+        )
         worker.wait_ready()
         lookups.wait_ready()
+        console.wait_ready()
         before = worker.metrics()
         print(f"== producing {len(events)} events to {settings.topic_user_events}")
         started = time.monotonic()
@@ -124,13 +134,15 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         after = worker.metrics()
         _summary(worker, lookups, events, before, after, elapsed, produced_s, settings)
         if options.keep_running:
-            print("\nThe worker keeps running; press Ctrl-C to stop it.")
+            print("\nThe worker, the lookups and the console keep running; Ctrl-C stops them.")
             try:
                 while worker.proc.poll() is None:
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
     finally:
+        if console is not None:
+            console.stop()
         if lookups is not None:
             lookups.stop()
         worker.stop()
@@ -197,3 +209,6 @@ def _summary(
     print(f"  redis-cli -p {settings.stack_redis_port} HGETALL 'nbo:{{u:{user}}}:profile'")
     print(f"  redis-cli -p {settings.stack_redis_port} GET 'nbo:{{u:{user}}}:offers'")
     print("  .venv/bin/nbo tail --from-beginning --max 3   # next-best-offer messages")
+    print("\n== the console (log in with the token below; it has the console scope)")
+    print(f"  http://127.0.0.1:{settings.console_port}/")
+    print(f"  token: {lookups.api_token}")

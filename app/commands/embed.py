@@ -6,8 +6,9 @@ Reads an interaction log (UserEvent JSON lines, a MovieLens directory, or the ev
 vector as an Item record (its tags, title and price kept, ``vector`` = D floats) to the
 item-catalog topic (``--publish``; running workers pick the vectors up without a restart) and/or
 to a JSON-lines file (``--output``). Items without a learned vector are not
-sent: the catalogue keeps using their tag hash. ``--publish`` also sends the co-occurrence
-neighbours of the hybrid score to the item-neighbours topic (key item id, value
+sent: the catalogue keeps using their tag hash. ``--publish`` also sends the item neighbours
+of the hybrid score (learned EASE weights by default, :mod:`app.learning.ease`; or
+co-occurrence counts: ``CollabConfig.neighbours``) to the item-neighbours topic (key item id, value
 ``{"schema_version": 1, "item_id", "neighbours": [[item_id, weight], ...]}``, best first), with
 a tombstone for every other item of the catalogue, so an item that lost its neighbours loses
 them in the workers too. ``--neighbours FILE`` writes the same records (without tombstones;

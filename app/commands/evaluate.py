@@ -17,9 +17,11 @@ from tqdm import tqdm
 
 from app.commands.embed import LearningSource
 from app.core.profile import ProfileConfig
+from app.datasets.synthetic import RestockSpec, ShopSpec
 from app.evaluation.config import METHODS, EvaluationConfig
 from app.evaluation.evaluate import evaluate
 from app.evaluation.report import Report
+from app.evaluation.restock import RestockReport
 from app.settings import Settings
 
 
@@ -121,3 +123,62 @@ def run_evaluate(settings: Settings, source: LearningSource, options: EvaluateOp
         )
         print(f"calibration: {options.write_calibration}")
     return report
+
+
+RESTOCK_START_MS = 1_767_225_600_000
+"""Where the synthetic restock log starts: 2026-01-01T00:00:00Z."""
+
+
+def run_restock_evaluation(
+    settings: Settings,
+    *,
+    report: Path | None = None,
+    write_log: Path | None = None,
+    seed: int = 0,
+    spec: RestockSpec | None = None,
+    shop: ShopSpec | None = None,
+) -> RestockReport:
+    """``nbo evaluate --restock``: the synthetic shop with planted repurchase cycles
+    (:func:`app.datasets.synthetic.restock_log`, its seeds shifted by ``seed``), replayed by
+    :func:`app.evaluation.restock.evaluate_restock` with the worker's configuration from
+    ``settings``; prints the table, writes the JSON report and, with ``write_log``, the log
+    (UserEvent JSON lines, then the items as ``catalog.jsonl`` beside it) so that others can
+    recompute the baselines on the same data. ``spec`` / ``shop``: other sizes (tests)."""
+    import json
+    from dataclasses import replace
+
+    from app.core.catalog_records import Item
+    from app.core.events import UserEvent
+    from app.datasets.synthetic import restock_log
+    from app.evaluation.restock import RestockEvaluationConfig, evaluate_restock
+    from app.pipeline.config import pipeline_config
+
+    spec = spec or RestockSpec()
+    shop = shop or ShopSpec()
+    planted = restock_log(
+        replace(spec, seed=spec.seed + seed), replace(shop, seed=shop.seed + seed), RESTOCK_START_MS
+    )
+    if write_log is not None:
+        write_log.parent.mkdir(parents=True, exist_ok=True)
+        lines = (json.dumps(e, separators=(",", ":")) + "\n" for e in planted.events)
+        write_log.write_text("".join(lines), encoding="utf-8")
+        catalog = write_log.with_name("catalog.jsonl")
+        rows = (json.dumps(i, separators=(",", ":")) + "\n" for i in planted.shop.items)
+        catalog.write_text("".join(rows), encoding="utf-8")
+        print(f"log: {write_log} (items: {catalog})")
+    events = [UserEvent.model_validate(e) for e in planted.events]
+    items = [Item.model_validate(i) for i in planted.shop.items]
+    pipeline = pipeline_config(settings)
+    cfg = RestockEvaluationConfig(
+        profile=pipeline.profile,
+        weights=pipeline.weights,
+        scoring=pipeline.scoring,
+        restock=pipeline.restock,
+    )
+    result = evaluate_restock(events, items, cfg)
+    print(result.table())
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(result.to_json() + "\n", encoding="utf-8")
+        print(f"report: {report}")
+    return result

@@ -27,7 +27,8 @@ def _days(text: str) -> float:
     return days
 
 
-def _add_source(parser: argparse.ArgumentParser) -> None:
+def _add_source(parser: argparse.ArgumentParser) -> Any:
+    """The source options of ``embed`` and ``evaluate``; returns the group of sources."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--movielens", type=Path, metavar="DIR", help="a MovieLens directory")
     source.add_argument("--events", type=Path, metavar="FILE", help="UserEvent JSON lines")
@@ -51,6 +52,7 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
         help="with --from-topic: only events of the last N days by event time (default all)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    return source
 
 
 class SourceError(ValueError):
@@ -120,8 +122,19 @@ def _methods(text: str) -> tuple[str, ...]:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from app.commands.evaluate import EvaluateError, EvaluateOptions, run_evaluate
+    from app.commands.evaluate import (
+        EvaluateError,
+        EvaluateOptions,
+        run_evaluate,
+        run_restock_evaluation,
+    )
     from app.commands.topic_source import TopicSourceError
+
+    if args.restock:
+        run_restock_evaluation(
+            settings, report=args.report, write_log=args.write_log, seed=args.seed
+        )
+        return 0
 
     options = EvaluateOptions(
         report=args.report,
@@ -166,7 +179,20 @@ def register_learning_commands(sub: Any) -> None:
     evaluate = sub.add_parser(
         "evaluate", help="offline replay: the engine against popularity, random, a batch model"
     )
-    _add_source(evaluate)
+    sources = _add_source(evaluate)
+    sources.add_argument(
+        "--restock",
+        action="store_true",
+        help="the synthetic shop with planted repurchase cycles: HitRate@10 on repeat purchases"
+        " with purchased items excluded, always included, or back when due (restock)",
+    )
+    evaluate.add_argument(
+        "--write-log",
+        type=Path,
+        metavar="FILE",
+        help="with --restock: also write the generated log (UserEvent JSON lines) and its items"
+        " (catalog.jsonl beside it)",
+    )
     evaluate.add_argument("--report", type=Path, metavar="PATH", help="write the JSON report")
     evaluate.add_argument("--plot", type=Path, metavar="PATH", help="write HitRate@K as PNG")
     evaluate.add_argument(

@@ -56,7 +56,11 @@ MAX_POINTS = 4096
 DEFAULT_MIN_BIN = 100
 """Default least number of offers per bin before the isotonic fit."""
 EXPLORATION_PART = "exploration"
-"""The score part left out of the calibrated score (:func:`calibrated_score`)."""
+"""A score part left out of the calibrated score (:func:`calibrated_score`)."""
+RESTOCK_PART = "restock"
+"""A score part left out of the calibrated score (the restock lift, :mod:`app.core.restock`)."""
+UNCALIBRATED_PARTS = (EXPLORATION_PART, RESTOCK_PART)
+"""Score parts a calibration never sees (taken off the score before it is mapped)."""
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -255,18 +259,21 @@ def _run_ends(xs: list[float], ys: list[float]) -> list[tuple[float, float]]:
 
 
 def calibrated_score(offer: ScoredOffer) -> float:
-    """The score a calibration maps: the score without its exploration part."""
-    return offer.score - offer.parts.get(EXPLORATION_PART, 0.0)
+    """The score a calibration maps: the score without its exploration and restock parts
+    (a random lift, and the lift of a repeatable item due again: neither was fitted)."""
+    return offer.score - sum(offer.parts.get(p, 0.0) for p in UNCALIBRATED_PARTS)
 
 
 def calibrated_scores(ranked: Sequence[ScoredOffer]) -> list[float]:
     """:func:`calibrated_score` of every ranked offer, without building the rows of a lazy
     :class:`~app.core.ranked.RankedOffers`."""
     if isinstance(ranked, RankedOffers):
-        explore = ranked.part(EXPLORATION_PART)
-        if explore is None:
-            return list(ranked.scores)
-        return [s - e for s, e in zip(ranked.scores, explore, strict=True)]
+        scores = list(ranked.scores)
+        for name in UNCALIBRATED_PARTS:
+            lift = ranked.part(name)
+            if lift is not None:
+                scores = [s - e for s, e in zip(scores, lift, strict=True)]
+        return scores
     return [calibrated_score(s) for s in ranked]
 
 

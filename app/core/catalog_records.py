@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
+import msgspec
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,6 +32,8 @@ from app.core.fields import (
 )
 
 Priority = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
+RestockDays = Annotated[float, Field(strict=True, gt=0, le=3650)]
+"""A repurchase interval in days: positive, at most ten years."""
 
 
 class Item(BaseModel):
@@ -45,6 +48,13 @@ class Item(BaseModel):
     """Explicit embedding of D floats; without it the vector is the hash of the tags."""
     title: StrictStr | None = None
     price: Money | None = None
+    repeatable: StrictBool = False
+    """Bought again and again (groceries, consumables): once purchased it is offered again
+    when the person is due to restock it (:mod:`app.core.restock`), not excluded for good."""
+    restock_days: RestockDays | None = None
+    """The item's typical interval between repeat purchases, days (e.g. the population's,
+    from history): the prior of a person who bought it once. Without it, the setting
+    ``NBO_RESTOCK_PRIOR_DAYS``."""
 
 
 class Offer(BaseModel):
@@ -71,6 +81,8 @@ class Offer(BaseModel):
     valid_from: Timestamp | None = None
     valid_until: Timestamp | None = None
     priority: Priority = 0
+    repeatable: StrictBool = False
+    """Every item of the offer counts as repeatable (see :attr:`Item.repeatable`)."""
     transactional: StrictBool = False
     """A service message (e.g. order status), not marketing: bypasses the contact policy's
     caps and cooldowns (and, by default, quiet hours), never consent or an objection."""
@@ -89,6 +101,46 @@ class Offer(BaseModel):
         ):
             raise ValueError("valid_until is before valid_from")
         return self
+
+
+class OfferRecord(msgspec.Struct, frozen=True, gc=False):
+    """An :class:`Offer` as the catalogue keeps it: the same fields and values, already
+    validated, in a slotted struct outside the garbage collector's tracking: ~120 bytes and
+    the values, where the pydantic model costs ~1.4 KB (its ``__dict__`` and fields-set).
+    100,000 offers: ~12 MB of structs instead of ~140 MB of models."""
+
+    offer_id: str
+    title: str
+    item_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    vector: tuple[float, ...] | None = None
+    value: float = 0.0
+    channels: tuple[Channel, ...] = ()
+    valid_from: int | None = None
+    valid_until: int | None = None
+    priority: int = 0
+    repeatable: bool = False
+    transactional: bool = False
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def of(cls, offer: Offer) -> OfferRecord:
+        """The record of a validated offer (its values shared, not copied)."""
+        return cls(
+            offer_id=offer.offer_id,
+            title=offer.title,
+            item_ids=offer.item_ids,
+            tags=offer.tags,
+            vector=offer.vector,
+            value=offer.value,
+            channels=offer.channels,
+            valid_from=offer.valid_from,
+            valid_until=offer.valid_until,
+            priority=offer.priority,
+            repeatable=offer.repeatable,
+            transactional=offer.transactional,
+            schema_version=offer.schema_version,
+        )
 
 
 def decode_item(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Item:

@@ -33,6 +33,8 @@ W_PRIORITY = 0.05
 W_COOCCURRENCE = 0.3
 """Weight of the co-occurrence part of the user's recent items (tuned on MovieLens,
 ``docs/learning.md``); it counts only while item neighbours are known."""
+W_RESTOCK = 1.0
+"""Weight of the restock part of a repeatable item the person is due to buy again."""
 REASON_TAGS = 2
 """Tags named in an affinity reason."""
 
@@ -42,6 +44,19 @@ RECENCY_DECAY = 0.8
 """Weight of each older recent item relative to the next newer one."""
 NEIGHBOURS_MAX = 200
 """Neighbours kept per item."""
+
+RESTOCK_DUE_FRACTION = 0.8
+"""A repeatable purchased item is offered again from ``last purchase + fraction x interval``."""
+RESTOCK_SMOOTHING = 0.5
+"""Weight of the newest gap in a person's repurchase interval (exponentially weighted mean)."""
+RESTOCK_PRIOR_S = 14 * DAY_S
+"""Repurchase interval of a person who bought an item once, without the catalogue's."""
+RESTOCK_MIN_GAP_S = 3_600
+"""Purchases of one item closer than this are one shopping trip, seconds."""
+RESTOCK_MAX_INTERVAL_S = 365 * DAY_S
+"""Longest repurchase interval learned, seconds."""
+RESTOCK_ITEMS_MAX = 50
+"""Repeatable items whose cycle is kept per person."""
 
 POPULARITY_HALF_LIFE_S = DAY_S
 """Half-life of the popularity prior, seconds of event time."""

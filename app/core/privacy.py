@@ -113,14 +113,27 @@ class TagScore(_Wire):
     score: float
 
 
+class ExportedCycle(_Wire):
+    """One repurchase cycle of a repeatable item (:mod:`app.core.restock`): the latest
+    purchase (epoch ms), the learned interval (ms; 0 after one purchase) and the purchases
+    counted."""
+
+    item_id: str
+    last_purchase: int
+    interval_ms: int
+    purchases: int
+
+
 class ExportedProfile(_Wire):
     """The profile part of an export: the raw preference vector (D floats), ``n_events``,
-    ``updated_at`` (epoch ms) and the strongest catalogue tags."""
+    ``updated_at`` (epoch ms), the strongest catalogue tags and the repurchase cycles of
+    repeatable items (by item id)."""
 
     vector: list[float]
     n_events: int
     updated_at: int
     strongest_tags: list[TagScore]
+    restock: list[ExportedCycle] = Field(default_factory=list)
 
 
 class ExportData(_Wire):
@@ -210,6 +223,15 @@ def exported_profile(
         updated_at=profile.updated_at_ms,
         strongest_tags=[
             TagScore(tag=tag, score=round(score, TAG_SCORE_DIGITS)) for tag, score in strongest_tags
+        ],
+        restock=[
+            ExportedCycle(
+                item_id=item,
+                last_purchase=c.last_ms,
+                interval_ms=c.interval_ms,
+                purchases=c.purchases,
+            )
+            for item, c in sorted(profile.restock.items())
         ],
     )
 

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core import defaults
+from app.core.restock import Cycle
 from app.core.vectors import DEFAULT_DIM, Vector, check_dim
 
 DAY_MS = 86_400_000
@@ -68,7 +69,9 @@ class Profile:
     (the ``now_ms`` given to :func:`apply_events`, else ``t_ref_ms``). ``offsets``: partition ->
     highest applied Kafka offset (treat as read-only), of the events topic whose Kafka topic id
     is ``topic_id`` ("" if unknown). ``recent_event_ids``: ``(event_id, ts_ms)`` sorted by
-    ``(ts_ms, event_id)``.
+    ``(ts_ms, event_id)``. ``restock``: item id -> the user's repurchase cycle of each
+    repeatable item bought (:mod:`app.core.restock`; treat as read-only), carried unchanged
+    by :func:`apply_batch`.
     """
 
     vec: Vector
@@ -78,6 +81,7 @@ class Profile:
     offsets: dict[int, int] = field(default_factory=dict)
     recent_event_ids: tuple[tuple[str, int], ...] = ()
     topic_id: str = ""
+    restock: dict[str, Cycle] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         vec = np.array(self.vec, dtype=np.float32, copy=True)
@@ -86,6 +90,7 @@ class Profile:
         vec.flags.writeable = False
         object.__setattr__(self, "vec", vec)
         object.__setattr__(self, "offsets", dict(self.offsets))
+        object.__setattr__(self, "restock", dict(self.restock))
 
     @classmethod
     def empty(cls, dim: int = DEFAULT_DIM) -> Profile:
@@ -108,6 +113,7 @@ class Profile:
             and self.offsets == other.offsets
             and self.recent_event_ids == other.recent_event_ids
             and self.topic_id == other.topic_id
+            and self.restock == other.restock
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -266,6 +272,7 @@ def apply_batch(
             offsets=f.offsets,
             recent_event_ids=_prune_recent(f.recent, ref, cfg),
             topic_id=f.topic_id,
+            restock=f.base.restock,
         )
         results.append(
             ApplyResult(

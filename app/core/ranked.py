@@ -5,7 +5,7 @@ after the contact policy, but it sends at most ``k`` and usually fewer. Building
 candidate's row (an object and a dict of parts) cost more than the matrix product that ranked
 them, so :class:`RankedOffers` keeps a user's ranking as the batch's plain number rows and
 builds a :class:`ScoredOffer` only when one is read. The policy reads only the candidates'
-:class:`~app.core.catalog_records.Offer` (channels, transactional) through :func:`offers_of`.
+:class:`~app.core.catalog_records.OfferRecord` (channels, transactional) through :func:`offers_of`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import overload
 
-from app.core.catalog_records import Offer
+from app.core.catalog_records import OfferRecord
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ScoredOffer:
     ``match``: the calibrated match percentage (0-100, :mod:`app.core.calibration`), set by
     the decision for the offers it weighs; ``None`` when no calibration applies."""
 
-    offer: Offer
+    offer: OfferRecord
     score: float
     parts: Mapping[str, float]
     reason: str
@@ -49,7 +49,7 @@ class RankedOffers(Sequence[ScoredOffer]):
 
     def __init__(
         self,
-        offers: list[Offer],
+        offers: list[OfferRecord],
         scores: list[float],
         names: tuple[str, ...],
         values: Sequence[list[float]],
@@ -125,7 +125,7 @@ class RankedOffers(Sequence[ScoredOffer]):
         return row
 
 
-def offers_of(ranked: Sequence[ScoredOffer]) -> Sequence[Offer]:
+def offers_of(ranked: Sequence[ScoredOffer]) -> Sequence[OfferRecord]:
     """The offers of ``ranked`` in order, without building the rows of a lazy ranking."""
     if isinstance(ranked, RankedOffers):
         return ranked.offers

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.core.catalog import Catalogue, CatalogueSnapshot
-from app.core.catalog_records import Offer
+from app.core.catalog_records import OfferRecord
 from app.core.vectors import unit
 
 REASON_FALLBACK = "Best available for you now: {title}"
@@ -21,13 +21,17 @@ without a positive part to name (formatted with the offer's title)."""
 REASON_CART = "Still thinking about {title}?"
 """Reason of an offer about an item left in the cart, when the cart timer fires (formatted
 with the item's title, or the offer's without one)."""
+REASON_RESTOCK = "Time to restock {title}?"
+"""Reason of an offer lifted by the ``restock`` part (a repeatable item the person is due to
+buy again, :mod:`app.core.restock`), whatever the other parts (formatted with the offer's
+title)."""
 PROFILE_TAGS = 5
 """How many strongest tags a profile lookup shows (``/users/{id}/profile``, the console's
 Person page)."""
 REASON_POPULAR = "Popular right now"
 REASON_SIMILAR = "Similar to things you have shown interest in"
 
-Because = Callable[[Offer], str | None]
+Because = Callable[[OfferRecord], str | None]
 """For one user: the title of the recent item an offer's co-occurrence part comes from
 (``None``: none), see :func:`app.core.cooccurrence.table.because_you_chose`."""
 
@@ -81,7 +85,7 @@ def strongest_tags(
 
 def build_reason(
     parts: Mapping[str, float],
-    offer: Offer,
+    offer: OfferRecord,
     matched_tags: Sequence[str],
     max_tags: int = 2,
     because: Because | None = None,
@@ -96,8 +100,12 @@ def build_reason(
     :mod:`app.core.cooccurrence.index`) -> "Because you chose <title of that item>", the title
     given by ``because`` (without it, or when it finds none, the next largest part speaks);
     nothing positive -> :data:`REASON_FALLBACK` with the title: never a generic string.
+    A positive ``restock`` part speaks first, dominant or not: the offer is eligible at all
+    only because the person is due to buy its item again (:data:`REASON_RESTOCK`).
     """
     title = offer.title.strip() or offer.offer_id
+    if parts.get("restock", 0.0) > 0:
+        return REASON_RESTOCK.format(title=title)
     positive = {k: v for k, v in parts.items() if v > 0}
     if not positive:
         return REASON_FALLBACK.format(title=title)
@@ -123,7 +131,7 @@ def build_reason(
 
 
 def cart_reason(
-    offer: Offer, cart_item_ids: Sequence[str], titles: Callable[[str], str | None]
+    offer: OfferRecord, cart_item_ids: Sequence[str], titles: Callable[[str], str | None]
 ) -> str | None:
     """:data:`REASON_CART` when ``offer`` is about one of the cart's items (the first such item
     in the cart's order names it), else ``None``. ``titles`` gives an item's title (or ``None``)."""

@@ -8,7 +8,9 @@ zero (or non-finite) vector has affinity 0 everywhere: a value/popularity/priori
 An optional, already weighted per-offer part ``exploration`` (:mod:`app.core.exploration`)
 is added to every user's score, and an optional per-user part ``cooccurrence`` (sparse: the
 offers each user's recent items point to, :mod:`app.core.cooccurrence.index`), weighted by
-``w_cooccurrence``, to that user's score; both before the top K.
+``w_cooccurrence``, to that user's score; both before the top K. Likewise an optional per-user
+part ``restock`` (the offers of the repeatable items each user is due to buy again,
+:mod:`app.core.restock`), weighted by ``w_restock``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.cooccurrence.index import SparseRow
 from app.core.ranked import RankedOffers, ScoredOffer
 from app.core.reasons import Because, build_reason, tags_by_interest
+from app.core.restock import RESTOCK_PART
 
 F64 = npt.NDArray[np.float64]
 MAX_SCORE_CELLS = 4_000_000
@@ -55,6 +58,10 @@ class ScoringConfig(BaseModel):
     """Weight of the co-occurrence part of the user's recent items, in [0, 1] before
     weighting (default 0.3, tuned on MovieLens, see ``docs/learning.md``; 0: off). It counts
     only for a call given the per-user part."""
+    w_restock: float = Field(default=defaults.W_RESTOCK, ge=0.0)
+    """Weight of the restock part, in [min(1, due fraction), 1] before weighting, of the
+    offers of a repeatable item the user is due to buy again (default 1.0; 0: a due item is
+    eligible again but not lifted). It counts only for a call given the per-user part."""
     k: int = Field(default=defaults.TOP_K, ge=1, le=1000)
     """Offers returned per user (default 5)."""
     reason_tags: int = Field(default=defaults.REASON_TAGS, ge=1)
@@ -87,6 +94,7 @@ def score_batch(
     exploration: npt.NDArray[np.float64] | None = None,
     cooccurrence: Sequence[SparseRow] | None = None,
     because: Sequence[Because | None] | None = None,
+    restock: Sequence[SparseRow] | None = None,
 ) -> list[Sequence[ScoredOffer]]:
     """Top-K eligible offers for each of U users, best first.
 
@@ -105,6 +113,10 @@ def score_batch(
     0, so the parts stay those of :data:`PARTS`).
     ``because``: per user, what names the source of a co-occurrence reason (see
     :func:`with_reasons`; only with ``reasons``).
+    ``restock``: per user, ``(offer rows, values)`` as ``cooccurrence`` (from
+    :func:`~app.core.restock.restock_rows`); ``w_restock x value`` is added and reported as the
+    part ``"restock"`` (after ``"cooccurrence"``; absent when ``None``). It lifts offers only:
+    a due item must also be left out of ``exclude`` to be eligible.
     """
     users = np.asarray(user_vecs, dtype=np.float32)
     if users.ndim != 2 or users.shape[1] != catalogue.dim:
@@ -114,6 +126,7 @@ def score_batch(
         ("exclude", exclude),
         ("cooccurrence", cooccurrence),
         ("because", because),
+        ("restock", restock),
     ):
         if per_user is not None and len(per_user) != n_users:
             raise ValueError(f"{name} has {len(per_user)} entries for {n_users} users")
@@ -140,6 +153,7 @@ def score_batch(
                 exploration=explore,
                 cooccurrence=None if cooccurrence is None else cooccurrence[start:end],
                 because=None if because is None else because[start:end],
+                restock=None if restock is None else restock[start:end],
             )
         return blocks
 
@@ -148,9 +162,14 @@ def score_batch(
     # the one matrix product, then one U x N addition (float32 throughout)
     scores = (unit_users @ snap.matrix.T) * np.float32(cfg.w_affinity)
     scores += static.total.astype(np.float32)
-    cooc = None if cooccurrence is None else _dense_part(cooccurrence, snap.size, cfg)
+    cooc = None
+    if cooccurrence is not None:
+        cooc = _dense_part(cooccurrence, snap.size, cfg.w_cooccurrence, "cooccurrence")
     if cooc is not None:  # this block's U x N weighted part (0 where it has no entry)
         scores += cooc.astype(np.float32)
+    lift = None if restock is None else _dense_part(restock, snap.size, cfg.w_restock, "restock")
+    if lift is not None:
+        scores += lift.astype(np.float32)
     if exclude is not None:
         for u, purchased in enumerate(exclude):
             if purchased:
@@ -165,9 +184,13 @@ def score_batch(
     cooc_top = None
     if cooccurrence is not None:
         cooc_top = np.zeros(ranked.shape) if cooc is None else np.take_along_axis(cooc, ranked, 1)
+    lift_top = None
+    if restock is not None:
+        lift_top = np.zeros(ranked.shape) if lift is None else np.take_along_axis(lift, ranked, 1)
     return scored_offers(
-        unit_users, ranked, kept, snap, cfg, static, cooc_top, reasons=reasons, because=because
-    )
+        unit_users, ranked, kept, snap, cfg, static, cooc_top, reasons=reasons, because=because,
+        restock=lift_top,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,17 +227,20 @@ def scored_offers(
     *,
     reasons: bool,
     because: Sequence[Because | None] | None = None,
+    restock: F64 | None = None,
 ) -> list[Sequence[ScoredOffer]]:
     """The ``ScoredOffer`` rows of a ranking: ``ranked`` (U x K offer rows, best first) of
     which ``kept`` ones are returned, with their parts in float64 so that they sum to the
-    score exactly. ``cooccurrence``: the weighted part of each ranked offer (U x K), reported
-    only when given."""
+    score exactly. ``cooccurrence`` and ``restock``: the weighted part of each ranked offer
+    (U x K), each reported only when given."""
     # plain Python numbers in bulk: far cheaper than indexing numpy scalars one by one
     affinity = np.einsum("ud,ukd->uk", unit_users.astype(np.float64), snap.matrix[ranked])
     aff_top = cfg.w_affinity * affinity
     with_cooc = cooccurrence is not None
     cooc_top: F64 = cooccurrence if cooccurrence is not None else np.zeros(ranked.shape)
-    top_scores = np.where(kept, aff_top + static.total[ranked] + cooc_top, -np.inf)
+    with_lift = restock is not None
+    lift_top: F64 = restock if restock is not None else np.zeros(ranked.shape)
+    top_scores = np.where(kept, aff_top + static.total[ranked] + cooc_top + lift_top, -np.inf)
     score_rows = top_scores.tolist()
     aff_rows = aff_top.tolist()
     value_rows = static.value[ranked].tolist()
@@ -222,7 +248,12 @@ def scored_offers(
     prio_rows = static.priority[ranked].tolist()
     explore_rows = static.exploration[ranked].tolist()
     cooc_rows: list[list[float]] = cooc_top.tolist()
-    names = (*PARTS, COOCCURRENCE_PART) if with_cooc else PARTS
+    lift_rows: list[list[float]] = lift_top.tolist()
+    names = (
+        *PARTS,
+        *((COOCCURRENCE_PART,) if with_cooc else ()),
+        *((RESTOCK_PART,) if with_lift else ()),
+    )
     n_kept = kept.sum(axis=1).tolist()
     offers = snap.offers
     results: list[Sequence[ScoredOffer]] = []
@@ -231,6 +262,8 @@ def scored_offers(
         values = [aff_rows[u], value_rows[u], pop_rows[u], prio_rows[u], explore_rows[u]]
         if with_cooc:
             values.append(cooc_rows[u])
+        if with_lift:
+            values.append(lift_rows[u])
         if n_kept[u] < len(indices):  # some not eligible (-inf): keep the others, in order
             keep = [j for j, score in enumerate(scores) if score != -np.inf]
             indices = [indices[j] for j in keep]
@@ -246,7 +279,7 @@ def scored_offers(
 
 
 def _dense_part(
-    per_user: Sequence[SparseRow], n_offers: int, cfg: ScoringConfig
+    per_user: Sequence[SparseRow], n_offers: int, weight: float, name: str
 ) -> npt.NDArray[np.float64] | None:
     """The users' sparse parts, weighted, as a U x N matrix of this block (``None`` when they
     have no entries). Scattered into zeros and added in one pass: about half the time of a
@@ -257,17 +290,17 @@ def _dense_part(
         return None
     for r, v in zip(rows, values, strict=True):
         if r.shape != v.shape or r.ndim != 1:
-            raise ValueError("each cooccurrence entry must be two 1-d arrays of one length")
+            raise ValueError(f"each {name} entry must be two 1-d arrays of one length")
     offer_rows = np.concatenate(rows)
     flat = np.concatenate(values)
     if int(offer_rows.min()) < 0 or int(offer_rows.max()) >= n_offers:
-        raise ValueError(f"cooccurrence offer rows must be in [0, {n_offers})")
+        raise ValueError(f"{name} offer rows must be in [0, {n_offers})")
     if not np.all(np.isfinite(flat)):
-        raise ValueError("cooccurrence values must be finite")
+        raise ValueError(f"{name} values must be finite")
     lengths = [len(r) for r in rows]
     cells = offer_rows + np.repeat(np.arange(len(rows), dtype=np.int64) * n_offers, lengths)
     part = np.zeros(len(rows) * n_offers)
-    part[cells] = cfg.w_cooccurrence * flat
+    part[cells] = weight * flat
     return part.reshape(len(rows), n_offers)
 
 

@@ -149,3 +149,100 @@ def generate_events(
             produced += 1
             yield event
         session += 1
+
+
+RESTOCK_CATEGORIES = ("grocery", "beauty", "home")
+"""Categories whose items may be consumables, bought again and again."""
+
+
+@dataclass(frozen=True)
+class RestockSpec:
+    """Planted repurchase cycles (defaults: 60 repeatable items, 600 shoppers, 180 days).
+
+    Each repeatable item has a typical cycle (uniform in ``cycle_days``); each shopper buys
+    ``items_per_shopper`` of them (drawn from the shopper's favourite categories when they
+    have any, else any), each at a personal cycle (the item's, times a log-normal factor of
+    sd ``personal_sd``), every gap jittered by a normal factor of sd ``jitter`` (at least
+    a fifth of the cycle). Background browsing (:func:`generate_events`) fills the same span.
+    """
+
+    repeatable_items: int = 60
+    shoppers: int = 600
+    items_per_shopper: tuple[int, int] = (1, 4)
+    cycle_days: tuple[float, float] = (4.0, 28.0)
+    personal_sd: float = 0.3
+    jitter: float = 0.15
+    span_days: float = 180.0
+    background_events: int = 60_000
+    seed: int = 11
+
+
+@dataclass(frozen=True)
+class RestockLog:
+    """A shop with repeatable items, its event log (time order) and what was planted."""
+
+    shop: Shop
+    events: list[dict[str, Any]]
+    item_cycle_ms: dict[str, int]
+    """Each repeatable item's typical cycle (the population's, before personal factors)."""
+    personal_cycle_ms: dict[tuple[str, str], int]
+    """(user, item) -> the shopper's own cycle of the item."""
+
+
+def restock_log(
+    spec: RestockSpec = RestockSpec(), shop_spec: ShopSpec = ShopSpec(), start_ms: int = 0
+) -> RestockLog:
+    """The synthetic shop of ``shop_spec`` with ``spec.repeatable_items`` consumables marked
+    ``repeatable`` and shoppers buying them in cycles, over ``spec.span_days`` from
+    ``start_ms``, merged with background browsing; deterministic for the seeds. Event ids are
+    ``ev-<n>`` in time order; the planted purchases carry ``context.planted = true``."""
+    shop = build_shop(shop_spec)
+    rng = np.random.default_rng(spec.seed)
+    day = 86_400_000
+    span = int(spec.span_days * day)
+    consumable = np.flatnonzero(
+        np.isin(shop.item_category, [CATEGORIES.index(c) for c in RESTOCK_CATEGORIES])
+    )
+    count = min(spec.repeatable_items, len(consumable))
+    chosen = np.sort(rng.choice(consumable, size=count, replace=False))
+    items = [dict(item) for item in shop.items]
+    item_cycle: dict[str, int] = {}
+    low, high = spec.cycle_days
+    for i in chosen.tolist():
+        items[i]["repeatable"] = True
+        item_cycle[items[i]["item_id"]] = int(rng.uniform(low, high) * day)
+    shop = Shop(items, shop.offers, shop.users, shop.item_category, shop.item_brand,
+                shop.user_categories)  # fmt: skip
+    by_category = {c: [i for i in chosen.tolist() if int(shop.item_category[i]) == c]
+                   for c in {int(shop.item_category[i]) for i in chosen.tolist()}}  # fmt: skip
+    shoppers = rng.choice(len(shop.users), size=min(spec.shoppers, len(shop.users)), replace=False)
+    planted: list[dict[str, Any]] = []
+    personal: dict[tuple[str, str], int] = {}
+    for u in np.sort(shoppers).tolist():
+        user = shop.users[u]
+        liked = [i for c in shop.user_categories[u].tolist() for i in by_category.get(int(c), [])]
+        pool = liked or chosen.tolist()
+        n = min(int(rng.integers(spec.items_per_shopper[0], spec.items_per_shopper[1] + 1)),
+                len(pool))  # fmt: skip
+        for i in sorted(rng.choice(pool, size=n, replace=False).tolist()):
+            item = items[i]
+            cycle = max(
+                day, int(item_cycle[item["item_id"]] * rng.lognormal(0.0, spec.personal_sd))
+            )
+            personal[(user, item["item_id"])] = cycle
+            t = int(rng.uniform(0, cycle))
+            while t < span:
+                planted.append(
+                    {"user_id": user, "type": "purchase", "item_id": item["item_id"],
+                     "ts": start_ms + t, "value": item["price"],
+                     "context": {"planted": True}}
+                )  # fmt: skip
+                t += int(cycle * max(0.2, 1.0 + rng.normal(0.0, spec.jitter)))
+    background = list(generate_events(shop, spec.background_events, start_ms, span, seed=spec.seed))
+    merged = sorted(
+        [*background, *planted], key=lambda e: (e["ts"], e["user_id"], e.get("item_id", ""))
+    )
+    events = []
+    for n, event in enumerate(merged):
+        events.append({**event, "event_id": f"ev-{n:08d}"})
+    return RestockLog(shop, events, item_cycle, personal)

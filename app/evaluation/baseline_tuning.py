@@ -28,9 +28,12 @@ from app.evaluation.replay import ItemOffers, Method, replay
 from app.evaluation.split import temporal_split
 from app.learning.interactions import InteractionLog
 
+MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 EASE_LAMBDAS: tuple[float, ...] = (20.0, 100.0, 300.0, 1000.0)
-HALF_LIVES_MS: tuple[int, ...] = (HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 365 * DAY_MS)
+HALF_LIVES_MS: tuple[int, ...] = (
+    MINUTE_MS, 10 * MINUTE_MS, HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 365 * DAY_MS
+)  # fmt: skip
 STEP_DECAYS: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95, 0.98)
 KNN_RECENT: tuple[int, ...] = (1, 3, 5, 10, 20)
 KNN_DECAY: tuple[float, ...] = (0.5, 0.8, 1.0)
@@ -44,6 +47,8 @@ class BaselineParams:
     ease_recency_lambda: float = 100.0
     ease_recency_half_life_ms: int | None = 7 * DAY_MS
     ease_recency_step_decay: float | None = None
+    ease_recency_all_events: bool = False
+    """The recency variant's history holds every interaction (not only positives)."""
     knn_n_recent: int = 5
     knn_decay: float = 0.8
     validation_hit_rate: dict[str, float] = field(default_factory=dict)
@@ -66,6 +71,7 @@ def tune_baselines(
     val_end = int(np.searchsorted(train.ts_ms, val_split, side="left"))
     x = positive_matrix(train, val_end, pos)
     fits = {lam: fit_ease(x, lam) for lam in EASE_LAMBDAS}
+    everything = np.ones_like(pos)
     cosine = fit_cosine(x)
     candidates: dict[str, tuple[str, dict[str, float]]] = {}
     methods: list[Method] = []
@@ -80,14 +86,15 @@ def tune_baselines(
     for lam, matrix in fits.items():
         plain = RealTimeEase(metrics(), snapshot, offers, matrix, pos, None, f"ease[{lam}]")
         add(EASE, {"lam": lam}, plain)
-        for half in HALF_LIVES_MS:
-            add(EASE_RECENCY, {"lam": lam, "half_life_ms": half},
-                RealTimeEase(metrics(), snapshot, offers, matrix, pos, float(half),
-                             f"ease_recency[{lam},{half}]"))  # fmt: skip
-        for step in STEP_DECAYS:
-            add(EASE_RECENCY, {"lam": lam, "step_decay": step},
-                RealTimeEase(metrics(), snapshot, offers, matrix, pos, None,
-                             f"ease_recency[{lam},step {step}]", step))  # fmt: skip
+        for every, history in ((0.0, pos), (1.0, everything)):
+            for half in HALF_LIVES_MS:
+                add(EASE_RECENCY, {"lam": lam, "half_life_ms": half, "all_events": every},
+                    RealTimeEase(metrics(), snapshot, offers, matrix, history, float(half),
+                                 f"ease_recency[{lam},{half},{every}]"))  # fmt: skip
+            for step in STEP_DECAYS:
+                add(EASE_RECENCY, {"lam": lam, "step_decay": step, "all_events": every},
+                    RealTimeEase(metrics(), snapshot, offers, matrix, history, None,
+                                 f"ease_recency[{lam},step {step},{every}]", step))  # fmt: skip
     for n in KNN_RECENT:
         for decay in KNN_DECAY:
             add(ITEM_KNN, {"n_recent": n, "decay": decay},
@@ -105,6 +112,7 @@ def tune_baselines(
         ease_recency_lambda=best[EASE_RECENCY][1]["lam"],
         ease_recency_half_life_ms=_int_or_none(best[EASE_RECENCY][1].get("half_life_ms")),
         ease_recency_step_decay=best[EASE_RECENCY][1].get("step_decay"),
+        ease_recency_all_events=bool(best[EASE_RECENCY][1]["all_events"]),
         knn_n_recent=int(best[ITEM_KNN][1]["n_recent"]),
         knn_decay=best[ITEM_KNN][1]["decay"],
         validation_hit_rate={family: round(score, 6) for family, (score, _) in best.items()},

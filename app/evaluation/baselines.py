@@ -8,8 +8,8 @@
   are ``x_u B``; x_u gains the item of every positive event as it happens, so the scores move
   with the stream (one row of B added per new positive).
 * ``ease_recency``: the same B, recent history items weighing more: by age in event time
-  (``2^(-age / half_life)``) or by position (the j-th newest positive weighs ``decay^j``),
-  whichever the validation prefers.
+  (``2^(-age / half_life)``) or by position (the j-th newest item weighs ``decay^j``), the
+  history holding the positives or every interaction, whichever the validation prefers.
 * ``item_knn``: cosine similarity between the items' columns of X; a user's scores are the
   similarity rows of their last ``n_recent`` items (newest first), the j-th weighted by
   ``decay^j``.
@@ -33,6 +33,7 @@ from app.evaluation.config import EASE, ITEM_KNN, POPULARITY_POSITIVE
 from app.evaluation.methods import F64, _Immediate, _to_offers, alignment
 from app.evaluation.metrics import RankingMetrics
 from app.evaluation.replay import ItemOffers, Query
+from app.learning.ease import ease_weights
 from app.learning.interactions import InteractionLog
 
 F32 = npt.NDArray[np.float32]
@@ -78,14 +79,8 @@ class ItemItem:
 
 def fit_ease(x: sp.csr_matrix, lam: float) -> ItemItem:
     """EASE weights (module doc) over the items with at least one positive in ``x``."""
-    active = np.flatnonzero(np.asarray(x.sum(axis=0)).ravel() > 0)
-    xa = x[:, active]
-    gram = (xa.T @ xa).toarray().astype(np.float64)
-    gram[np.diag_indices_from(gram)] += lam
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)[None, :]
-    np.fill_diagonal(b, 0.0)
-    return ItemItem.over(active.astype(np.intp), b.astype(np.float32), x.shape[1])
+    active, b = ease_weights(x, lam)
+    return ItemItem.over(active, b.astype(np.float32), x.shape[1])
 
 
 def fit_cosine(x: sp.csr_matrix) -> ItemItem:
@@ -150,7 +145,8 @@ class _ItemItemMethod(_Immediate):
 
 
 class RealTimeEase(_ItemItemMethod):
-    """``x_u B`` with x_u updated by every positive event (module doc); ``half_life_ms``
+    """``x_u B`` with x_u updated by every event ``positive`` marks (module doc; the recency
+    variant may mark every interaction); ``half_life_ms``
     weights history items by their age in event time, ``step_decay`` by their position (the
     j-th newest weighs ``step_decay^j``); ``None`` for both: all alike."""
 

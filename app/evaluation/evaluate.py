@@ -387,8 +387,9 @@ def _baselines(
         out.append(RealTimeEase(metrics[EASE], snap, offers, ease(params.ease_lambda), positive))
     if EASE_RECENCY in cfg.methods:
         half = params.ease_recency_half_life_ms
+        history = np.ones_like(positive) if params.ease_recency_all_events else positive
         out.append(RealTimeEase(metrics[EASE_RECENCY], snap, offers,
-                                ease(params.ease_recency_lambda), positive,
+                                ease(params.ease_recency_lambda), history,
                                 float(half) if half is not None else None, EASE_RECENCY,
                                 params.ease_recency_step_decay))  # fmt: skip
     if ITEM_KNN in cfg.methods:

@@ -35,6 +35,8 @@ DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
     "collab.popularity_half_life_ms": (HOUR_MS, 6 * HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS),
     "collab.hybrid.recent.n_recent": (5, 10, 20, 50),
     "collab.hybrid.recent.recency_decay": (0.5, 0.7, 0.8, 0.9, 1.0),
+    "collab.ease.lam": (300.0, 1000.0, 2000.0, 4000.0),
+    "collab.ease.window": (5, 10, 15, 20, 40),
     "collab.cooccurrence.window": (2, 5, 10, 20),
     "collab.cooccurrence.distance_decay": (0.7, 0.85, 1.0),
     "collab.cooccurrence.popularity_exponent": (0.0, 0.15, 0.3, 0.5),
@@ -46,7 +48,15 @@ DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
 }
 """Parameters (dotted paths into :class:`EvaluationConfig`) and the values tried."""
 
-LEARNING_FIELDS = {"dim", "factorisation", "tag_blend", "cooccurrence"}
+LEARNING_FIELDS = {
+    "dim",
+    "factorisation",
+    "tag_blend",
+    "neighbours",
+    "ease",
+    "cooccurrence",
+    "neighbour_blend",
+}
 """Fields of :class:`CollabConfig` that need a new model; the others only change how the
 engine uses it (a trained model is reused across those)."""
 MODELS_KEPT = 3

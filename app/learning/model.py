@@ -5,8 +5,12 @@ One training pass over an interaction log gives
 * **item vectors** (:mod:`app.learning.factorisation`), rotated onto the tag-hash space and
   blended with each item's tag hash (:mod:`app.learning.tag_space`): the ``vector`` of the
   Item catalogue updates; items without one keep the catalogue's tag-hash fallback;
-* a **co-occurrence index** (:mod:`app.learning.cooccurrence`) for the recent-items part of the
-  score (:mod:`app.core.cooccurrence.index`).
+* an **item-neighbour index** for the recent-items part of the score
+  (:mod:`app.core.cooccurrence.index`): learned item-item weights (EASE over sliding windows of
+  each user's history, :mod:`app.learning.ease`; the default), the co-occurrence counts of
+  :mod:`app.learning.cooccurrence`, or both blended (``CollabConfig.neighbours``). Either is
+  published on the ``item-neighbours`` topic in the same records and scored by the workers
+  with the same code.
 
 :class:`CollabConfig` also carries the engine-side settings the model was tuned with
 (profile half-life and score weights) so that the evaluation and the worker agree. The
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +32,7 @@ from app.core.cooccurrence.index import CooccurrenceIndex
 from app.core.profile import DAY_MS, ProfileConfig
 from app.core.vectors import DEFAULT_DIM
 from app.learning.cooccurrence import CooccurrenceConfig, learn_cooccurrence
+from app.learning.ease import EaseConfig, blend_indexes, learn_ease_neighbours
 from app.learning.factorisation import Factorisation, FactorisationConfig, factorise
 from app.learning.interactions import InteractionLog
 from app.learning.tag_space import DEFAULT_TAG_BLEND, blend_with_tags
@@ -53,7 +59,16 @@ class CollabConfig(BaseModel):
     factorisation: FactorisationConfig = FactorisationConfig()
     tag_blend: float = Field(default=DEFAULT_TAG_BLEND, ge=0.0, le=1.0)
     """Share ``beta`` of the tag hash in published vectors (see :mod:`app.learning.tag_space`)."""
+    neighbours: Literal["ease", "cooccurrence", "both"] = "ease"
+    """Which item-neighbour index the model learns: ``ease`` (learned weights, default),
+    ``cooccurrence`` (counts), or ``both`` blended (:func:`app.learning.ease.blend_indexes`,
+    ``neighbour_blend`` of EASE)."""
+    ease: EaseConfig = EaseConfig()
+    """The EASE neighbours (with ``neighbours`` ``ease`` or ``both``)."""
     cooccurrence: CooccurrenceConfig = CooccurrenceConfig()
+    """The co-occurrence neighbours (with ``neighbours`` ``cooccurrence`` or ``both``)."""
+    neighbour_blend: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Share of the EASE weights in a ``both`` index (default 0.5)."""
     profile: ProfileConfig = ProfileConfig(half_life_ms=DEFAULT_HALF_LIFE_MS)
     """Profile update settings with learned vectors (half-life 1 hour)."""
     popularity_half_life_ms: int | None = Field(default=DEFAULT_POPULARITY_HALF_LIFE_MS, gt=0)
@@ -89,5 +104,17 @@ def train_collab_model(
     cfg = cfg if cfg is not None else CollabConfig()
     fact = factorise(log, cfg.dim, seed, cfg.factorisation)
     vectors = blend_with_tags(fact.vectors(), item_tags, cfg.dim, cfg.tag_blend)
-    index = learn_cooccurrence(log, cfg.cooccurrence)
+    index = learn_neighbours(log, cfg)
     return CollabModel(vectors, index, fact)
+
+
+def learn_neighbours(log: InteractionLog, cfg: CollabConfig) -> CooccurrenceIndex:
+    """The item-neighbour index of ``cfg.neighbours`` over all the items of ``log``."""
+    if cfg.neighbours == "cooccurrence":
+        return learn_cooccurrence(log, cfg.cooccurrence)
+    ease = learn_ease_neighbours(log, cfg.ease)
+    if cfg.neighbours == "ease":
+        return ease
+    counts = learn_cooccurrence(log, cfg.cooccurrence)
+    width = max(cfg.ease.max_neighbours, cfg.cooccurrence.max_neighbours)
+    return blend_indexes(ease, counts, cfg.neighbour_blend, width)

@@ -21,6 +21,7 @@ from app.core.cooccurrence.index import RecentItemsConfig
 from app.core.decoding import DEFAULT_MAX_BYTES
 from app.core.exploration import ExplorationConfig
 from app.core.profile import ProfileConfig
+from app.core.restock import RestockConfig
 from app.core.scoring import ScoringConfig
 from app.core.weights import EventWeights
 from app.policy.config import ContactPolicy, default_policy, load_policy
@@ -102,6 +103,8 @@ class PipelineConfig:
     (:mod:`app.core.ann`; ``None``: always exact). Not combined with the co-occurrence part:
     a batch that has one is scored exactly."""
     recent: RecentItemsConfig = field(default_factory=RecentItemsConfig)
+    restock: RestockConfig = field(default_factory=RestockConfig)
+    """Repurchase cycles of repeatable items (:mod:`app.core.restock`)."""
     calibration: Calibration | None = None
     """The match calibration (:mod:`app.core.calibration`; ``NBO_CALIBRATION_PATH``):
     personalised decisions give each candidate its calibrated match and apply the policy's
@@ -192,6 +195,12 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         ),
         weights=settings.event_weights,
         recent=RecentItemsConfig(n_recent=settings.recent_items),
+        restock=RestockConfig(
+            due_fraction=settings.restock_due_fraction,
+            smoothing=settings.restock_smoothing,
+            prior_ms=round(settings.restock_prior_days * defaults.DAY_MS),
+            items_max=settings.restock_items_max,
+        ),
         popularity_half_life_ms=int(settings.popularity_half_life_s * 1000),
     )
     if settings.calibration_path is None:

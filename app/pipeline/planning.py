@@ -3,7 +3,10 @@
 :meth:`Planner.plan` applies a user's events of the batch to the stored profile by the pure
 core (events already applied, by offset or event id, are skipped, so a redelivered batch
 changes nothing), updates the user's policy state (offer feedback, channel engagement, cart
-timers) with the newly applied events, and notes the ``decision_request``s to decide. A user
+timers) and the repurchase cycles of repeatable items (:mod:`app.core.restock`) with the
+newly applied events, and notes the ``decision_request``s to decide. Purchased items are
+excluded from the ranking, but for the repeatable ones due at the profile's event time, which
+the ranking lifts instead (not in the control group). A user
 who objected to profiling gets no profile update: the batch gets one decision record. A batch
 redelivered after a crash is marked ``replayed``: the processor publishes its stored messages
 and decision records again. Offsets count only within one incarnation of the events topic
@@ -15,6 +18,7 @@ compare-and-set write (``None`` when nothing changed).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -36,6 +40,7 @@ from app.core.profile import (
     offsets_for,
 )
 from app.core.pseudonym import seal
+from app.core.restock import due_items, update_cycles
 from app.core.weights import event_weight
 from app.pipeline.config import PipelineConfig
 from app.pipeline.decisions import DecisionMaker, Outcome
@@ -75,6 +80,7 @@ class Plan:
     old_offer_ids: list[str]
     stored_trigger: str | None
     exclude: set[str]
+    """Purchased item ids whose offers are not eligible (all but the repeatable ones due)."""
     policy: UserPolicyState
     profiling: bool = True
     group: str = PERSONALISED
@@ -88,6 +94,11 @@ class Plan:
     """Every message this batch sends for the user, as stored (the last is ``offers_json``)."""
     messages: list[OutboundRecord] = field(default_factory=list)
     decisions: list[Outcome] = field(default_factory=list)
+    purchased: set[str] = field(default_factory=set)
+    """Every purchased item id known after this batch (stored and the batch's own)."""
+    due: dict[str, float] = field(default_factory=dict)
+    """Repeatable purchased items the user is due to buy again, with their due-ness
+    (:mod:`app.core.restock`); left out of :attr:`exclude` and lifted in the ranking."""
 
     @property
     def trigger(self) -> UserEvent:
@@ -110,6 +121,11 @@ class Plan:
     def taste(self) -> npt.NDArray[np.float32] | None:
         """The user's vector for the reasons of a decision (``None`` in the control group)."""
         return self.result.profile.vec if self.personalised else None
+
+    @property
+    def ranking_due(self) -> dict[str, float]:
+        """Due repeatable items for the restock part (none in the control group)."""
+        return self.due if self.personalised else {}
 
     @property
     def ranking_recent(self) -> tuple[str, ...]:
@@ -248,6 +264,7 @@ class Planner:
             plan = Plan(
                 state.user_id, state, events, unchanged, old_ids, stored_trigger,
                 set(state.purchased), state.policy, profiling=False, recent=state.recent,
+                purchased=set(state.purchased),
             )  # fmt: skip
             outcome = self._decider.decide(
                 state.user_id, None, [], state.policy, state.consent,
@@ -272,8 +289,13 @@ class Planner:
     def _finish(self, item: _Pending, result: ApplyResult) -> Plan:
         """The plan of a user whose profile update is ``result``."""
         state, events = item.state, item.events
-        exclude = set(state.purchased) | item_times(events, EventType.PURCHASE).keys()
+        purchased = set(state.purchased) | item_times(events, EventType.PURCHASE).keys()
         fresh = fresh_events(events, result.fresh_ids)
+        result, due = self._restock(result, fresh)
+        group = self._holdout.group(state.user_id)
+        if group == CONTROL:  # not personalised: purchased items stay excluded
+            due = {}
+        exclude = purchased - due.keys()
         policy = apply_to_state(
             state.policy,
             seal(state.user_id, self._cfg.pseudonym_secret),  # never in clear when pseudonymised
@@ -284,7 +306,7 @@ class Planner:
         recent = recent_items(events, state.recent, self._cfg.recent.n_recent)
         plan = Plan(
             state.user_id, state, events, result, item.old_ids, item.stored_trigger, exclude,
-            policy, group=self._holdout.group(state.user_id), fresh=fresh, recent=recent,
+            policy, group=group, fresh=fresh, recent=recent, purchased=purchased, due=due,
         )  # fmt: skip
         by_channel = {e.channel: e for e in fresh if e.type is EventType.DECISION_REQUEST}
         plan.requests = list(by_channel.values())
@@ -294,6 +316,33 @@ class Planner:
         ):  # redelivered (not a producer's duplicate at a new offset)
             plan.replayed = True  # its messages are published again by the processor
         return plan
+
+    def _restock(
+        self, result: ApplyResult, fresh: Sequence[UserEvent]
+    ) -> tuple[ApplyResult, dict[str, float]]:
+        """``result`` with the repurchase cycles of the fresh purchases of repeatable items
+        (:mod:`app.core.restock`; only events applied now count, so a redelivery changes
+        nothing), and the items due at the profile's event time."""
+        snap = self._catalogue.snapshot()
+        cfg = self._cfg.restock
+        bought = [
+            (e.item_id, e.ts_ms)
+            for e in fresh
+            if e.type is EventType.PURCHASE
+            and e.item_id is not None
+            and e.item_id in snap.repeatable
+        ]
+        profile = result.profile
+        if bought:
+            cycles = update_cycles(profile.restock, bought, cfg)
+            profile = dataclasses.replace(profile, restock=cycles)
+            result = dataclasses.replace(result, profile=profile)
+        if not profile.restock:
+            return result, {}
+        due = due_items(
+            profile.restock, profile.t_ref_ms, cfg, snap.repeatable, snap.restock_prior_ms
+        )
+        return result, due
 
     def write(self, plan: Plan) -> UserWrite | None:
         """The user's atomic write, ``None`` when nothing changed."""

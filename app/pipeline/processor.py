@@ -74,7 +74,7 @@ from app.pipeline.planning import (
 from app.pipeline.ranking import BatchRanking
 from app.pipeline.records import InboundRecord
 from app.pipeline.signals import BatchSignals, Exploration
-from app.pipeline.stats import BatchStats
+from app.pipeline.stats import NO_CHANNEL, BatchStats
 from app.policy.quiet_hours import tz_hint
 from app.ports import OfferStatsStore, OutboundRecord, ProfileStore, Publisher, StoredUser
 
@@ -282,7 +282,7 @@ class BatchProcessor:
                     profile=plan.result.profile if plan.profiling else None,
                     version=outcome.versions.get(plan.user_id, state.version),
                     offers_json=plan.offers_json or state.offers_json,
-                    purchased=frozenset(plan.exclude),
+                    purchased=frozenset(plan.purchased),
                     policy=plan.policy,
                     consent=state.consent,
                     recent=plan.recent,
@@ -362,6 +362,7 @@ class BatchProcessor:
             [p.exclude for p in to_rank],
             exploration=self._exploration,
             recent=[p.ranking_recent for p in to_rank],
+            due=[p.ranking_due for p in to_rank],
         )
         for row, (plan, ranked) in enumerate(zip(to_rank, candidates, strict=True)):
             unit = units[row] if plan.personalised else None
@@ -423,12 +424,20 @@ def _count(stats: BatchStats, plan: Plan) -> None:
     stats.offsets_reset += plan.result.offsets_reset
     stats.no_vector += plan.result.no_vector
     stats.decisions += len(plan.decisions)
-    stats.suppressed += sum(1 for d in plan.decisions if d.offers_json is None)
-    sent = sum(1 for d in plan.decisions if d.offers_json is not None)
-    stats.published += sent
-    if sent:
-        stats.sent_by_group[plan.group] = stats.sent_by_group.get(plan.group, 0) + sent
+    for d in plan.decisions:
+        if d.offers_json is None:
+            stats.suppressed += 1
+            reason = d.decision.reason or "other"
+            stats.suppressed_by_reason[reason] = stats.suppressed_by_reason.get(reason, 0) + 1
+            continue
+        stats.published += 1
+        channel = d.channel.value if d.channel is not None else NO_CHANNEL
+        key = (plan.group, channel)
+        stats.sent_by_group[key] = stats.sent_by_group.get(key, 0) + 1
+        for offer_id in d.decision.offer_ids:
+            stats.sent_by_offer[offer_id] = stats.sent_by_offer.get(offer_id, 0) + 1
     for event in plan.fresh:
         if event.type in OFFER_EVENT_TYPES:
-            key = (plan.group, event.type.value)
-            stats.feedback_by_group[key] = stats.feedback_by_group.get(key, 0) + 1
+            channel = event.channel.value if event.channel is not None else NO_CHANNEL
+            fkey = (plan.group, event.type.value, channel)
+            stats.feedback_by_group[fkey] = stats.feedback_by_group.get(fkey, 0) + 1

@@ -5,17 +5,19 @@ are left empty: they are built only for what is sent, see :mod:`app.pipeline.dec
 Two implementations:
 
 * exact: every eligible offer scored with one matrix product (:func:`app.core.scoring.score_batch`),
-  with the co-occurrence part of each user's recent items when it is on;
+  with the co-occurrence part of each user's recent items when it is on, and the restock part
+  of the repeatable items each user is due to buy again (:mod:`app.core.restock`);
 * approximate: the candidate index of a large catalogue (:mod:`app.core.ann`), which itself
   scores exactly below ``ann.min_offers`` offers.
 
 :class:`BatchRanking` picks one per batch: the co-occurrence part needs exact scoring, so a
-batch that has one is scored exactly; otherwise the candidate index when it is configured.
+batch that has one is scored exactly (so is a batch with a user due to restock an item);
+otherwise the candidate index when it is configured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -27,6 +29,7 @@ from app.core.cooccurrence.index import SparseRow
 from app.core.cooccurrence.table import NeighbourTable
 from app.core.ranked import ScoredOffer
 from app.core.reasons import Because
+from app.core.restock import restock_rows
 from app.core.scoring import ScoringConfig, score_batch
 from app.pipeline.config import PipelineConfig
 
@@ -45,9 +48,11 @@ class Ranker(Protocol):
         *,
         exploration: Exploration | None,
         cooccurrence: Sequence[SparseRow] | None,
+        restock: Sequence[SparseRow] | None = None,
     ) -> list[Sequence[ScoredOffer]]:
         """``users``: U x D; ``exclude``: per user, purchased item ids; ``exploration``: per
-        offer of the snapshot; ``cooccurrence``: per user, that part (``None``: off)."""
+        offer of the snapshot; ``cooccurrence`` and ``restock``: per user, that part
+        (``None``: off)."""
         ...
 
 
@@ -66,10 +71,11 @@ class ExactRanker:
         *,
         exploration: Exploration | None,
         cooccurrence: Sequence[SparseRow] | None,
+        restock: Sequence[SparseRow] | None = None,
     ) -> list[Sequence[ScoredOffer]]:
         return score_batch(
             users, now_ms, self._catalogue, self._candidates, exclude, reasons=False,
-            exploration=exploration, cooccurrence=cooccurrence,
+            exploration=exploration, cooccurrence=cooccurrence, restock=restock,
         )  # fmt: skip
 
 
@@ -91,9 +97,10 @@ class ApproximateRanker:
         *,
         exploration: Exploration | None,
         cooccurrence: Sequence[SparseRow] | None,
+        restock: Sequence[SparseRow] | None = None,
     ) -> list[Sequence[ScoredOffer]]:
-        if cooccurrence is not None:
-            raise ValueError("the approximate ranker has no co-occurrence part")
+        if cooccurrence is not None or restock is not None:
+            raise ValueError("the approximate ranker has no co-occurrence or restock part")
         return self.index.score_batch(
             users, now_ms, self._catalogue, self._candidates, exclude, reasons=False,
             exploration=exploration,
@@ -152,16 +159,24 @@ class BatchRanking:
         *,
         exploration: Exploration | None,
         recent: Sequence[tuple[str, ...]] | None = None,
+        due: Sequence[Mapping[str, float]] | None = None,
     ) -> list[Sequence[ScoredOffer]]:
         """Each user's candidates; ``recent``: per user, recent item ids newest first, for
-        the co-occurrence part (``None``: none, e.g. a cart timer)."""
+        the co-occurrence part (``None``: none, e.g. a cart timer); ``due``: per user, the
+        repeatable items due to be bought again with their due-ness, for the restock part
+        (``None`` or all empty: none)."""
         cooccurrence = None
         if recent is not None and self._neighbours is not None and self.cooccurrence_on():
             snap = self._catalogue.snapshot()
             cooccurrence = self._neighbours.scores(recent, snap, self._cfg.recent)
+        restock = None
+        if due is not None and any(due):
+            snap = self._catalogue.snapshot()
+            restock = [restock_rows(d, snap) for d in due]
         ranker: Ranker = self._exact
-        if cooccurrence is None and self._approximate is not None:
+        if cooccurrence is None and restock is None and self._approximate is not None:
             ranker = self._approximate
         return ranker.rank(
-            users, now_ms, exclude, exploration=exploration, cooccurrence=cooccurrence
-        )
+            users, now_ms, exclude, exploration=exploration, cooccurrence=cooccurrence,
+            restock=restock,
+        )  # fmt: skip

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+NO_CHANNEL = "unknown"
+"""The channel label of offer feedback that does not say on which channel it came."""
+
 
 @dataclass
 class BatchStats:
@@ -25,10 +28,15 @@ class BatchStats:
     decisions: int = 0
     suppressed: int = 0
     """Decisions that sent nothing."""
-    sent_by_group: dict[str, int] = field(default_factory=dict)
-    """Messages sent per holdout group."""
-    feedback_by_group: dict[tuple[str, str], int] = field(default_factory=dict)
-    """Newly applied ``offer_*`` events per (holdout group, event type)."""
+    suppressed_by_reason: dict[str, int] = field(default_factory=dict)
+    """Decisions that sent nothing, per reason (``consent``, ``cap``, ``cooldown``, ...)."""
+    sent_by_group: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Messages sent per (holdout group, channel)."""
+    feedback_by_group: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """Newly applied ``offer_*`` events per (holdout group, event type, channel); the channel
+    is the event's own ``channel`` field, :data:`NO_CHANNEL` when it carries none."""
+    sent_by_offer: dict[str, int] = field(default_factory=dict)
+    """Messages sent that carried the offer, per offer id."""
     reasons: dict[str, int] = field(default_factory=dict)
     phase_s: dict[str, float] = field(default_factory=dict)
     """Seconds spent per phase: decode, load, apply, rank, commit, publish."""

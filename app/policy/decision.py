@@ -31,7 +31,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from app.core.catalog_records import Offer
+from app.core.catalog_records import OfferRecord
 from app.core.enums import Channel
 from app.core.fields import SCHEMA_VERSION
 from app.core.ranked import ScoredOffer, offers_of
@@ -144,7 +144,7 @@ Verdict = tuple[tuple[Channel, ...], Rejection | None]
 
 
 def usable_channels(
-    offer: Offer,
+    offer: OfferRecord,
     *,
     cooling: bool,
     consented: Collection[Channel],

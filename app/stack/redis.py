@@ -9,21 +9,16 @@ output ``console.log`` and the pid file ``redis.pid``. The server runs in the fo
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.stack.errors import StackError, StackPrerequisiteMissing
+from app.stack.apt import find_or_install
 from app.stack.process import tail
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-APT_TIMEOUT_S = 600.0
-"""How long one ``apt-get`` call may take, seconds."""
 INSTALL_HINT = (
     "install Redis 6.2+ (Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: "
     "`brew install redis`) so that `redis-server` is on PATH"
@@ -108,49 +103,12 @@ def config_matches(port: int, paths: RedisPaths) -> bool:
         return False
 
 
-def _apt_get(apt: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        return subprocess.run(
-            [apt, *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=APT_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise StackError(
-            f"`apt-get {' '.join(args)}` took more than {APT_TIMEOUT_S:.0f} s; {INSTALL_HINT}."
-        ) from exc
-
-
 def find_redis_server() -> str:
     """Path of ``redis-server``; installs the Debian package when missing and we are root.
 
     Raises :class:`StackPrerequisiteMissing` (saying what to install) when it cannot.
     """
-    found = shutil.which("redis-server")
-    if found is not None:
-        return found
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        raise StackPrerequisiteMissing(f"redis-server not found on PATH: {INSTALL_HINT}.")
-    install = ("install", "-y", "--no-install-recommends", "redis-server")
-    log.info("redis-server not found on PATH; installing the Debian package with apt-get...")
-    result = _apt_get(apt, *install)
-    if result.returncode != 0:
-        log.info("apt-get install failed; running apt-get update and retrying...")
-        _apt_get(apt, "update")
-        result = _apt_get(apt, *install)
-    found = shutil.which("redis-server")
-    if result.returncode != 0 or found is None:
-        output = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-        raise StackPrerequisiteMissing(
-            f"redis-server not found on PATH and `apt-get install redis-server` failed "
-            f"(exit {result.returncode}): {INSTALL_HINT}. Last lines of apt-get:\n{output}"
-        )
-    log.info("installed %s", found)
+    (found,) = find_or_install(["redis-server"], ["redis-server"], INSTALL_HINT)
     return found
 
 

@@ -4,7 +4,9 @@ Fields: ``vec`` (D little-endian float32), ``n_events``, ``updated_at`` (ms, whe
 ``t_ref`` (event time the vector is expressed at, ms), ``ver`` (compare-and-set version, written
 by the commit script), ``o:<partition>`` (highest applied Kafka offset of that partition) and
 ``eids`` (recent event ids with their event times, JSON ``[[id, ts_ms], ...]``) for idempotency,
-and ``tid`` (the Kafka topic id of the events topic the offsets belong to; absent if unknown).
+``tid`` (the Kafka topic id of the events topic the offsets belong to; absent if unknown),
+and ``rs`` (the repurchase cycles of repeatable items, JSON ``[[item_id, last_ms,
+interval_ms, purchases], ...]``, :mod:`app.core.restock`; absent when none).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from collections.abc import Mapping
 
 from app.core.profile import Profile
+from app.core.restock import cycles_from_json, cycles_to_json
 from app.core.vectors import vec_from_bytes, vec_to_bytes
 
 OFFSET_PREFIX = "o:"
@@ -29,6 +32,8 @@ def profile_fields(profile: Profile) -> list[tuple[str, bytes]]:
     ]
     if profile.topic_id:
         fields.append(("tid", profile.topic_id.encode()))
+    if profile.restock:
+        fields.append(("rs", cycles_to_json(profile.restock)))
     fields.extend(
         (f"{OFFSET_PREFIX}{partition}", str(offset).encode())
         for partition, offset in sorted(profile.offsets.items())
@@ -63,5 +68,6 @@ def decode_profile(raw: Mapping[bytes, bytes], dim: int) -> tuple[Profile | None
         offsets=offsets,
         recent_event_ids=recent,
         topic_id=fields.get("tid", b"").decode(),
+        restock=cycles_from_json(fields["rs"]) if "rs" in fields else {},
     )
     return profile, version

@@ -225,3 +225,34 @@ def test_a_calibration_needs_engine_collab(
     assert code == 2
     assert "needs the method engine_collab" in capsys.readouterr().err
     assert not (tmp_path / "cal.json").exists()
+
+
+def test_evaluate_restock_reports_the_three_variants_and_writes_the_log_it_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.commands.evaluate import run_restock_evaluation
+    from app.core.events import UserEvent
+    from app.datasets.synthetic import RestockSpec, ShopSpec
+
+    report, log = tmp_path / "restock.json", tmp_path / "log" / "events.jsonl"
+    result = run_restock_evaluation(
+        Settings(_env_file=None), report=report, write_log=log,
+        spec=RestockSpec(repeatable_items=5, shoppers=20, span_days=60, background_events=500),
+        shop=ShopSpec(items=80, offers=8, users=60),
+    )  # fmt: skip
+    doc = json.loads(report.read_text())
+    assert set(doc["hit_rate"]) == {"exclude_purchased", "include_purchased", "restock"}
+    assert doc["queries"]["repeat"] == result.queries["repeat"] > 0
+    assert doc["hit_rate"]["exclude_purchased"]["repeat"] == 0.0
+    lines = log.read_text().splitlines()
+    assert len(lines) == result.n_events
+    assert all(UserEvent.model_validate_json(line) for line in lines[:50])
+    items = [decode_item(line.encode()) for line in (tmp_path / "log" / "catalog.jsonl").open()]
+    assert sum(i.repeatable for i in items) == 5
+    assert "restock" in capsys.readouterr().out
+
+
+def test_restock_is_a_fourth_source_of_evaluate() -> None:
+    assert build_parser().parse_args(["evaluate", "--restock"]).restock is True
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--restock", "--movielens", "x"])

@@ -146,3 +146,13 @@ def test_the_calibrated_score_leaves_out_exploration_without_building_rows() -> 
     assert lazy.rows_built == 0
     assert calibrated_scores(list(lazy)) == pytest.approx(affinity)
     assert part_names(lazy) == {"affinity", "exploration"} == part_names(list(lazy))
+
+
+def test_the_calibrated_score_leaves_out_the_restock_lift_too() -> None:
+    offers = [Offer(offer_id=f"o{i}", title="t", channels=("web",)) for i in range(2)]
+    affinity, explore, restock = [0.5, 0.4], [0.05, 0.0], [0.0, 0.9]
+    scores = [a + e + r for a, e, r in zip(affinity, explore, restock, strict=True)]
+    names = ("affinity", "exploration", "restock")
+    lazy = RankedOffers(offers, scores, names, [affinity, explore, restock])
+    assert calibrated_scores(lazy) == pytest.approx(affinity)
+    assert calibrated_scores(list(lazy)) == pytest.approx(affinity)

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.core.catalog import NO_END, NO_START, Catalogue
+from app.core.catalog import NO_END, NO_START, Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Item, Offer
+from app.core.enums import Channel
 from app.core.errors import EventRejected
 from app.core.events import UserEvent
-from app.core.vectors import hash_tags
+from app.core.vectors import Vector, hash_tags
 
 pytestmark = pytest.mark.unit
 
@@ -198,3 +201,123 @@ def test_vocabulary_holds_item_and_offer_tags() -> None:
     assert snap.tag_matrix.shape == (2, DIM)
     assert list(snap.offers_with_items(["i", "other"])) == [0]
     assert snap.offers_with_items(["other"]).size == 0
+
+
+# --- incremental rebuilds: the same arrays as a catalogue built from scratch ----------------
+
+_ITEM_IDS = [f"i{k}" for k in range(6)]
+_OFFER_IDS = [f"o{k}" for k in range(8)]
+_TAGS = ["red", "Blue", "green", "sale", "new"]
+
+
+def _item(draw: st.DrawFn) -> Item:
+    vector = draw(st.none() | st.sampled_from([onehot(k, s) for k in range(DIM) for s in (1, 2)]))
+    return Item(
+        item_id=draw(st.sampled_from(_ITEM_IDS)),
+        tags=tuple(draw(st.lists(st.sampled_from(_TAGS), max_size=3))),
+        vector=vector,
+        repeatable=draw(st.booleans()),
+        restock_days=draw(st.none() | st.just(7.0)),
+    )
+
+
+def _offer(draw: st.DrawFn) -> Offer:
+    return Offer(
+        offer_id=draw(st.sampled_from(_OFFER_IDS)),
+        title=draw(st.sampled_from(["a", "b"])),
+        item_ids=tuple(draw(st.lists(st.sampled_from(_ITEM_IDS), max_size=3))),
+        tags=tuple(draw(st.lists(st.sampled_from(_TAGS), max_size=2))),
+        vector=draw(st.none() | st.just(onehot(1, 3.0))),
+        value=draw(st.sampled_from([0.0, 1.5, 9.0])),
+        priority=draw(st.sampled_from([-2, 0, 3])),
+        channels=tuple(draw(st.lists(st.sampled_from(list(Channel)), max_size=2))),
+        valid_from=draw(st.none() | st.just(1_000)),
+        valid_until=draw(st.none() | st.just(9_000)),
+        repeatable=draw(st.booleans()),
+    )
+
+
+@st.composite
+def _operations(draw: st.DrawFn) -> list[tuple[str, object]]:
+    ops: list[tuple[str, object]] = []
+    for _ in range(draw(st.integers(1, 25))):
+        kind = draw(st.sampled_from(["item", "offer", "del_item", "del_offer", "snapshot"]))
+        if kind == "item":
+            ops.append((kind, _item(draw)))
+        elif kind == "offer":
+            ops.append((kind, _offer(draw)))
+        elif kind == "del_item":
+            ops.append((kind, draw(st.sampled_from(_ITEM_IDS))))
+        elif kind == "del_offer":
+            ops.append((kind, draw(st.sampled_from(_OFFER_IDS))))
+        else:
+            ops.append((kind, None))
+    return ops
+
+
+def _same_arrays(a: CatalogueSnapshot, b: CatalogueSnapshot) -> None:
+    assert a.offer_ids == b.offer_ids and a.offers == b.offers
+    for name in ("matrix", "value_norm", "priority_norm", "valid_from", "valid_until"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.array_equal(a.channel_mask, b.channel_mask)
+    assert a.offer_tags == b.offer_tags
+    assert a.tag_names == b.tag_names and np.array_equal(a.tag_matrix, b.tag_matrix)
+    assert a.repeatable == b.repeatable and a.restock_prior_ms == b.restock_prior_ms
+    assert {k: v.tolist() for k, v in a.item_offers.items()} == {
+        k: v.tolist() for k, v in b.item_offers.items()
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(_operations())
+def test_a_catalogue_rebuilt_after_any_changes_equals_one_built_from_scratch(
+    ops: list[tuple[str, object]],
+) -> None:
+    incremental = Catalogue(dim=DIM)
+    for kind, arg in ops:
+        if kind == "item":
+            assert isinstance(arg, Item)
+            incremental.upsert_item(arg)
+        elif kind == "offer":
+            assert isinstance(arg, Offer)
+            incremental.upsert_offer(arg)
+        elif kind == "del_item":
+            incremental.delete_item(str(arg))
+        elif kind == "del_offer":
+            incremental.delete_offer(str(arg))
+        else:
+            incremental.snapshot()
+    fresh = Catalogue(dim=DIM)
+    for item_id in _ITEM_IDS:
+        if (item := incremental.item(item_id)) is not None:
+            fresh.upsert_item(item)
+    for offer_id in _OFFER_IDS:
+        if (offer := incremental.offer(offer_id)) is not None:
+            fresh.upsert_offer(offer)
+    _same_arrays(incremental.snapshot(), fresh.snapshot())
+
+
+def test_a_rebuild_derives_only_the_changed_offers_and_those_of_a_changed_item() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_item(Item(item_id="i", vector=onehot(0)))
+    for k in range(100):
+        cat.upsert_offer(Offer(offer_id=f"o{k:03d}", title="t", tags=(f"t{k}",)))
+    cat.upsert_offer(Offer(offer_id="with-item", title="t", item_ids=("i",)))
+    first = cat.snapshot()
+    derived: list[str] = []
+    real = cat._offer_vector
+
+    def counting(offer: Offer) -> Vector | None:
+        derived.append(offer.offer_id)
+        return real(offer)
+
+    cat._offer_vector = counting  # type: ignore[method-assign]
+    cat.upsert_offer(Offer(offer_id="o007", title="t", tags=("other",)))
+    cat.snapshot()
+    assert derived == ["o007"]
+    derived.clear()
+    cat.upsert_item(Item(item_id="i", vector=onehot(3)))
+    after = cat.snapshot()
+    assert derived == ["with-item"]
+    assert after.matrix[after.offer_index["with-item"]].tolist() == list(onehot(3))
+    assert np.array_equal(after.matrix[:7], first.matrix[:7])

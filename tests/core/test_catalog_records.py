@@ -22,6 +22,15 @@ def test_item_decodes_with_defaults() -> None:
     assert item.tags == () and item.vector is None and item.price is None
 
 
+def test_an_item_is_not_repeatable_unless_it_says_so() -> None:
+    assert decode_item(dumps({"item_id": "i"})).repeatable is False
+    item = decode_item(dumps({"item_id": "i", "repeatable": True, "restock_days": 7}))
+    assert item.repeatable is True and item.restock_days == 7.0
+    offer = decode_offer(dumps({"offer_id": "o", "title": "T", "repeatable": True}))
+    assert offer.repeatable is True
+    assert decode_offer(dumps({"offer_id": "o", "title": "T"})).repeatable is False
+
+
 def test_item_with_all_fields() -> None:
     item = decode_item(
         dumps({"item_id": "i", "tags": ["a"], "vector": [1, 0.5], "title": "T", "price": 3})
@@ -39,6 +48,11 @@ def test_item_with_all_fields() -> None:
         ({"item_id": "i", "vector": ["1"]}, "SchemaViolation"),
         ({"item_id": "i", "vector": []}, "SchemaViolation"),
         ({"item_id": "i", "schema_version": 3}, "UnsupportedSchemaVersion"),
+        ({"item_id": "i", "repeatable": "yes"}, "SchemaViolation"),
+        ({"item_id": "i", "repeatable": 1}, "SchemaViolation"),
+        ({"item_id": "i", "restock_days": 0}, "SchemaViolation"),
+        ({"item_id": "i", "restock_days": 3651}, "SchemaViolation"),
+        ({"item_id": "i", "restock_days": "7"}, "SchemaViolation"),
     ],
 )
 def test_bad_items_are_rejected(body: dict[str, Any], reason: str) -> None:
@@ -106,3 +120,25 @@ def test_bad_offers_are_schema_violations(body: dict[str, Any]) -> None:
 def test_empty_window_is_allowed() -> None:
     offer = decode_offer(dumps({"offer_id": "o", "title": "t", "valid_from": 5, "valid_until": 5}))
     assert offer.valid_from == offer.valid_until == 5
+
+
+def test_the_catalogues_offer_record_keeps_every_field_of_the_offer() -> None:
+    from app.core.catalog_records import OfferRecord
+
+    offer = Offer(
+        offer_id="o",
+        title="Ten percent off",
+        item_ids=("i1", "i2"),
+        tags=("sale",),
+        vector=(1.0, 0.0),
+        value=3.5,
+        channels=("push", "email"),
+        valid_from=1,
+        valid_until=2,
+        priority=-4,
+        repeatable=True,
+        transactional=True,
+    )
+    record = OfferRecord.of(offer)
+    assert set(OfferRecord.__struct_fields__) == set(Offer.model_fields)
+    assert {f: getattr(record, f) for f in Offer.model_fields} == offer.model_dump()

@@ -19,6 +19,7 @@ from app.core.privacy import (
     key_user_id,
 )
 from app.core.profile import Profile
+from app.core.restock import Cycle
 
 pytestmark = pytest.mark.unit
 
@@ -115,6 +116,7 @@ def test_the_export_audit_record_carries_the_profile_and_every_stored_part() -> 
         updated_at_ms=1_500,
         offsets={0: 4},
         recent_event_ids=(("e1", 10),),
+        restock={"milk": Cycle(9, 86_400_000, 2)},
     )
     data = export_data(
         profile=profile,
@@ -136,6 +138,9 @@ def test_the_export_audit_record_carries_the_profile_and_every_stored_part() -> 
         "n_events": 3,
         "updated_at": 1_500,
         "strongest_tags": [{"tag": "sci-fi", "score": 0.7123}, {"tag": "space", "score": 0.5}],
+        "restock": [
+            {"item_id": "milk", "last_purchase": 9, "interval_ms": 86_400_000, "purchases": 2}
+        ],
     }
     assert exported["consent"]["channels"] == {"web": True}
     assert exported["contact_history"] == {"v": 1, "contacts": {"web": [900]}}

@@ -451,3 +451,32 @@ def test_an_offer_lifted_mostly_by_cooccurrence_is_explained_by_its_source() -> 
         "Because you chose the item before Fresh",
         "Great value: Known",
     ]
+
+
+def restock_catalogue() -> Catalogue:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_item(Item(item_id="milk", repeatable=True))
+    cat.upsert_offer(Offer(offer_id="known", title="Known", value=100, channels=("web",)))
+    cat.upsert_offer(
+        Offer(offer_id="milk", title="Milk", item_ids=("milk",), value=90, channels=("web",))
+    )
+    return cat
+
+
+def test_the_restock_part_is_weighted_added_reported_and_speaks_in_the_reason() -> None:
+    cat = restock_catalogue()
+    lift = CFG.model_copy(update={"w_restock": 0.5})
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, lift, restock=[sparse((1, 0.9))])
+    assert ids(row) == ["milk", "known"]
+    assert {s.offer_id: s.parts["restock"] for s in row} == {"milk": 0.45, "known": 0.0}
+    for scored in row:
+        assert tuple(scored.parts) == (*PARTS, "restock")
+        assert math.fsum(scored.parts.values()) == pytest.approx(scored.score, abs=1e-12)
+    assert row[0].reason == "Time to restock Milk?"
+    assert row[1].reason == "Great value: Known"
+
+
+def test_the_restock_part_never_makes_an_excluded_offer_eligible() -> None:
+    cat = restock_catalogue()
+    [row] = score_batch(np.zeros((1, DIM)), NOW, cat, CFG, [{"milk"}], restock=[sparse((1, 1.0))])
+    assert ids(row) == ["known"]

@@ -25,15 +25,21 @@ def fake(bin_dir: Path, name: str, body: str) -> None:
     path.chmod(0o755)
 
 
-def machine(tmp_path: Path, *, java: str = "17.0.15", go: str = "1.26.8") -> Path:
-    """A bin directory with stand-ins of the given versions (python3, mvn and redis-server
-    current), whose PATH holds nothing else but the basic shell tools."""
+def machine(
+    tmp_path: Path, *, java: str = "17.0.15", go: str = "1.26.8", browser: bool = True
+) -> Path:
+    """A bin directory with stand-ins of the given versions (python3, mvn, redis-server and,
+    with ``browser``, chromium and chromedriver current), whose PATH holds nothing else but the
+    basic shell tools (no apt-get: nothing can be installed for the user)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake(bin_dir, "java", f"echo 'openjdk version \"{java}\" 2025-04-15' >&2")
     fake(bin_dir, "go", f'[ "$1 $2" = "env GOVERSION" ] && echo go{go}')
     fake(bin_dir, "mvn", "echo 'Apache Maven 3.9.9'")
     fake(bin_dir, "redis-server", "echo 'Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc'")
+    if browser:
+        fake(bin_dir, "chromium", "echo 'Chromium 156.0.8078.114'")
+        fake(bin_dir, "chromedriver", "echo 'ChromeDriver 156.0.8078.114'")
     # the shell tools the script uses, and nothing else
     for tool in ("sed", "sort", "head", "id", "printf"):
         found = shutil.which(tool)
@@ -68,6 +74,19 @@ def test_an_old_java_is_named_with_its_version_and_how_to_get_a_new_one(tmp_path
         "make test: Java 17+ is needed but 11.0.2 was found: install a JDK 17+ "
         "(Debian: apt-get install openjdk-17-jre-headless) for the local Kafka broker"
     ]
+
+
+def test_a_missing_browser_is_named_for_test_when_it_cannot_be_installed(tmp_path: Path) -> None:
+    proc = run(machine(tmp_path, browser=False), "test")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "make test: chromium and chromedriver are needed for the console's browser tests: "
+        "install Debian's chromium and chromium-driver (apt-get install chromium "
+        "chromium-driver); as root they are installed for you"
+    ]
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    assert run(machine(demo, browser=False), "demo").returncode == 0
 
 
 def test_the_readme_go_version_is_the_one_checked(tmp_path: Path) -> None:

@@ -332,8 +332,8 @@ def test_termination_grace_covers_the_commit_interval_and_the_producer_flush(
 ) -> None:
     commit_interval_s = float(config(overlay)["NBO_COMMIT_INTERVAL_S"])
     for name, spec in pod_specs(overlay):
-        if name == "nbo-api":
-            continue  # the lookups consume no group and commit nothing
+        if name in {"nbo-api", "nbo-console"}:
+            continue  # the lookups and the console consume no group and commit nothing
         grace = spec["terminationGracePeriodSeconds"]
         assert grace > commit_interval_s + FLUSH_ALLOWANCE_S, name
 
@@ -484,9 +484,64 @@ def test_only_labelled_clients_in_labelled_namespaces_reach_the_lookups(
     assert metrics["from"] == [monitoring]  # only the monitoring reads /metrics
     (endpoint,) = one(overlay, "ServiceMonitor", "nbo-api")["spec"]["endpoints"]
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
-    # nothing but monitoring reaches a worker
+    # nothing but monitoring and the console reaches a worker
     (worker_rule,) = one(overlay, "NetworkPolicy", "nbo-stream")["spec"]["ingress"]
-    assert worker_rule["from"] == [monitoring]
+    console_pods = {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "nbo-stream",
+                "app.kubernetes.io/component": "console",
+            }
+        }
+    }
+    assert worker_rule["from"] == [monitoring, console_pods]
+
+
+def console_container(docs: list[Doc]) -> Doc:
+    (container,) = one(docs, "Deployment", "nbo-console")["spec"]["template"]["spec"]["containers"]
+    found: Doc = container
+    return found
+
+
+def test_the_console_reads_redis_read_only_and_kafka_without_joining_a_group(
+    overlay: list[Doc],
+) -> None:
+    container = console_container(overlay)
+    assert container["args"] == ["console"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NBO_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "nbo-redis-lookup"
+    assert env["NBO_KAFKA_SASL_USERNAME"]["value"] == "nbo-console"
+    assert env["NBO_CONSOLE_SECURE_COOKIE"]["value"] == "true"
+    assert env["NBO_CONSOLE_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "nbo-console-session"
+    # the same tokens as the lookups, read-only
+    assert env["NBO_API_TOKENS_FILE"]["value"] == "/etc/nbo/api/tokens"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/nbo/api"]
+    assert mount["readOnly"] is True
+    cfg = config(overlay)
+    assert kafka_grants(overlay, "nbo-console") == {
+        ("topic", cfg.get("NBO_TOPIC_USER_EVENTS", "user-events")): ["Describe", "Read"],
+        ("topic", "user-events.dlq"): ["Describe", "Read"],
+        ("topic", "item-catalog"): ["Describe", "Read"],
+        ("topic", "offer-catalog"): ["Describe", "Read"],
+        ("group", cfg["NBO_APP_ID"]): ["Describe"],  # the lag; it cannot join the group
+    }
+
+
+def test_the_console_finds_every_worker_through_a_headless_service(overlay: list[Doc]) -> None:
+    env = {e["name"]: e for e in console_container(overlay)["env"]}
+    (url,) = json.loads(env["NBO_CONSOLE_METRICS_URLS"]["value"])
+    host, port = url.removeprefix("http://").split("/")[0].split(":")
+    service = one(overlay, "Service", host)["spec"]
+    assert service["clusterIP"] == "None"
+    assert service["selector"]["app.kubernetes.io/component"] == "worker"
+    assert int(port) == int(config(overlay)["NBO_WEB_PORT"])
+    policy = one(overlay, "NetworkPolicy", "nbo-console")["spec"]
+    (egress,) = policy["egress"]
+    assert [p["port"] for p in egress["ports"]] == [int(port)]
+    (ingress,) = policy["ingress"]
+    assert ingress["from"] == [
+        {"namespaceSelector": {"matchLabels": {"nbo-stream/console": "true"}}}
+    ]
 
 
 def test_no_secret_with_data_is_committed_under_deploy() -> None:

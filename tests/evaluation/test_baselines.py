@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from app.core.catalog_records import Item
 from app.core.enums import EventType
+from app.evaluation.baseline_tuning import tune_baselines
 from app.evaluation.baselines import (
     PositivePopularity,
     RealTimeEase,
@@ -129,3 +130,33 @@ def test_real_time_ease_by_position_weighs_the_j_th_newest_item_decay_to_the_j()
     a, c = fit.row(0), fit.row(2)
     assert a is not None and c is not None
     assert by_step._scores(_query(log, "u", (), ()))[[0, 2]] == pytest.approx((0.5 * a + c)[[0, 1]])
+
+
+def test_validation_chooses_a_history_of_every_interaction_when_the_low_rated_item_tells() -> None:
+    # pairs (p_k, q_k) liked together early; later people rate p_k 2 stars, then like q_k:
+    # only a history that holds the 2-star p_k points to q_k
+    rng = np.random.default_rng(0)
+    users: list[str] = []
+    item_ids: list[str] = []
+    stars: list[float] = []
+    for u in range(40):
+        for k in rng.choice(6, size=2, replace=False).tolist():
+            users += [f"u{u}", f"u{u}"]
+            item_ids += [f"p{k}", f"q{k}"]
+            stars += [5.0, 5.0]
+    for v in range(40):
+        for k in rng.choice(6, size=3, replace=False).tolist():
+            users += [f"v{v}", f"v{v}"]
+            item_ids += [f"p{k}", f"q{k}"]
+            stars += [2.0, 5.0]
+    items = [Item(item_id=f"{x}{k}", title=f"{x}{k}") for x in "pq" for k in range(6)]
+    log = InteractionLog.from_columns(
+        users, item_ids, [T0 + n * HOUR for n in range(len(users))],
+        [EventType.RATING] * len(users), ratings=stars, item_ids=[i.item_id for i in items],
+    )  # fmt: skip
+    snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
+    params = tune_baselines(
+        log, len(log), log.positives(4.0), ItemOffers(log.item_ids, snap), snap, 0.5, k=1
+    )
+    assert params.ease_recency_all_events is True
+    assert params.validation_hit_rate["ease_recency"] > params.validation_hit_rate["ease"]

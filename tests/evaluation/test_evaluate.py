@@ -13,6 +13,7 @@ from app.core.events import UserEvent
 from app.evaluation.config import EvaluationConfig
 from app.evaluation.evaluate import evaluate
 from app.evaluation.report import Report
+from app.learning.ease import EaseConfig
 from app.learning.interactions import InteractionLog
 from app.learning.model import CollabConfig
 from tests.support.planted import T0, chain_log, group_log
@@ -141,6 +142,17 @@ def test_chains_engine_collab_predicts_the_next_step() -> None:
     assert collab.hit_rate[1] > 0.8
     assert collab.hit_rate[1] > 5 * report.methods["random"].hit_rate[5]
     assert collab.hit_rate[5] > report.methods["popularity"].hit_rate[5]
+
+
+@pytest.mark.parametrize("neighbours", ["ease", "cooccurrence", "both"])
+def test_chains_engine_collab_predicts_the_next_step_with_each_neighbour_index(
+    neighbours: str,
+) -> None:
+    planted = chain_log(n_chains=4, chain_length=10, n_users=60)
+    collab = SMALL.model_copy(update={"neighbours": neighbours, "ease": EaseConfig(lam=1.0)})
+    cfg = EvaluationConfig(k_max=5, collab=collab, methods=("engine_collab", "popularity"))
+    report = evaluate(planted.log, planted.items, None, cfg)
+    assert report.methods["engine_collab"].hit_rate[1] > 0.8
 
 
 def test_same_seed_same_report_and_json_keys() -> None:

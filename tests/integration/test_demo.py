@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.access import token_hash
 from tests.support.worker import WorkerEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -54,3 +55,11 @@ async def test_every_offer_the_demo_prints_has_a_reason_and_the_run_has_no_warni
         if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback", line)
     ]
     assert noisy == [], "\n".join(noisy)
+    # the console ran beside the worker, and its URL and a token of the console scope are shown
+    assert f"  http://127.0.0.1:{worker_env.console_port}/" in out, out
+    shown = re.search(r"^  token: (\S+)$", out, re.MULTILINE)
+    assert shown is not None, out
+    tokens = (tmp_path / "stack" / "demo-api-tokens").read_text(encoding="utf-8")
+    assert token_hash(shown.group(1)) in tokens and "console" in tokens
+    console_log = (tmp_path / "stack" / "demo-console.log").read_text(encoding="utf-8")
+    assert f"console on http://127.0.0.1:{worker_env.console_port}/" in console_log

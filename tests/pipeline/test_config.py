@@ -29,12 +29,23 @@ def test_a_default_configuration_is_the_one_default_settings_build() -> None:
 
 def test_every_score_weight_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     weights = {"w_affinity": 0.11, "w_value": 0.22, "w_popularity": 0.33, "w_priority": 0.44,
-               "w_cooccurrence": 0.55}  # fmt: skip
+               "w_cooccurrence": 0.55, "w_restock": 0.66}  # fmt: skip
     for name, value in weights.items():
         monkeypatch.setenv(f"NBO_{name.upper()}", str(value))
     scoring = pipeline_config(Settings(_env_file=None)).scoring
     assert {name: getattr(scoring, name) for name in weights} == weights
     assert set(ScoringConfig.weight_names()) == set(weights)
+
+
+def test_the_restock_settings_reach_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBO_RESTOCK_DUE_FRACTION", "0.5")
+    monkeypatch.setenv("NBO_RESTOCK_SMOOTHING", "0.25")
+    monkeypatch.setenv("NBO_RESTOCK_PRIOR_DAYS", "2")
+    monkeypatch.setenv("NBO_RESTOCK_ITEMS_MAX", "7")
+    restock = pipeline_config(Settings(_env_file=None)).restock
+    assert (restock.due_fraction, restock.smoothing, restock.prior_ms, restock.items_max) == (
+        0.5, 0.25, 2 * 86_400_000, 7,
+    )  # fmt: skip
 
 
 def test_event_weights_are_a_setting_and_unnamed_types_keep_their_default(

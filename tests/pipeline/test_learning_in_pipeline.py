@@ -134,4 +134,30 @@ async def test_the_control_group_gets_the_popularity_ranking_and_is_labelled() -
     assert messages[personalised[0]]["offers"][0]["offer_id"] == "scifi"
     groups = {d["user_id"]: d["group"] for d in publisher.values("dec")}
     assert groups[control[0]] == "control"
-    assert stats.sent_by_group == {"control": 1, "personalised": 3}
+    assert stats.sent_by_group == {("control", "web"): 1, ("personalised", "web"): 3}
+
+
+async def test_feedback_is_counted_by_group_type_and_the_channel_the_event_names() -> None:
+    processor = BatchProcessor(MemoryProfileStore(), RecordingPublisher(), catalogue(),
+                               config(), lambda: NOON)  # fmt: skip
+    unnamed = record(2, {"user_id": "fan", "type": "offer_accepted", "offer_id": "o1"})
+    stats = await processor.process([feedback(0, "offer_impression", "o3"),
+                                     feedback(1, "offer_accepted", "o3"), unnamed])  # fmt: skip
+    assert stats.feedback_by_group == {
+        ("personalised", "offer_impression", "web"): 1,
+        ("personalised", "offer_accepted", "web"): 1,
+        ("personalised", "offer_accepted", "unknown"): 1,
+    }
+
+
+async def test_sends_are_counted_per_offer_they_carried() -> None:
+    publisher = RecordingPublisher()
+    processor = BatchProcessor(MemoryProfileStore(), publisher, catalogue(),
+                               config(), lambda: NOON)  # fmt: skip
+    stats = await processor.process([like(0, "fan")])
+    carried: dict[str, int] = {}
+    for message in publisher.values("nbo"):
+        for offer in message["offers"]:
+            carried[offer["offer_id"]] = carried.get(offer["offer_id"], 0) + 1
+    assert carried and stats.sent_by_offer == carried
+    assert stats.sent_by_group == {("personalised", "web"): 1}

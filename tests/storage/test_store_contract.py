@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from app.core.profile import Profile
+from app.core.restock import Cycle
 from app.core.vectors import vec_from_bytes
 from app.policy.consent import ConsentRecord
 from app.policy.state import UserPolicyState
@@ -32,6 +33,7 @@ def profile(n: int) -> Profile:
         offsets={0: 10 + n, 3: 7},
         recent_event_ids=(("a", 1_000), ("b", 1_000 + n)),
         topic_id=f"topic-id-{n}",
+        restock={"milk": Cycle(900 + n, 86_400_000, 2), "soap": Cycle(950, 0, 1)},
     )
 
 

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from app.core.profile import Profile
+from app.core.restock import Cycle
 from app.policy.consent import ConsentRecord, decode_consent
 from app.storage.keys import cart_due_key
 from app.storage.memory_user_admin import MemoryUserAdmin
@@ -36,6 +37,7 @@ def profile() -> Profile:
         updated_at_ms=2_000,
         offsets={0: 17},
         recent_event_ids=(("e1", 1_000),),
+        restock={"milk": Cycle(900, 86_400_000, 2)},
     )
 
 

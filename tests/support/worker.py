@@ -31,6 +31,7 @@ class WorkerEnv:
     extra: dict[str, str] = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
     api_metrics_port: int = field(default_factory=free_port)
+    console_port: int = field(default_factory=free_port)
     api_token: str = field(default_factory=new_token)
     """The bearer token of a client with every scope (``tokens_file``)."""
 
@@ -71,6 +72,7 @@ class WorkerEnv:
             "NBO_API_TOKENS_FILE": str(self.tokens_file),
             "NBO_API_PORT": str(self.api_port),
             "NBO_API_METRICS_PORT": str(self.api_metrics_port),
+            "NBO_CONSOLE_PORT": str(self.console_port),
             **self.extra,
         }
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core import defaults
 from app.core.catalog import Catalogue, CatalogueSnapshot
-from app.core.catalog_records import Offer
+from app.core.catalog_records import OfferRecord
 from app.core.cooccurrence.index import (
     CooccurrenceIndex,
     OfferAlignment,
@@ -213,7 +213,7 @@ def because_you_chose(
 ) -> Because:
     """A :data:`Because` over ``index`` for a user whose recent items are ``recent``."""
 
-    def title(offer: Offer) -> str | None:
+    def title(offer: OfferRecord) -> str | None:
         for item_id in offer.item_ids:
             source = strongest_source(index, recent, item_id, cfg)
             if source is not None:

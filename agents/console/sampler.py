@@ -1,0 +1,97 @@
+"""The console's sampler: every ``NBO_CONSOLE_SAMPLE_S`` seconds, every worker's ``/metrics``
+(each configured URL at every address its host resolves to, :mod:`app.console.discovery`;
+2 seconds at most each, in parallel) into the console's :class:`~app.console.feeds.Sampled`
+history (see :mod:`app.console.history` for what is kept and how rates are taken), and each
+offer's posterior mean from the Redis offer statistics (one pipelined read of every
+partition's hash, as a worker's refresh does) into the history of levels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from agents.console.discovery import resolve_urls
+from app.console.feeds import OfferSource, Sampled
+from app.console.history import History, Scrape
+from app.console.offers import posterior_means
+from app.console.overview import WorkerStatus, read_worker
+from app.core.exploration import ExplorationConfig
+from app.ports import StoreUnavailable
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCRAPE_TIMEOUT_S = 2.0
+"""How long the sampler waits for one worker's /metrics."""
+
+
+def history_of(settings: Settings, *, gauges: bool = False) -> History:
+    """An empty history long enough for ``NBO_CONSOLE_HISTORY_S`` at ``NBO_CONSOLE_SAMPLE_S``."""
+    samples = math.ceil(settings.console_history_s / settings.console_sample_s) + 1
+    return History(samples, gauges=gauges)
+
+
+@dataclass
+class Sampler:
+    """Scrapes ``urls`` into ``sampled`` (see module doc)."""
+
+    urls: Sequence[str]
+    sampled: Sampled
+    interval_s: float
+    clock: Callable[[], float] = time.time
+    offers: OfferSource | None = None
+    """Where each offer's statistics are read for its posterior over time (none: not kept)."""
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    async def _one(self, url: str) -> tuple[Scrape, WorkerStatus] | None:
+        assert self._session is not None
+        try:
+            async with self._session.get(url) as response:
+                response.raise_for_status()
+                return read_worker(url, await response.text())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("console sampler: cannot read %s: %s", url, exc)
+            return None
+
+    async def sample_once(self) -> None:
+        """One round: scrape every worker, fold the answers in."""
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        urls = await resolve_urls(self.urls)  # a headless Service: one URL per worker pod
+        answers = await asyncio.gather(*(self._one(u) for u in urls))
+        workers = [
+            a[1] if a is not None else WorkerStatus(u, False)
+            for u, a in zip(urls, answers, strict=True)
+        ]
+        now = self.clock()
+        self.sampled.record(now, [a[0] for a in answers if a is not None], workers)
+        if self.offers is not None and self.sampled.posteriors is not None:
+            try:
+                stats = await self.offers.offer_stats()
+            except (StoreUnavailable, TimeoutError, OSError) as exc:
+                log.debug("console sampler: no offer statistics: %s", exc)
+                return
+            means = posterior_means(stats, int(now * 1000), self.exploration)
+            self.sampled.record_posteriors(now, means)
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        while True:
+            started = time.monotonic()
+            try:
+                await self.sample_once()
+            except Exception:  # keep sampling; the pages show what the history holds
+                log.exception("console sampler: a round failed")
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
