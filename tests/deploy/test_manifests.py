@@ -520,6 +520,8 @@ def test_the_console_reads_redis_read_only_and_kafka_without_joining_a_group(
     cfg = config(overlay)
     assert kafka_grants(overlay, "nbo-console") == {
         ("topic", cfg.get("NBO_TOPIC_USER_EVENTS", "user-events")): ["Describe", "Read"],
+        # the Simulate page replays the consent in force with the events
+        ("topic", cfg.get("NBO_TOPIC_USER_CONSENT", "user-consent")): ["Describe", "Read"],
         ("topic", "user-events.dlq"): ["Describe", "Read"],
         ("topic", "item-catalog"): ["Describe", "Read"],
         ("topic", "offer-catalog"): ["Describe", "Read"],
