@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -39,7 +41,16 @@ from agents.console.sources import MetricsLiftSource, SettingsPolicySource, metr
 from app.console.lift import lift_table
 from app.console.pages import policy_sections
 from app.console.person import PersonSource, StorePersonSource, utc_text
-from app.console.session import COOKIE_NAME, Session, new_key, sign, verify
+from app.console.session import (
+    COOKIE_NAME,
+    CSRF_FIELD,
+    Session,
+    csrf_ok,
+    csrf_token,
+    new_key,
+    sign,
+    verify,
+)
 from app.console.simulate import MemorySimulationSource
 from app.console.sources import LiftSource, PolicySource
 from app.core.access import Scope
@@ -55,7 +66,7 @@ OPEN_PATHS = frozenset({"/login", "/healthz", "/static/console.css"})
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 PAGES = (
@@ -75,6 +86,35 @@ CLIENT = web.RequestKey("client", str)
 """The API client of the request's session (or of the login attempt)."""
 AUDIT = web.RequestKey("audit", str)
 """More words for the request's access-log line (the Person page's ``person=<hash>``)."""
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOGIN_COOKIE = "nbo_console_login"
+"""The login form's nonce (see :meth:`Console.login_page`)."""
+LOGIN_NONCE_LABEL = "login\x1f"
+LOGIN_FORM_S = 1800
+"""How long a login form stays good, seconds."""
+
+
+LOGIN_NONCE = re.compile(r"[A-Za-z0-9_-]{32}")
+"""What :func:`new_login_nonce` draws (24 random bytes, base64url)."""
+
+
+def new_login_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether a state-changing request comes from the console's own pages: its ``Origin``
+    (sent by browsers with every form POST), else its ``Referer``, names this host. A request
+    with neither (a script, curl) passes: it carries no browser's cookies by accident; the
+    forms' CSRF tokens and the SameSite=Strict cookies still apply."""
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if source is None:
+        return True
+    if source == "null":
+        return False
+    return urlsplit(source).netloc == request.host
 
 
 def redirect(location: str) -> web.Response:
@@ -138,6 +178,8 @@ class Console:
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         page = request.path
+        if request.method not in SAFE_METHODS and not same_origin(request):
+            return self._answered(request, self.render("cross_site.html", status=403))
         if page not in OPEN_PATHS:
             session = self.session(request)
             if session is None:
@@ -168,11 +210,48 @@ class Console:
         request[AUDIT] = detail
 
     # --- open ----------------------------------------------------------------------------------
+    def login_page(
+        self, request: web.Request, status: int = 200, error: str | None = None
+    ) -> web.Response:
+        """The login form with the browser's login nonce: a cookie (``Path=/login``, HttpOnly,
+        SameSite=Strict) and its CSRF token in the form, so only a form read by this browser
+        can log it in (no login forced from another site). A nonce the browser already holds
+        is kept, so that a second load of the page (another tab, the favicon's redirect) does
+        not void a form already shown; a new one is drawn after each login."""
+        held = request.cookies.get(LOGIN_COOKIE, "")
+        nonce = held if LOGIN_NONCE.fullmatch(held) else new_login_nonce()
+        response = self.render(
+            "login.html",
+            status=status,
+            error=error,
+            csrf_field=CSRF_FIELD,
+            csrf=csrf_token(self.key, LOGIN_NONCE_LABEL + nonce),
+        )
+        response.set_cookie(
+            LOGIN_COOKIE,
+            nonce,
+            max_age=LOGIN_FORM_S,
+            path="/login",
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure_cookie,
+        )
+        return response
+
     async def login_form(self, request: web.Request) -> web.Response:
-        return self.render("login.html", error=None)
+        return self.login_page(request)
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
+        nonce = request.cookies.get(LOGIN_COOKIE)
+        proof = form.get(CSRF_FIELD)
+        if nonce is None or not csrf_ok(
+            self.key, LOGIN_NONCE_LABEL + nonce, proof if isinstance(proof, str) else None
+        ):
+            self.access.record(Answer(403, ANONYMOUS), LOGIN, 403, "login form not ours")
+            return self.login_page(
+                request, 403, "This login form expired or came from elsewhere: log in again."
+            )
         token = str(form.get("token", "")).strip()[:MAX_TOKEN_CHARS]
         header = f"Bearer {token}" if token else None
         answer = self.access.check(header, Scope.CONSOLE, LOGIN)  # logs a refusal itself
@@ -180,9 +259,10 @@ class Console:
         if answer.status == 403:
             return self.render("forbidden.html", status=403, refused=answer.client)
         if answer.status != 200:
-            return self.render("login.html", status=answer.status, error=answer.error)
+            return self.login_page(request, answer.status, answer.error)
         expires = int(self.clock()) + self.session_s
         response = redirect("/")
+        response.del_cookie(LOGIN_COOKIE, path="/login")
         self.access.record(answer, LOGIN, response.status)
         response.set_cookie(
             COOKIE_NAME,

@@ -83,13 +83,19 @@ class Sampler:
             self.sampled.record_posteriors(now, means)
 
     async def run(self) -> None:
-        """Sample until cancelled."""
+        """Sample until cancelled. A cancellation that a client library turned into one of
+        its own errors during a round (seen: a Redis read cancelled at shutdown surfaced as
+        an unavailable store) still ends the loop: the task's pending cancellation is checked
+        after each round, else the console's shutdown would wait for it forever."""
+        task = asyncio.current_task()
         while True:
             started = time.monotonic()
             try:
                 await self.sample_once()
             except Exception:  # keep sampling; the pages show what the history holds
                 log.exception("console sampler: a round failed")
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from tests.console.person_data import (
     catalogue,
     store_with_alice,
 )
+from tests.support.console_login import log_in as post_login
 
 pytestmark = pytest.mark.unit
 
@@ -79,7 +80,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
 
 
 async def log_in(client: TestClient, token: str) -> None:
-    response = await client.post("/login", data={"token": token}, allow_redirects=False)
+    response = await post_login(client, token, allow_redirects=False)
     assert response.status == 303
 
 
@@ -183,7 +184,7 @@ async def test_lookups_beyond_the_client_s_rate_get_429_without_a_lookup(tmp_pat
     person = StorePersonSource(await store_with_alice(cat), cat)
     console = Console(access, KEY, 3600, False, policy, MemoryLiftSource(), person=person)
     async with TestClient(TestServer(console.application())) as client:
-        response = await client.post("/login", data={"token": DECISIONS_TOKEN})
+        response = await post_login(client, DECISIONS_TOKEN)
         assert response.status == 200  # the login took one request of the burst of 2
         first = await client.get("/person", params={"user": USER})
         assert first.status == 200 and OFFER_REASON in await first.text()
@@ -203,6 +204,6 @@ async def test_a_store_that_does_not_answer_is_a_503_page_not_a_crash(tmp_path: 
     person = StorePersonSource(store, cat)
     console = Console(access, KEY, 3600, False, policy, MemoryLiftSource(), person=person)
     async with TestClient(TestServer(console.application())) as client:
-        await client.post("/login", data={"token": DECISIONS_TOKEN})
+        await post_login(client, DECISIONS_TOKEN)
         response = await client.get("/person", params={"user": USER})
         assert response.status == 503 and "Redis does not answer" in await response.text()

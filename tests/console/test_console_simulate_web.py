@@ -32,6 +32,7 @@ from tests.simulation.test_replay import (
     policy_with_push_cap,
     push_requests,
 )
+from tests.support.console_login import log_in
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.unit
@@ -91,7 +92,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     client = TestClient(TestServer(console.application()))
     await client.start_server()
     try:
-        response = await client.post("/login", data={"token": TOKEN}, allow_redirects=False)
+        response = await log_in(client, TOKEN, allow_redirects=False)
         assert response.status == 303
         yield Setup(client, source)
     finally:

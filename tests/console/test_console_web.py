@@ -15,10 +15,11 @@ from prometheus_client import CollectorRegistry
 from agents.api_access import ApiAccess
 from agents.console.app import Console
 from app.console.lift import ChannelCounts, GroupCounts
-from app.console.session import COOKIE_NAME
+from app.console.session import COOKIE_NAME, CSRF_FIELD
 from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource, PolicyView
 from app.core.access import ApiClient, Scope, client_lines, token_hash
 from app.policy.config import PolicyError, default_policy
+from tests.support.console_login import form_csrf, log_in
 
 pytestmark = pytest.mark.unit
 
@@ -69,8 +70,14 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
 
 
 async def login(client: TestClient, token: str) -> tuple[int, str, str | None]:
-    response = await client.post("/login", data={"token": token}, allow_redirects=False)
-    return response.status, await response.text(), response.headers.get("Set-Cookie")
+    """(status, body, the session cookie's Set-Cookie header or None)."""
+    response = await log_in(client, token, allow_redirects=False)
+    session = [
+        header
+        for header in response.headers.getall("Set-Cookie", [])
+        if header.startswith(f"{COOKIE_NAME}=")
+    ]
+    return response.status, await response.text(), session[0] if session else None
 
 
 async def test_login_with_a_console_token_opens_a_session_and_shows_the_pages(
@@ -165,6 +172,7 @@ async def test_login_and_health_are_open_and_pages_are_logged_without_the_token(
         await setup.client.get("/lift")
     lines = [r.getMessage() for r in caplog.records if r.name == "nbo.access"]
     assert lines == [
+        "client=- endpoint=console:/login status=200",  # the form
         "client=ops endpoint=console:/login status=303",
         "client=ops endpoint=console:/lift status=200",
     ]
@@ -197,3 +205,67 @@ async def test_an_unreadable_policy_file_is_named_on_the_page(setup: Setup) -> N
     response = await setup.client.get("/policy")
     assert response.status == 500
     assert "policy.toml: invalid TOML" in await response.text()
+
+
+async def test_a_login_without_the_forms_nonce_and_token_is_refused(setup: Setup) -> None:
+    # a form posted from another site: no nonce cookie (SameSite=Strict), no CSRF token
+    response = await setup.client.post(
+        "/login", data={"token": CONSOLE_TOKEN}, allow_redirects=False
+    )
+    assert response.status == 403
+    assert "expired or came from elsewhere" in await response.text()
+    assert COOKIE_NAME not in response.cookies
+    # a token copied from another browser's form does not fit this browser's nonce
+    other = TestClient(TestServer(setup.console.application()))
+    await other.start_server()
+    try:
+        stolen = form_csrf(await (await other.get("/login")).text())
+    finally:
+        await other.close()
+    await setup.client.get("/login")  # this browser's own nonce
+    response = await setup.client.post(
+        "/login", data={"token": CONSOLE_TOKEN, CSRF_FIELD: stolen}, allow_redirects=False
+    )
+    assert response.status == 403 and COOKIE_NAME not in response.cookies
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("Origin", "https://evil.example"), ("Origin", "null"), ("Referer", "https://evil.example/x")],
+)
+async def test_a_form_posted_from_another_origin_is_refused(
+    setup: Setup, header: str, value: str
+) -> None:
+    form = await setup.client.get("/login")
+    csrf = form_csrf(await form.text())
+    response = await setup.client.post(
+        "/login",
+        data={"token": CONSOLE_TOKEN, CSRF_FIELD: csrf},
+        headers={header: value},
+        allow_redirects=False,
+    )
+    assert response.status == 403 and COOKIE_NAME not in response.cookies
+    assert "sent from another site" in await response.text()
+
+
+async def test_a_form_posted_from_the_consoles_own_origin_logs_in(setup: Setup) -> None:
+    form = await setup.client.get("/login")
+    csrf = form_csrf(await form.text())
+    origin = f"http://{setup.client.host}:{setup.client.port}"
+    response = await setup.client.post(
+        "/login",
+        data={"token": CONSOLE_TOKEN, CSRF_FIELD: csrf},
+        headers={"Origin": origin},
+        allow_redirects=False,
+    )
+    assert response.status == 303 and COOKIE_NAME in response.cookies
+
+
+async def test_loading_the_login_page_again_keeps_an_open_forms_token_good(setup: Setup) -> None:
+    first = form_csrf(await (await setup.client.get("/login")).text())
+    await setup.client.get("/favicon.ico")  # a browser's own request: 303 to /login
+    await setup.client.get("/login")
+    response = await setup.client.post(
+        "/login", data={"token": CONSOLE_TOKEN, CSRF_FIELD: first}, allow_redirects=False
+    )
+    assert response.status == 303 and COOKIE_NAME in response.cookies

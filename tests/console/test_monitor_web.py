@@ -33,6 +33,7 @@ from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource
 from app.core.access import ApiClient, Scope, client_lines, token_hash
 from app.core.exploration import ExplorationConfig, OfferStats
 from app.policy.config import default_policy
+from tests.support.console_login import log_in
 
 pytestmark = pytest.mark.unit
 
@@ -126,7 +127,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     client = TestClient(TestServer(console.application()))
     await client.start_server()
     try:
-        response = await client.post("/login", data={"token": TOKEN}, allow_redirects=False)
+        response = await log_in(client, TOKEN, allow_redirects=False)
         assert response.status == 303
         yield Setup(client, console)
     finally:

@@ -3,6 +3,7 @@ history, the silent worker named."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -73,3 +74,23 @@ async def test_each_round_records_every_offers_posterior_mean() -> None:
     # Beta(1 + 9, 9 + 81): mean 0.1
     points = sampled.posteriors.points(key(POSTERIOR_MEAN, offer="o1"), 60.0)
     assert points == [(100.0, pytest.approx(0.1))]
+
+
+async def test_a_cancellation_a_library_turned_into_its_own_error_still_ends_the_sampler() -> None:
+    sampled = Sampled(History(64))
+    sampler = Sampler([], sampled, 10.0)
+    entered = asyncio.Event()
+
+    async def swallowing_round() -> None:  # as a client library that converts cancellation
+        entered.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise OSError("connection closed") from None
+
+    sampler.sample_once = swallowing_round  # type: ignore[method-assign]
+    task = asyncio.create_task(sampler.run())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5.0)

@@ -24,6 +24,7 @@ from app.core.access import Scope
 from app.settings import Settings
 from app.storage.keys import user_keys
 from tests.integration.test_worker_end_to_end import catalogue_records, event
+from tests.support.console_login import log_in
 from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.waiting import wait_for
 from tests.support.worker import WorkerEnv, WorkerProcess
@@ -63,7 +64,7 @@ async def console_client(settings: Settings, token: str) -> AsyncIterator[TestCl
     client = TestClient(TestServer(console.application()))
     await client.start_server()
     try:
-        response = await client.post("/login", data={"token": token}, allow_redirects=False)
+        response = await log_in(client, token, allow_redirects=False)
         assert response.status == 303
         yield client
     finally:
