@@ -7,6 +7,9 @@ series (counter name and labels), summed over the workers:
 
 * a worker's first answer sets its baseline and adds nothing (what it counted before the
   console saw it is not "in the window");
+* a series that appears in a later answer of a worker already seen (a labelled counter is
+  exported only from its first increment: the first message on a channel, the first dead
+  letter of a reason) counted from 0, so its whole value is added;
 * after that each answer adds ``value - previous``; a value below the previous one means the
   worker restarted and its counter began again at 0, so the whole value is added (the rule
   Prometheus' ``increase`` uses). A worker that does not answer adds nothing until it answers
@@ -103,6 +106,8 @@ class History:
         of running totals of counters; read with :meth:`points`."""
         self._index: dict[Key, int] = {}
         self._previous: dict[tuple[str, Key], float] = {}
+        self._answered: set[str] = set()
+        """Endpoints whose first answer (their baseline) has been folded in."""
         self._totals: F64 = np.zeros(0, dtype=np.float64)
         self._samples: deque[Sample] = deque(maxlen=max_samples)
         self.untracked = 0
@@ -138,6 +143,8 @@ class History:
         alive: list[str] = []
         for scrape in scrapes:
             alive.append(scrape.url)
+            first_answer = scrape.url not in self._answered
+            self._answered.add(scrape.url)
             for k, value in scrape.values.items():
                 slot = self._slot(k)
                 if slot is None:
@@ -148,7 +155,9 @@ class History:
                 before = self._previous.get((scrape.url, k))
                 self._previous[(scrape.url, k)] = value
                 if before is None:
-                    continue  # the baseline
+                    if first_answer:
+                        continue  # the baseline
+                    before = 0.0  # a new series of a known worker: counted from 0
                 self._totals[slot] += value - before if value >= before else value
         sample = Sample(t_s, self._totals.copy(), tuple(alive))
         self._samples.append(sample)

@@ -85,13 +85,18 @@ def test_series_beyond_the_bound_are_not_tracked() -> None:
     assert len(list(history.series())) == 2 and history.untracked == 3
 
 
-def test_a_series_first_seen_later_starts_from_its_baseline() -> None:
+def test_a_series_that_appears_in_a_known_workers_answer_counts_from_zero() -> None:
+    # a labelled counter is exported from its first increment on: all 7 happened since the
+    # worker's previous answer (the first message on a channel, the first suppression)
     history = History(5)
     cap = key("nbo_decisions_suppressed_total", reason="cap")
     history.add(0.0, [scrape("w1", 1.0)])
     history.add(10.0, [Scrape("w1", {EVENTS: 2.0, cap: 7.0})])
     history.add(20.0, [Scrape("w1", {EVENTS: 3.0, cap: 9.0})])
-    assert history.window(cap, 3600.0).increase == 2.0
+    assert history.window(cap, 3600.0).increase == 9.0
+    # a worker seen for the first time: everything it shows is its baseline
+    history.add(30.0, [Scrape("w1", {EVENTS: 3.0, cap: 9.0}), Scrape("w2", {cap: 50.0})])
+    assert history.window(cap, 3600.0).increase == 9.0
 
 
 def test_counters_are_read_by_name_and_labels_from_prometheus_text() -> None:
