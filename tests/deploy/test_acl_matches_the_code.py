@@ -60,11 +60,12 @@ def lua_commands() -> set[str]:
     }
 
 
-def lookup_commands() -> set[str]:
-    tree = ast.parse((STORAGE / "redis_store.py").read_text(encoding="utf-8"))
+def methods_commands(module: str, methods: set[str]) -> set[str]:
+    """The Redis commands issued inside ``methods`` of ``app/storage/<module>``."""
+    tree = ast.parse((STORAGE / module).read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name in LOOKUP_METHODS:
+        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name in methods:
             for call in ast.walk(node):
                 if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
                     continue
@@ -75,6 +76,17 @@ def lookup_commands() -> set[str]:
     return found
 
 
+def lookup_commands() -> set[str]:
+    return methods_commands("redis_store.py", LOOKUP_METHODS)
+
+
+def console_commands() -> set[str]:
+    """`nbo console` connects as the lookup user too (deploy/k8s/base/console.yaml): the
+    Person page reads through the lookups' store methods, the Offers page and its sampler
+    through the offer-statistics store's ``read_all``."""
+    return lookup_commands() | methods_commands("offer_stats.py", {"read_all"})
+
+
 def test_the_worker_user_is_granted_exactly_the_commands_the_code_issues() -> None:
     issued = python_commands(sorted(STORAGE.glob("*.py"))) | lua_commands()
     rights = granted("nbo-worker")
@@ -82,8 +94,9 @@ def test_the_worker_user_is_granted_exactly_the_commands_the_code_issues() -> No
     assert sorted(rights - issued) == [], "granted but issued by no code"
 
 
-def test_the_lookup_user_is_granted_exactly_what_nbo_api_reads() -> None:
-    issued = lookup_commands()
+def test_the_lookup_user_is_granted_exactly_what_nbo_api_and_the_console_read() -> None:
+    issued = lookup_commands() | console_commands()
+    assert methods_commands("offer_stats.py", {"read_all"}) == {"hgetall"}
     assert {"hgetall", "get", "zrange", "zrevrange", "lrange", "ping"} <= issued
     rights = granted("nbo-lookup")
     assert sorted(issued - rights) == [], "read by nbo api but not granted"
