@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 import uuid
 from collections import Counter
@@ -51,8 +52,22 @@ def _services(settings: Settings) -> tuple[str, str]:
     return info.kafka_bootstrap, info.redis_url
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_demo(settings: Settings, options: DemoOptions) -> int:
-    """Run the demo (see module doc); returns the exit code."""
+    """Run the demo (see module doc); returns the exit code. A SIGTERM ends it as Ctrl-C
+    does: the worker, the lookups and the console it started are stopped with it (they run in
+    sessions of their own, so a signal to the demo alone would leave them running)."""
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _run_demo(settings, options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_demo(settings: Settings, options: DemoOptions) -> int:
     bootstrap, redis_url = _services(settings)
     kafka = kafka_client_kwargs(settings) if settings.kafka_bootstrap else bootstrap
     run = uuid.uuid4().hex[:6]

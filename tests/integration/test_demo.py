@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -63,3 +65,39 @@ async def test_every_offer_the_demo_prints_has_a_reason_and_the_run_has_no_warni
     assert token_hash(shown.group(1)) in tokens and "console" in tokens
     console_log = (tmp_path / "stack" / "demo-console.log").read_text(encoding="utf-8")
     assert f"console on http://127.0.0.1:{worker_env.console_port}/" in console_log
+
+
+def answers(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_sigterm_to_a_running_demo_stops_the_worker_lookups_and_console_it_started(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str, unique: Callable[[str], str]
+) -> None:
+    token = unique("demo-term")
+    worker_env = WorkerEnv(kafka_bootstrap, redis_url, token)
+    env = {**os.environ, **worker_env.env(), "NBO_STACK_DIR": str(tmp_path / "stack"),
+           "NBO_REDIS_PREFIX": token}  # fmt: skip
+    ports = (worker_env.web_port, worker_env.api_port, worker_env.console_port)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "demo", "--events", "500", "--keep-running"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        for line in proc.stdout:  # the positive barrier: the demo says it keeps running
+            seen.append(line)
+            if "keep running" in line:
+                break
+        assert all(answers(p) for p in ports), "".join(seen[-40:])
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert [p for p in ports if answers(p)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
