@@ -3,7 +3,6 @@ unauthenticated browser sees, logging in, and the pages' figures as rendered."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,13 @@ from app.console.session import COOKIE_NAME
 from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource, PolicyView
 from app.core.access import ApiClient, Scope, client_lines, token_hash
 from app.policy.config import default_policy
-from tests.support.browser import chromium, log_in, save_screenshot, served_console
+from tests.support.browser import log_in, save_screenshot, served_console
 
 pytestmark = pytest.mark.browser
 
 CONSOLE_TOKEN = "nbo_browser-operator-token"
 SECRET_FIGURE = "5600"
 """Acceptances of the personalised group: a page that leaks data shows it."""
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[WebDriver]:
-    with chromium() as found:
-        yield found
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and read the figures of the twin data off the rendered pages."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,19 +37,13 @@ from tests.simulation.test_replay import (
     policy_with_push_cap,
     push_requests,
 )
-from tests.support.browser import chromium, log_in, save_screenshot, served_console
+from tests.support.browser import log_in, save_screenshot, served_console
 
 pytestmark = pytest.mark.browser
 
 DESK_TOKEN = "nbo_browser-support-desk-token"
 VIEWER_TOKEN = "nbo_browser-viewer-token"
 WAIT_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[WebDriver]:
-    with chromium() as found:
-        yield found
 
 
 @pytest.fixture

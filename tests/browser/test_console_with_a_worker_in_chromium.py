@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from app.policy.config import default_policy
 from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
 from tests.integration.test_worker_end_to_end import catalogue_records, event
 from tests.support.barrier import markers_applied, produce_markers
-from tests.support.browser import chromium, log_in, save_screenshot
+from tests.support.browser import log_in, save_screenshot
 from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 
@@ -36,12 +36,6 @@ NO_IN_APP = """version = "no-in-app"
 [caps.channels]
 in_app = [{ max = 0, window = "1d" }]
 """
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[WebDriver]:
-    with chromium() as found:
-        yield found
 
 
 def feedback(n: int, user: str, kind: str, offer: str) -> tuple[bytes, bytes]:

@@ -3,7 +3,6 @@ the twin sources, the charts load as images under the page's policy, and sorting
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,19 +32,13 @@ from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource
 from app.core.access import ApiClient, Scope, client_lines, token_hash
 from app.core.exploration import ExplorationConfig, OfferStats
 from app.policy.config import default_policy
-from tests.support.browser import chromium, log_in, save_screenshot, served_console
+from tests.support.browser import log_in, save_screenshot, served_console
 
 pytestmark = pytest.mark.browser
 
 TOKEN = "nbo_browser-operator-token"
 NOW_S = 1_800_000_000.0
 WORKER = "http://10.0.0.7:6066/metrics"
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[WebDriver]:
-    with chromium() as found:
-        yield found
 
 
 def sampled() -> Sampled:
