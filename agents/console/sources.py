@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from agents.console.discovery import resolve_urls
 from app.console.sources import LiftCounts, PolicyView, WorkerCounts, combine, worker_counts
 from app.core.scoring import ScoringConfig
 from app.policy.config import default_policy, load_policy
@@ -67,10 +68,11 @@ class MetricsLiftSource:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
             self._session = aiohttp.ClientSession(timeout=timeout)
-        answers = await asyncio.gather(*(self._one(self._session, u) for u in self.urls))
+        urls = await resolve_urls(self.urls)  # a headless Service: one URL per worker pod
+        answers = await asyncio.gather(*(self._one(self._session, u) for u in urls))
         got = [a for a in answers if a is not None]
-        read = tuple(u for u, a in zip(self.urls, answers, strict=True) if a is not None)
-        failed = tuple(u for u, a in zip(self.urls, answers, strict=True) if a is None)
+        read = tuple(u for u, a in zip(urls, answers, strict=True) if a is not None)
+        failed = tuple(u for u, a in zip(urls, answers, strict=True) if a is None)
         if not got:
             return LiftCounts((), 0.0, read, failed)
         channels, days = combine(got, self.clock())

@@ -51,3 +51,26 @@ async def test_localhost_resolves_to_its_loopback_addresses() -> None:
 async def test_a_name_that_does_not_resolve_keeps_its_url() -> None:
     url = "http://no-such-host.invalid:6066/metrics"
     assert await resolve_urls([url]) == [url]
+
+
+async def test_the_lift_source_reads_every_address_behind_a_worker_name() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from agents.console.sources import MetricsLiftSource
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text="nbo_offers_sent_by_group_total 0\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    port = server.port
+    source = MetricsLiftSource([f"http://localhost:{port}/metrics"])
+    try:
+        counts = await source.lift_counts()
+    finally:
+        await source.close()
+        await server.close()
+    assert counts.read == (f"http://127.0.0.1:{port}/metrics",)
