@@ -108,6 +108,8 @@ class Lookups:
             answer = self.access.check(request.headers.get("Authorization"), scope, endpoint)
             if answer.status != 200:
                 headers = {}
+                if not await self.access.hold(answer):
+                    headers["Connection"] = "close"  # too many of its refusals held already
                 if answer.status == 401:
                     headers["WWW-Authenticate"] = 'Bearer realm="nbo-stream"'
                 if answer.retry_after is not None:
@@ -175,7 +177,11 @@ def build_lookups(settings: Settings, redis: aioredis.Redis | RedisCluster) -> L
         metrics,
     )
     access = ApiAccess(
-        settings.api_tokens_file, settings.api_rate_per_s, settings.api_burst, metrics.registry
+        settings.api_tokens_file,
+        settings.api_rate_per_s,
+        settings.api_burst,
+        metrics.registry,
+        hold_max_s=settings.api_refusal_hold_s,
     )
     return Lookups(settings, store, catalogue, feed, access, metrics)
 

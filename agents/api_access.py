@@ -1,19 +1,25 @@
-"""Access control of the worker's ``/users`` lookups: bearer tokens, scopes, rate limits.
+"""Access control of the ``/users`` lookups (``nbo api``): bearer tokens, scopes, rate limits.
 
 :class:`ApiAccess` holds the API clients of ``NBO_API_TOKENS_FILE`` (rereading the file when
 its size, modification time or inode changes, checked at most once a second, so ``nbo token
 create / revoke`` and a rotated Kubernetes Secret apply without a restart), answers each
 request with :func:`app.core.access.authorise`, then charges the client's token bucket
 (``NBO_API_RATE_PER_S``, ``NBO_API_BURST``). A file that does not parse refuses everyone
-(fail closed) and says so in the log. Each answer is logged (client, endpoint, status; never
-the token) and counted in ``nbo_api_requests_total{client,endpoint,status}``.
+(fail closed) and says so in the log. A refusal is held back before it is answered
+(:func:`app.core.access.refusal_hold_s`, at most ``NBO_API_REFUSAL_HOLD_S``), so a client that
+floods the lookups, or guesses tokens, gets its answers at about its rate and cannot make this
+process spend its CPU on thousands of refusals a second. Each answer is logged (client,
+endpoint, status; never the token) and counted in
+``nbo_api_requests_total{client,endpoint,status}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +34,7 @@ from app.core.access import (
     Verdict,
     authorise,
     parse_tokens,
+    refusal_hold_s,
     retry_after,
 )
 
@@ -48,6 +55,8 @@ class Answer:
     client: str
     error: str | None = None
     retry_after: str | None = None
+    wait_s: float = 0.0
+    """For a 429: the seconds until the client's next request would be let through."""
 
 
 @dataclass
@@ -59,6 +68,9 @@ class ApiAccess:
     burst: int
     registry: CollectorRegistry
     clock: Callable[[], float] = time.monotonic
+    hold_max_s: float = 0.0
+    """The longest a refusal is held back (``NBO_API_REFUSAL_HOLD_S``; 0: answered at once)."""
+    _held: Tally[str] = field(default_factory=Tally)
     _clients: dict[str, ApiClient] = field(default_factory=dict)
     _stamp: tuple[int, int, int] | None = None
     _checked_s: float = float("-inf")
@@ -69,6 +81,12 @@ class ApiAccess:
             "nbo_api_requests",
             "Lookups answered, by API client, endpoint and status",
             ["client", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.held_total = Counter(
+            "nbo_api_refusals_held",
+            "Refused lookups whose answers were held back, by API client",
+            ["client"],
             registry=self.registry,
         )
         self._reload(force=True)
@@ -113,11 +131,35 @@ class ApiAccess:
         else:
             wait = self.charge(client)
             if wait > 0:
-                answer = Answer(429, client, "too many requests", retry_after(wait))
+                answer = Answer(429, client, "too many requests", retry_after(wait), wait)
             else:
                 return Answer(200, client)
         self.record(answer, endpoint)
         return answer
+
+    async def hold(self, answer: Answer) -> bool:
+        """Hold refusal ``answer`` back as :func:`~app.core.access.refusal_hold_s` says; False
+        when it is answered at once because too many of the client's are held already (then
+        close the connection with it)."""
+        held = self._held[answer.client]
+        seconds = refusal_hold_s(
+            answer.status, answer.wait_s, held, self.rate_per_s, self.hold_max_s
+        )
+        if seconds <= 0:  # nothing to hold, or the client's refusals held are at the cap
+            return answer.status < 400 or self.hold_max_s <= 0
+        self.held_total.labels(client=answer.client).inc()
+        self._held[answer.client] += 1
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._held[answer.client] -= 1
+            if self._held[answer.client] <= 0:
+                del self._held[answer.client]
+        return True
+
+    def held(self, client: str) -> int:
+        """Refusals of ``client`` being held back now."""
+        return self._held[client]
 
     def charge(self, client: str) -> float:
         """Take one request from ``client``'s token bucket: 0 when allowed, else the seconds

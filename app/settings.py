@@ -176,6 +176,14 @@ class Settings(BaseSettings):
     api_burst: int = Field(
         default=40, ge=1, description="Lookups an API client may make at once (its burst)."
     )
+    api_refusal_hold_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Longest a refused lookup (401, 403, 429) is held back before it is "
+        "answered, so a client that floods the lookups or guesses tokens gets its answers "
+        "at about its rate (0: answered at once).",
+    )
     console_port: int = Field(default=6069, description="HTTP port of `nbo console`.")
     console_host: str = Field(
         default="127.0.0.1", description="HTTP bind address of `nbo console`."

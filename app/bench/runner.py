@@ -1,9 +1,10 @@
 """``nbo bench``: pre-produce a workload, then drain it with the raw aiokafka passthrough, a faust
 passthrough, the naive per-event version and the worker (at each catalogue size), all as child
 processes on the same broker, topic and messages; then the worker again while a client
-hammers ``nbo api`` beside it (the lookups must not slow the stream: compared with the first
-drain); then latency at 50% of the worker's measured peak for the worker and the raw
-passthrough at the same rate. Prints a table, writes JSON (``--json``).
+hammers ``nbo api`` beside it (the lookups must not slow the stream: compared with a drain
+beside the same idle ``nbo api`` just before); then latency at 50% of the worker's measured
+peak for the worker and the raw passthrough at the same rate. Prints a table, writes JSON
+(``--json``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ SIDE_TOPICS = {
 """The worker's topics besides events, catalogues and offers: one per run."""
 FLOOD_RUN = "-flood"
 """The drain under a lookup flood: its own consumer group and Redis prefix."""
+CALM_RUN = "-calm"
+"""The same drain beside an idle ``nbo api``, just before it: the flood's baseline."""
+FLOOD_THREADS = 4
+"""Connections the flooding client hammers ``nbo api`` on, back to back."""
 
 
 @dataclass(frozen=True)
@@ -183,34 +188,39 @@ class Bench:
         worker.wait_ready(timeout_s=120)
         return worker
 
-    async def flood_drain(self, n: int, offers: int) -> dict[str, Any]:
-        """:meth:`worker_drain` of a fresh worker (own group and Redis prefix) while a client
-        hammers ``nbo api`` beside it (:class:`~app.bench.flood.LookupFlood`)."""
+    async def lookup_drain(self, n: int, offers: int, *, flood: bool) -> dict[str, Any]:
+        """:meth:`worker_drain` of a fresh worker (own group and Redis prefix) beside a running
+        ``nbo api``, with ``flood``: while a client hammers it on :data:`FLOOD_THREADS`
+        connections (:class:`~app.bench.flood.LookupFlood`); without: the same, no client."""
+        run = FLOOD_RUN if flood else CALM_RUN
         tokens = self.log_dir / "api-tokens"
         tokens.unlink(missing_ok=True)
         token = create_client(tokens, "flood", [Scope.OFFERS])
         api_port, metrics_port = self.settings.web_port + 2, self.settings.web_port + 3
         env = {
-            **self.worker_env(offers, FLOOD_RUN),
+            **self.worker_env(offers, run),
             "NBO_API_TOKENS_FILE": str(tokens),
             "NBO_API_PORT": str(api_port),
             "NBO_API_METRICS_PORT": str(metrics_port),
         }
         api = ChildWorker(
-            env, api_port, self.log_dir / "api.log", api_token=token, command=("api",)
+            env, api_port, self.log_dir / f"api{run}.log", api_token=token, command=("api",)
         )
         try:
             api.wait_ready(timeout_s=120)
-            flood = LookupFlood(f"http://127.0.0.1:{api_port}/users/u-1/offers", token)
-            flood.start()
+            url = f"http://127.0.0.1:{api_port}/users/u-1/offers"
+            client = LookupFlood(url, token, threads=FLOOD_THREADS) if flood else None
+            if client is not None:
+                client.start()
             try:
-                worker = self.start_worker(offers, FLOOD_RUN)
+                worker = self.start_worker(offers, run)
                 try:
                     figures = await self.worker_drain(worker, n, offers)
                 finally:
                     worker.stop()
             finally:
-                figures["flood"] = flood.stop()
+                if client is not None:
+                    figures["flood"] = client.stop()
         finally:
             api.stop()
         return figures
@@ -369,8 +379,9 @@ def run_bench(settings: Settings, options: BenchOptions, json_path: Path | None)
                 worker.stop()
             report["pipeline"][str(n)]["ready_s"] = ready_s
         first = options.offer_sizes[0]
-        print(f"== worker, {first:,} offers, while a client hammers nbo api")
-        report["lookup_flood"] = asyncio.run(bench.flood_drain(options.events, first))
+        print(f"== worker, {first:,} offers, beside nbo api: idle, then hammered by a client")
+        report["lookup_calm"] = asyncio.run(bench.lookup_drain(options.events, first, flood=False))
+        report["lookup_flood"] = asyncio.run(bench.lookup_drain(options.events, first, flood=True))
         rate = 0.5 * report["pipeline"][str(options.offer_sizes[0])]["events_per_s"]
         print(f"== latency at {rate:,.0f} events/s (50% of the worker's peak)")
         report["latency"] = asyncio.run(bench.latency(workload, rate))
@@ -402,9 +413,10 @@ def _ratios(report: dict[str, Any], options: BenchOptions) -> dict[str, float]:
     ratios["redis_round_trips_per_batch"] = first.get("redis_round_trips_per_batch", 0.0)
     lat = report["latency"]
     ratios["p99_vs_raw"] = lat["pipeline_ms"]["p99"] / lat["raw_ms"]["p99"]
-    # the stream's rate while a client hammers the lookups, against its rate without
+    # the stream's rate while a client hammers the lookups, against its rate beside the same
+    # idle nbo api just before (the pair differs only in the flood)
     ratios["throughput_under_lookup_flood"] = (
-        report["lookup_flood"]["events_per_s"] / first["events_per_s"]
+        report["lookup_flood"]["events_per_s"] / report["lookup_calm"]["events_per_s"]
     )
     return ratios
 
@@ -421,6 +433,7 @@ def render(report: dict[str, Any]) -> str:
     rows = [("raw passthrough", report["raw"]), ("faust passthrough", report["faust"]),
             ("naive per-event", report["naive"])]  # fmt: skip
     rows += [(f"worker {int(n):,} offers", v) for n, v in report["pipeline"].items()]
+    rows.append(("worker, nbo api idle", report["lookup_calm"]))
     rows.append(("worker + lookup flood", report["lookup_flood"]))
     for name, r in rows:
         rt = r.get("redis_round_trips_per_event")

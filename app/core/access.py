@@ -172,6 +172,28 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rate_per_s
 
 
+HELD_PER_CLIENT = 64
+"""Refusals of one client (the anonymous ones count as one) held back at once; a refusal
+beyond them is answered at once and its connection closed."""
+
+
+def refusal_hold_s(
+    status: int, wait_s: float, held: int, rate_per_s: float, hold_max_s: float
+) -> float:
+    """How long to hold back a refusal before answering it: a client that floods the lookups
+    (or guesses tokens) then waits for its answers instead of making the server spend its CPU
+    on more of them. A 429 is held until the client's next request would be let through,
+    counting the refusals of that client already held as queued before it (so one connection
+    or many, a client's refusals come at about its rate); a 401 or 403 for ``hold_max_s``.
+    Never more than ``hold_max_s``; 0 (answer at once) when ``held`` reached
+    :data:`HELD_PER_CLIENT` or ``hold_max_s`` is 0."""
+    if hold_max_s <= 0 or held >= HELD_PER_CLIENT or status < 400:
+        return 0.0
+    if status == 429:
+        return min(hold_max_s, wait_s + held / rate_per_s)
+    return hold_max_s
+
+
 def retry_after(wait_s: float) -> str:
     """The ``Retry-After`` value (whole seconds, at least 1) for a wait."""
     return str(max(1, math.ceil(wait_s)))

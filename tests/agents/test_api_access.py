@@ -3,8 +3,10 @@ limits per client, every refusal logged and counted without the token."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from agents.api_access import RELOAD_CHECK_S, ApiAccess
 from app.commands.tokens import create_client, revoke_client
-from app.core.access import Scope
+from app.core.access import HELD_PER_CLIENT, Scope
 
 pytestmark = pytest.mark.unit
 
@@ -105,3 +107,55 @@ def test_answers_are_logged_and_counted_by_client_and_never_show_the_token(
     assert count(guard, "push", "offers", 404) == 1
     assert "client=push endpoint=decisions status=403" in caplog.text
     assert token not in caplog.text and "nbo_stolen" not in caplog.text
+
+
+async def test_refusals_are_held_back_at_the_clients_rate_and_beyond_the_cap_answered_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, clock = tmp_path / "tokens", Clock()
+    push = create_client(path, "push", [Scope.OFFERS])
+    guard = ApiAccess(path, 2.0, 1, CollectorRegistry(), clock, hold_max_s=1.0)
+    slept: list[float] = []
+    release = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:  # the holds, recorded and kept open
+        slept.append(seconds)
+        await release.wait()
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    assert guard.check(f"Bearer {push}", Scope.OFFERS, "offers").status == 200
+    refused = guard.check(f"Bearer {push}", Scope.OFFERS, "offers")
+    assert (refused.status, refused.wait_s) == (429, pytest.approx(0.5))
+    holds = [asyncio.create_task(guard.hold(refused)) for _ in range(HELD_PER_CLIENT)]
+    await asyncio.wait_for(wait_until(lambda: guard.held("push") == HELD_PER_CLIENT), 5)
+    # each held behind the ones before it: 0.5 s, 1.0 s, then the longest hold
+    assert slept[:3] == [pytest.approx(0.5), pytest.approx(1.0), 1.0]
+    assert await guard.hold(refused) is False  # at the cap: answered at once, closed
+    unknown = guard.check("Bearer nbo_guessed", Scope.OFFERS, "offers")
+    anonymous = asyncio.create_task(guard.hold(unknown))  # the anonymous have a cap of their own
+    await asyncio.wait_for(wait_until(lambda: guard.held("-") == 1), 5)
+    assert slept[-1] == 1.0
+
+    release.set()
+    assert all(await asyncio.gather(*holds, anonymous))
+    assert guard.held("push") == guard.held("-") == 0
+    held = guard.registry.get_sample_value("nbo_api_refusals_held_total", {"client": "push"})
+    assert held == HELD_PER_CLIENT
+
+
+async def test_with_holding_off_or_for_a_served_request_nothing_is_held(tmp_path: Path) -> None:
+    path, clock = tmp_path / "tokens", Clock()
+    push = create_client(path, "push", [Scope.OFFERS])
+    guard = access(path, clock, rate=1.0, burst=1)
+    assert await guard.hold(guard.check(f"Bearer {push}", Scope.OFFERS, "offers")) is True
+    assert await guard.hold(guard.check(f"Bearer {push}", Scope.OFFERS, "offers")) is True
+    held = guard.registry.get_sample_value("nbo_api_refusals_held_total", {"client": "push"})
+    assert not held
+
+
+_real_sleep = asyncio.sleep  # the tests above replace asyncio.sleep to record the holds
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await _real_sleep(0)

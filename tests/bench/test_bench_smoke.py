@@ -52,6 +52,8 @@ def test_a_tiny_benchmark_reports_every_figure(
     assert report["faust"]["events"] == 1_500
     assert report["raw"]["peak_rss_mb"] > 0 and report["naive"]["events"] > 0
     assert report["latency"]["pipeline_ms"]["samples"] > 0
+    calm = report["lookup_calm"]
+    assert calm["events"] == 1_500 and calm["events_applied"] == 1_500 and "flood" not in calm
     flooded = report["lookup_flood"]
     assert flooded["events"] == 1_500 and flooded["events_applied"] == 1_500
     assert flooded["flood"]["requests"] > 0 and "429" in flooded["flood"]["by_status"]

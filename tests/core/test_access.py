@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.access import (
+    HELD_PER_CLIENT,
     TOKEN_PREFIX,
     ApiClient,
     Scope,
@@ -15,6 +16,7 @@ from app.core.access import (
     new_token,
     parse_scopes,
     parse_tokens,
+    refusal_hold_s,
     retry_after,
     token_hash,
 )
@@ -117,3 +119,18 @@ def test_the_bucket_allows_a_burst_then_the_rate_and_says_how_long_to_wait() -> 
     assert bucket.take(10.5) > 0
     assert [bucket.take(100.0) for _ in range(3)] == [0.0, 0.0, 0.0]  # refilled, capped
     assert bucket.take(100.0) > 0
+
+
+def test_a_429_is_held_until_the_clients_next_request_would_pass_queued_behind_those_held() -> None:
+    # alone: until its next token; behind 10 held refusals of a 20/s client: half a second more
+    assert refusal_hold_s(429, 0.05, 0, 20.0, 1.0) == pytest.approx(0.05)
+    assert refusal_hold_s(429, 0.05, 10, 20.0, 1.0) == pytest.approx(0.55)
+    assert refusal_hold_s(429, 0.05, 30, 20.0, 1.0) == 1.0  # never beyond the longest hold
+
+
+def test_a_401_or_403_is_held_the_longest_hold_and_nothing_is_held_at_the_cap_or_when_off() -> None:
+    assert refusal_hold_s(401, 0.0, 0, 20.0, 1.0) == 1.0
+    assert refusal_hold_s(403, 0.0, HELD_PER_CLIENT - 1, 20.0, 0.5) == 0.5
+    assert refusal_hold_s(401, 0.0, HELD_PER_CLIENT, 20.0, 1.0) == 0.0
+    assert refusal_hold_s(429, 0.05, 0, 20.0, 0.0) == 0.0
+    assert refusal_hold_s(200, 0.0, 0, 20.0, 1.0) == 0.0
