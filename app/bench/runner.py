@@ -323,9 +323,8 @@ class Bench:
         ran out after a few dozen runs)."""
         await delete_topics_with_prefix(self.bootstrap, f"{self.token}-")
         await delete_prefix(self.redis_url, f"{self.token}-naive")
-        await delete_prefix(
-            self.redis_url, f"{self.token}-{self.options.offer_sizes[0]}{FLOOD_RUN}"
-        )
+        for run in (CALM_RUN, FLOOD_RUN):
+            await delete_prefix(self.redis_url, f"{self.token}-{self.options.offer_sizes[0]}{run}")
         for n in self.options.offer_sizes:
             await delete_prefix(self.redis_url, f"{self.token}-{n}")
 

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+import redis
 
 from app.bench.runner import BenchOptions, run_bench
 from app.settings import Settings
@@ -37,7 +38,9 @@ def test_a_tiny_benchmark_reports_every_figure(
         events=1_500, users=150, offer_sizes=(60,), batch_size=100, naive_max_events=60,
         naive_budget_s=5.0, latency_s=1.5,
     )  # fmt: skip
+    before = bench_keys(redis_url)
     report = run_bench(settings, options, tmp_path / "bench.json")
+    assert bench_keys(redis_url) <= before  # every drain's Redis keys were deleted
 
     assert set(report["ratios"]) == RATIOS
     assert all(math.isfinite(v) and v > 0 for v in report["ratios"].values())
@@ -58,3 +61,12 @@ def test_a_tiny_benchmark_reports_every_figure(
     assert flooded["events"] == 1_500 and flooded["events_applied"] == 1_500
     assert flooded["flood"]["requests"] > 0 and "429" in flooded["flood"]["by_status"]
     assert (tmp_path / "bench.json").exists()
+
+
+def bench_keys(redis_url: str) -> set[bytes]:
+    """The benchmark keys in Redis (every run's prefix starts with ``bench-``)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return set(client.scan_iter(match="bench-*", count=1000))
+    finally:
+        client.close()
