@@ -63,13 +63,13 @@ def request(request_id: str, user: str, kind: str) -> tuple[bytes, bytes]:
 
 async def user_keys_in_redis(client: aioredis.Redis, key_id: str) -> set[bytes]:
     """The keys of the user's own key space (the erasure marker is outside it)."""
-    return {key async for key in client.scan_iter(match=f"nbo:{{u:{key_id}}}*")}
+    return {key async for key in client.scan_iter(match=f"nbo:{{u:{key_id}}}*", count=1000)}
 
 
 async def values_naming(client: aioredis.Redis, key_id: str, text: bytes) -> list[bytes]:
     """The keys of the user's key space whose stored value contains ``text``."""
     naming = []
-    async for key in client.scan_iter(match=f"nbo:{{u:{key_id}}}*"):
+    async for key in client.scan_iter(match=f"nbo:{{u:{key_id}}}*", count=1000):
         kind = await client.type(key)
         if kind == b"hash":
             parts = [b for kv in (await client.hgetall(key)).items() for b in kv]
@@ -149,7 +149,7 @@ async def test_erase_and_export_requests_are_carried_out_and_audited(
         assert user_keys(alice, secret=key_secret).profile.encode() in alice_keys
         assert alice_timers == 1  # the add_to_cart without a purchase
         if secret:
-            assert not [k async for k in redis_client.scan_iter(match=f"*{alice}*")]
+            assert not [k async for k in redis_client.scan_iter(match=f"*{alice}*", count=1000)]
             # nor in any stored value: offers, consent, policy state (alice's pending cart
             # timer), decisions, profile
             for person, key_id in ((alice, alice_id), (bob, bob_id)):
