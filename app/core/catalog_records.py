@@ -6,6 +6,7 @@ handles it before calling a decoder (which would reject it as ``EmptyValue``).
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Annotated, Self
 
 import msgspec
@@ -103,6 +104,11 @@ class Offer(BaseModel):
         return self
 
 
+_CHANNEL_SETS: dict[tuple[Channel, ...], tuple[Channel, ...]] = {}
+"""One shared tuple per distinct channel list of the offers (bounded: ordered lists of five
+channels without repeats)."""
+
+
 class OfferRecord(msgspec.Struct, frozen=True, gc=False):
     """An :class:`Offer` as the catalogue keeps it: the same fields and values, already
     validated, in a slotted struct outside the garbage collector's tracking: ~120 bytes and
@@ -130,10 +136,10 @@ class OfferRecord(msgspec.Struct, frozen=True, gc=False):
             offer_id=offer.offer_id,
             title=offer.title,
             item_ids=offer.item_ids,
-            tags=offer.tags,
+            tags=tuple(map(intern, offer.tags)),  # a few hundred tags, repeated 100,000 times
             vector=offer.vector,
             value=offer.value,
-            channels=offer.channels,
+            channels=_CHANNEL_SETS.setdefault(offer.channels, offer.channels),
             valid_from=offer.valid_from,
             valid_until=offer.valid_until,
             priority=offer.priority,

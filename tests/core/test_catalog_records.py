@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer, decode_item, decode_offer
 from app.core.enums import Channel
 from app.core.errors import EventRejected
@@ -142,3 +143,18 @@ def test_the_catalogues_offer_record_keeps_every_field_of_the_offer() -> None:
     record = OfferRecord.of(offer)
     assert set(OfferRecord.__struct_fields__) == set(Offer.model_fields)
     assert {f: getattr(record, f) for f in Offer.model_fields} == offer.model_dump()
+
+
+def test_offers_decoded_apart_share_one_copy_of_each_tag_and_of_their_channel_list() -> None:
+    catalogue = Catalogue(dim=8)
+    for n in range(2):
+        raw = json.dumps({"offer_id": f"o{n}", "title": "t", "tags": ["Music", "kids"],
+                          "channels": ["push", "email"]}).encode()  # fmt: skip
+        catalogue.upsert_offer(decode_offer(raw))
+    snap = catalogue.snapshot()
+    a, b = snap.offers
+    assert a.tags == b.tags == ("Music", "kids") and a.tags[1] is b.tags[1]
+    assert a.channels is b.channels
+    # the snapshot's normalised tags too: one string per distinct tag
+    assert snap.offer_tags[0] == snap.offer_tags[1] == ("music", "kids")
+    assert snap.offer_tags[0][0] is snap.offer_tags[1][0]
