@@ -5,8 +5,10 @@ top-K partition of it (at 100,000 offers and 500 users about 1 s per batch on 2 
 it the partition). :class:`CandidateIndex` scores only a few candidates per user:
 
 - the ``candidates`` offers whose vectors are nearest (largest inner product of unit vectors,
-  i.e. cosine) to the user's, found by an inverted-file index (faiss ``IndexIVFFlat``) over
-  the snapshot's offer matrix, built once per offer matrix;
+  i.e. cosine) to the user's, found by an inverted-file index over the snapshot's offer
+  matrix (faiss ``IndexIVFScalarQuantizer`` holding the vectors as float16: half the memory
+  of ``IndexIVFFlat``'s float32 copy, 13 MB less at 100,000 offers, with the same recall,
+  since the candidates are rescored exactly anyway), built once per offer matrix;
 - the ``static_candidates`` eligible offers with the largest user-independent part
   (value + popularity + priority + exploration), the same for every user and recomputed at
   every call (it changes with popularity, exploration draws and time; the matrix does not).
@@ -51,6 +53,10 @@ from app.core.scoring import (
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+
+SHORTLIST_PER_K = 2
+"""Candidates per offer returned that are rescored exactly (the index's similarities are
+float16: a shortlist of 2K by them holds the exact top-K unless scores tie within ~1e-3)."""
 
 
 class AnnConfig(BaseModel):
@@ -101,7 +107,7 @@ class CandidateIndex:
         self.config = config or AnnConfig()
         self.stats = IndexStats()
         self._matrix: F32 | None = None
-        self._index: faiss.IndexIVFFlat | None = None
+        self._index: faiss.IndexIVFScalarQuantizer | None = None
 
     def score_batch(
         self,
@@ -180,7 +186,7 @@ class CandidateIndex:
             and cfg.k <= self.config.candidates
         )
 
-    def _index_of(self, snap: CatalogueSnapshot) -> faiss.IndexIVFFlat:
+    def _index_of(self, snap: CatalogueSnapshot) -> faiss.IndexIVFScalarQuantizer:
         """The index of ``snap.matrix``, built if the matrix is not the indexed one."""
         if self._index is not None and self._matrix is snap.matrix:
             return self._index
@@ -188,12 +194,20 @@ class CandidateIndex:
         vectors = np.ascontiguousarray(snap.matrix, dtype=np.float32)
         n = vectors.shape[0]
         lists = max(1, min(round(cfg.lists_per_sqrt_offer * math.sqrt(n)), n // 39))
-        index = faiss.IndexIVFFlat(
-            faiss.IndexFlatIP(snap.dim), snap.dim, lists, faiss.METRIC_INNER_PRODUCT
+        index = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(snap.dim),
+            snap.dim,
+            lists,
+            faiss.ScalarQuantizer.QT_fp16,
+            faiss.METRIC_INNER_PRODUCT,
         )
         index.cp.seed = cfg.seed
         index.cp.max_points_per_centroid = cfg.train_per_list
-        index.train(vectors)
+        # the lists' k-means sees train_per_list offers per list, sampled here: given all N,
+        # the index's training held ~15 MB more at its peak (100,000 offers)
+        sample = min(n, lists * cfg.train_per_list)
+        rows = np.sort(np.random.default_rng(cfg.seed).choice(n, sample, replace=False))
+        index.train(np.ascontiguousarray(vectors[rows]))
         index.add(vectors)
         index.nprobe = cfg.probes
         self._index, self._matrix = index, snap.matrix
@@ -269,15 +283,26 @@ class _Ranker:
                     ann[u, np.isin(rows_ann[u], bought)] = -np.inf
                     static[u, np.isin(self.static_rows, bought)] = -np.inf
 
+        # the index's float16 similarities choose a shortlist; its candidate columns are then
+        # rescored from the snapshot's float32 matrix, so the top-K and its order are those
+        # of exact scores
         k = min(cfg.k, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        from_ann = top < m
-        top_rows = np.where(
+        pre = min(SHORTLIST_PER_K * k, scores.shape[1])
+        short = np.argpartition(-scores, pre - 1, axis=1)[:, :pre]
+        short_scores = np.take_along_axis(scores, short, axis=1)
+        from_ann = short < m
+        short_rows = np.where(
             from_ann,
-            np.take_along_axis(rows_ann, np.minimum(top, m - 1), axis=1),
-            self.static_rows[np.maximum(top - m, 0)],
+            np.take_along_axis(rows_ann, np.minimum(short, m - 1), axis=1),
+            self.static_rows[np.maximum(short - m, 0)],
         )
+        users_at, cols_at = np.nonzero(from_ann & np.isfinite(short_scores))
+        rows_at = short_rows[users_at, cols_at]
+        exact = np.einsum("id,id->i", unit_users[users_at], snap.matrix[rows_at])
+        short_scores[users_at, cols_at] = exact * w + self.static32[rows_at]
+        top = np.argpartition(-short_scores, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(short_scores, top, axis=1)
+        top_rows = np.take_along_axis(short_rows, top, axis=1)
         order = np.lexsort((top_rows, -top_scores), axis=1)
         ranked = np.take_along_axis(top_rows, order, axis=1)
         kept = np.isfinite(np.take_along_axis(top_scores, order, axis=1))
