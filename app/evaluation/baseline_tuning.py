@@ -44,13 +44,21 @@ class BaselineParams:
     """The chosen hyper-parameters, and each winner's validation HitRate@10."""
 
     ease_lambda: float = 100.0
+    ease_all_events: bool = False
+    """The plain EASE's history holds every interaction (not only positives)."""
+    ease_fit_all: bool = False
+    """The plain EASE's weights are learned from every interaction (not only positives)."""
     ease_recency_lambda: float = 100.0
     ease_recency_half_life_ms: int | None = 7 * DAY_MS
     ease_recency_step_decay: float | None = None
     ease_recency_all_events: bool = False
     """The recency variant's history holds every interaction (not only positives)."""
+    ease_recency_fit_all: bool = False
+    """The recency variant's weights are learned from every interaction."""
     knn_n_recent: int = 5
     knn_decay: float = 0.8
+    knn_fit_all: bool = False
+    """item kNN's cosine similarities are computed from every interaction."""
     validation_hit_rate: dict[str, float] = field(default_factory=dict)
 
 
@@ -69,10 +77,13 @@ def tune_baselines(
     pos = positive[:end]
     val_split = temporal_split(train.ts_ms, split_quantile)
     val_end = int(np.searchsorted(train.ts_ms, val_split, side="left"))
-    x = positive_matrix(train, val_end, pos)
-    fits = {lam: fit_ease(x, lam) for lam in EASE_LAMBDAS}
     everything = np.ones_like(pos)
-    cosine = fit_cosine(x)
+    # the item-item weights learned from the positives (0.0) or from every interaction (1.0:
+    # implicit feedback; a low rating still says the person chose to watch the film)
+    xs = {
+        0.0: positive_matrix(train, val_end, pos),
+        1.0: positive_matrix(train, val_end, everything),
+    }
     candidates: dict[str, tuple[str, dict[str, float]]] = {}
     methods: list[Method] = []
 
@@ -83,23 +94,30 @@ def tune_baselines(
     def metrics() -> RankingMetrics:
         return RankingMetrics(k, snapshot.size)
 
-    for lam, matrix in fits.items():
-        plain = RealTimeEase(metrics(), snapshot, offers, matrix, pos, None, f"ease[{lam}]")
-        add(EASE, {"lam": lam}, plain)
-        for every, history in ((0.0, pos), (1.0, everything)):
-            for half in HALF_LIVES_MS:
-                add(EASE_RECENCY, {"lam": lam, "half_life_ms": half, "all_events": every},
-                    RealTimeEase(metrics(), snapshot, offers, matrix, history, float(half),
-                                 f"ease_recency[{lam},{half},{every}]"))  # fmt: skip
-            for step in STEP_DECAYS:
-                add(EASE_RECENCY, {"lam": lam, "step_decay": step, "all_events": every},
+    for fit_all, x in xs.items():
+        for lam in EASE_LAMBDAS:
+            matrix = fit_ease(x, lam)
+            for every, history in ((0.0, pos), (1.0, everything)):
+                tag = f"{lam},{every},fit {fit_all}"
+                add(EASE, {"lam": lam, "all_events": every, "fit_all": fit_all},
                     RealTimeEase(metrics(), snapshot, offers, matrix, history, None,
-                                 f"ease_recency[{lam},step {step},{every}]", step))  # fmt: skip
-    for n in KNN_RECENT:
-        for decay in KNN_DECAY:
-            add(ITEM_KNN, {"n_recent": n, "decay": decay},
-                RealTimeItemKnn(metrics(), snapshot, offers, cosine, n, decay,
-                                f"item_knn[{n},{decay}]"))  # fmt: skip
+                                 f"ease[{tag}]"))  # fmt: skip
+                for half in HALF_LIVES_MS:
+                    add(EASE_RECENCY, {"lam": lam, "half_life_ms": half, "all_events": every,
+                                       "fit_all": fit_all},
+                        RealTimeEase(metrics(), snapshot, offers, matrix, history, float(half),
+                                     f"ease_recency[{tag},{half}]"))  # fmt: skip
+                for step in STEP_DECAYS:
+                    add(EASE_RECENCY, {"lam": lam, "step_decay": step, "all_events": every,
+                                       "fit_all": fit_all},
+                        RealTimeEase(metrics(), snapshot, offers, matrix, history, None,
+                                     f"ease_recency[{tag},step {step}]", step))  # fmt: skip
+        cosine = fit_cosine(x)
+        for n in KNN_RECENT:
+            for decay in KNN_DECAY:
+                add(ITEM_KNN, {"n_recent": n, "decay": decay, "fit_all": fit_all},
+                    RealTimeItemKnn(metrics(), snapshot, offers, cosine, n, decay,
+                                    f"item_knn[{n},{decay},fit {fit_all}]"))  # fmt: skip
     replay(train, val_split, pos, offers, methods, max(KNN_RECENT))
     best: dict[str, tuple[float, dict[str, float]]] = {}
     for method in methods:
@@ -109,6 +127,10 @@ def tune_baselines(
             best[family] = (score, params)
     return BaselineParams(
         ease_lambda=best[EASE][1]["lam"],
+        ease_all_events=bool(best[EASE][1]["all_events"]),
+        ease_fit_all=bool(best[EASE][1]["fit_all"]),
+        ease_recency_fit_all=bool(best[EASE_RECENCY][1]["fit_all"]),
+        knn_fit_all=bool(best[ITEM_KNN][1]["fit_all"]),
         ease_recency_lambda=best[EASE_RECENCY][1]["lam"],
         ease_recency_half_life_ms=_int_or_none(best[EASE_RECENCY][1].get("half_life_ms")),
         ease_recency_step_decay=best[EASE_RECENCY][1].get("step_decay"),

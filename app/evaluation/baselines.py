@@ -3,7 +3,8 @@
 * ``popularity_positive``: positive events per offer so far (likes, purchases, ratings at or
   above ``min_rating``), updated with every event.
 * ``ease`` (Steck 2019, "Embarrassingly Shallow Autoencoders"): item-item weights learned in
-  closed form from the training matrix X (users x items, 1 for each positive interaction):
+  closed form from the training matrix X (users x items, 1 for each positive interaction, or
+  for each interaction of any kind, whichever the validation prefers):
   ``P = (X'X + lambda I)^-1``, ``B = -P / diag(P)`` with a zero diagonal. A user's scores
   are ``x_u B``; x_u gains the item of every positive event as it happens, so the scores move
   with the stream (one row of B added per new positive).
@@ -16,7 +17,7 @@
 
 Each is fitted on the training events only; the hyper-parameters are chosen on a validation
 period inside the training data (:mod:`app.evaluation.baseline_tuning`). The item-item matrices
-are dense over the items with a positive training event (ml-latest-small: a few thousand).
+are dense over the items with an event in X (ml-latest-small: a few thousand).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from dataclasses import asdict
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from app.core.calibration import Calibration, EngineRecipe, FittedOn, isotonic_points
 from app.core.catalog import Catalogue, CatalogueSnapshot
@@ -374,26 +375,35 @@ def _baselines(
 ) -> list[Method]:
     """The item-item baselines of ``cfg.methods``, refitted on every training event with the
     hyper-parameters chosen on validation."""
-    x = positive_matrix(log, end, positive)
+    everything = np.ones_like(positive)
+    xs = {False: positive_matrix(log, end, positive)}
     out: list[Method] = []
-    fits: dict[float, ItemItem] = {}
+    fits: dict[tuple[bool, float], ItemItem] = {}
 
-    def ease(lam: float) -> ItemItem:
-        if lam not in fits:
-            fits[lam] = fit_ease(x, lam)
-        return fits[lam]
+    def matrix(fit_all: bool) -> sp.csr_matrix:
+        if fit_all not in xs:
+            xs[fit_all] = positive_matrix(log, end, everything if fit_all else positive)
+        return xs[fit_all]
+
+    def ease(fit_all: bool, lam: float) -> ItemItem:
+        if (fit_all, lam) not in fits:
+            fits[fit_all, lam] = fit_ease(matrix(fit_all), lam)
+        return fits[fit_all, lam]
 
     if EASE in cfg.methods:
-        out.append(RealTimeEase(metrics[EASE], snap, offers, ease(params.ease_lambda), positive))
+        history = everything if params.ease_all_events else positive
+        weights = ease(params.ease_fit_all, params.ease_lambda)
+        out.append(RealTimeEase(metrics[EASE], snap, offers, weights, history))
     if EASE_RECENCY in cfg.methods:
         half = params.ease_recency_half_life_ms
-        history = np.ones_like(positive) if params.ease_recency_all_events else positive
+        history = everything if params.ease_recency_all_events else positive
         out.append(RealTimeEase(metrics[EASE_RECENCY], snap, offers,
-                                ease(params.ease_recency_lambda), history,
-                                float(half) if half is not None else None, EASE_RECENCY,
-                                params.ease_recency_step_decay))  # fmt: skip
+                                ease(params.ease_recency_fit_all, params.ease_recency_lambda),
+                                history, float(half) if half is not None else None,
+                                EASE_RECENCY, params.ease_recency_step_decay))  # fmt: skip
     if ITEM_KNN in cfg.methods:
-        out.append(RealTimeItemKnn(metrics[ITEM_KNN], snap, offers, fit_cosine(x),
+        out.append(RealTimeItemKnn(metrics[ITEM_KNN], snap, offers,
+                                   fit_cosine(matrix(params.knn_fit_all)),
                                    params.knn_n_recent, params.knn_decay))  # fmt: skip
     return out
 

@@ -159,4 +159,32 @@ def test_validation_chooses_a_history_of_every_interaction_when_the_low_rated_it
         log, len(log), log.positives(4.0), ItemOffers(log.item_ids, snap), snap, 0.5, k=1
     )
     assert params.ease_recency_all_events is True
-    assert params.validation_hit_rate["ease_recency"] > params.validation_hit_rate["ease"]
+    # the plain EASE has the same choice now (its history too may hold every interaction)
+    assert params.ease_all_events is True
+
+
+def test_validation_learns_the_weights_from_every_interaction_when_only_low_ratings_link() -> None:
+    # every p_k is rated 2 stars, then its q_k 5 stars: learned from the positives alone the
+    # weights know nothing of p_k; learned from every interaction, p_k points to q_k
+    rng = np.random.default_rng(1)
+    users: list[str] = []
+    item_ids: list[str] = []
+    stars: list[float] = []
+    for u in range(120):
+        for k in rng.choice(6, size=3, replace=False).tolist():
+            users += [f"u{u}", f"u{u}"]
+            item_ids += [f"p{k}", f"q{k}"]
+            stars += [2.0, 5.0]
+    items = [Item(item_id=f"{x}{k}", title=f"{x}{k}") for x in "pq" for k in range(6)]
+    log = InteractionLog.from_columns(
+        users, item_ids, [T0 + n * HOUR for n in range(len(users))],
+        [EventType.RATING] * len(users), ratings=stars, item_ids=[i.item_id for i in items],
+    )  # fmt: skip
+    snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
+    params = tune_baselines(
+        log, len(log), log.positives(4.0), ItemOffers(log.item_ids, snap), snap, 0.5, k=1
+    )
+    assert params.ease_recency_fit_all and params.ease_recency_all_events
+    assert params.ease_fit_all and params.ease_all_events
+    assert params.knn_fit_all
+    assert params.validation_hit_rate["ease_recency"] > 0.5
