@@ -168,11 +168,18 @@ def offsets_for(profile: Profile | None, topic_id: str) -> dict[int, int]:
 def _prune_recent(
     recent: list[tuple[str, int]], t_ref_ms: int, cfg: ProfileConfig
 ) -> tuple[tuple[str, int], ...]:
-    cutoff = t_ref_ms - cfg.recent_ids_retention_ms
-    kept = sorted({(eid, ts) for eid, ts in recent if ts >= cutoff}, key=lambda e: (e[1], e[0]))
     if cfg.recent_ids_max == 0:
         return ()
+    cutoff = t_ref_ms - cfg.recent_ids_retention_ms
+    kept = [e for e in recent if e[1] >= cutoff]
+    times = [ts for _, ts in kept]
+    if times != sorted(set(times)):  # not strictly in time order: order by (ts, id), once each
+        kept = sorted(set(kept), key=_by_time)
     return tuple(kept[-cfg.recent_ids_max :])
+
+
+def _by_time(entry: tuple[str, int]) -> tuple[int, str]:
+    return entry[1], entry[0]
 
 
 def apply_events(

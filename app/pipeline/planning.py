@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import pydantic_core
@@ -133,12 +134,36 @@ class Plan:
         return self.recent if self.personalised else ()
 
 
+class _StoredOfferId(msgspec.Struct, frozen=True):
+    offer_id: str
+
+
+class _StoredTrigger(msgspec.Struct, frozen=True):
+    event_id: str | None = None
+
+
+class _StoredMessage(msgspec.Struct):
+    """The two parts of a stored NextBestOffer a batch needs (the rest is skipped unread)."""
+
+    offers: list[_StoredOfferId] = []
+    trigger: _StoredTrigger = _StoredTrigger()
+
+
+_STORED = msgspec.json.Decoder(_StoredMessage)
+
+
 def stored_offers(offers_json: bytes | None) -> tuple[list[str], str | None]:
     """Offer ids and trigger event id of a stored NextBestOffer message."""
     if not offers_json:
         return [], None
-    doc = pydantic_core.from_json(offers_json)
-    return [o["offer_id"] for o in doc.get("offers", [])], doc.get("trigger", {}).get("event_id")
+    try:
+        doc = _STORED.decode(offers_json)
+    except msgspec.DecodeError:  # not of the expected shape: read (or refuse) it as before
+        raw = pydantic_core.from_json(offers_json)
+        return [o["offer_id"] for o in raw.get("offers", [])], raw.get("trigger", {}).get(
+            "event_id"
+        )
+    return [o.offer_id for o in doc.offers], doc.trigger.event_id
 
 
 def item_times(events: UserEvents, kind: EventType | None = None) -> dict[str, int]:

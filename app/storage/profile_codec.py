@@ -14,11 +14,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+import msgspec
+
 from app.core.profile import Profile
 from app.core.restock import cycles_from_json, cycles_to_json
 from app.core.vectors import vec_from_bytes, vec_to_bytes
 
 OFFSET_PREFIX = "o:"
+_encode = msgspec.json.Encoder().encode
+"""Compact JSON (``[["id",ts],...]``), as ``json.dumps`` with tight separators writes it, but
+with non-ASCII kept as UTF-8 rather than escaped; both read back the same."""
 
 
 def profile_fields(profile: Profile) -> list[tuple[str, bytes]]:
@@ -28,7 +33,7 @@ def profile_fields(profile: Profile) -> list[tuple[str, bytes]]:
         ("n_events", str(profile.n_events).encode()),
         ("updated_at", str(profile.updated_at_ms).encode()),
         ("t_ref", str(profile.t_ref_ms).encode()),
-        ("eids", json.dumps(profile.recent_event_ids, separators=(",", ":")).encode()),
+        ("eids", _encode(profile.recent_event_ids)),
     ]
     if profile.topic_id:
         fields.append(("tid", profile.topic_id.encode()))
