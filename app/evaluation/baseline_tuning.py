@@ -16,11 +16,12 @@ import numpy.typing as npt
 from app.core.catalog import CatalogueSnapshot
 from app.core.profile import DAY_MS
 from app.evaluation.baselines import (
+    FITS,
     RealTimeEase,
     RealTimeItemKnn,
+    design,
     fit_cosine,
     fit_ease,
-    positive_matrix,
 )
 from app.evaluation.config import EASE, EASE_RECENCY, ITEM_KNN
 from app.evaluation.metrics import RankingMetrics
@@ -46,19 +47,19 @@ class BaselineParams:
     ease_lambda: float = 100.0
     ease_all_events: bool = False
     """The plain EASE's history holds every interaction (not only positives)."""
-    ease_fit_all: bool = False
-    """The plain EASE's weights are learned from every interaction (not only positives)."""
+    ease_fit: str = "positives"
+    """What the plain EASE's weights are learned from (one of :data:`~.baselines.FITS`)."""
     ease_recency_lambda: float = 100.0
     ease_recency_half_life_ms: int | None = 7 * DAY_MS
     ease_recency_step_decay: float | None = None
     ease_recency_all_events: bool = False
     """The recency variant's history holds every interaction (not only positives)."""
-    ease_recency_fit_all: bool = False
-    """The recency variant's weights are learned from every interaction."""
+    ease_recency_fit: str = "positives"
+    """What the recency variant's weights are learned from."""
     knn_n_recent: int = 5
     knn_decay: float = 0.8
-    knn_fit_all: bool = False
-    """item kNN's cosine similarities are computed from every interaction."""
+    knn_fit: str = "positives"
+    """What item kNN's cosine similarities are computed from."""
     validation_hit_rate: dict[str, float] = field(default_factory=dict)
 
 
@@ -78,66 +79,64 @@ def tune_baselines(
     val_split = temporal_split(train.ts_ms, split_quantile)
     val_end = int(np.searchsorted(train.ts_ms, val_split, side="left"))
     everything = np.ones_like(pos)
-    # the item-item weights learned from the positives (0.0) or from every interaction (1.0:
-    # implicit feedback; a low rating still says the person chose to watch the film)
-    xs = {
-        0.0: positive_matrix(train, val_end, pos),
-        1.0: positive_matrix(train, val_end, everything),
-    }
-    candidates: dict[str, tuple[str, dict[str, float]]] = {}
+    # the item-item weights learned from the positives, from every interaction (implicit
+    # feedback: a low rating still says the person chose the film) or from the stars
+    xs = {fit: design(train, val_end, pos, fit) for fit in FITS}
+    candidates: dict[str, tuple[str, str, dict[str, float]]] = {}
     methods: list[Method] = []
 
-    def add(family: str, params: dict[str, float], method: Method) -> None:
-        candidates[method.name] = (family, params)
+    def add(family: str, fit: str, params: dict[str, float], method: Method) -> None:
+        candidates[method.name] = (family, fit, params)
         methods.append(method)
 
     def metrics() -> RankingMetrics:
         return RankingMetrics(k, snapshot.size)
 
-    for fit_all, x in xs.items():
+    for fit, x in xs.items():
         for lam in EASE_LAMBDAS:
             matrix = fit_ease(x, lam)
             for every, history in ((0.0, pos), (1.0, everything)):
-                tag = f"{lam},{every},fit {fit_all}"
-                add(EASE, {"lam": lam, "all_events": every, "fit_all": fit_all},
+                tag = f"{lam},{every},{fit}"
+                add(EASE, fit, {"lam": lam, "all_events": every},
                     RealTimeEase(metrics(), snapshot, offers, matrix, history, None,
                                  f"ease[{tag}]"))  # fmt: skip
                 for half in HALF_LIVES_MS:
-                    add(EASE_RECENCY, {"lam": lam, "half_life_ms": half, "all_events": every,
-                                       "fit_all": fit_all},
+                    add(EASE_RECENCY, fit, {"lam": lam, "half_life_ms": half,
+                                            "all_events": every},
                         RealTimeEase(metrics(), snapshot, offers, matrix, history, float(half),
                                      f"ease_recency[{tag},{half}]"))  # fmt: skip
                 for step in STEP_DECAYS:
-                    add(EASE_RECENCY, {"lam": lam, "step_decay": step, "all_events": every,
-                                       "fit_all": fit_all},
+                    add(EASE_RECENCY, fit, {"lam": lam, "step_decay": step,
+                                            "all_events": every},
                         RealTimeEase(metrics(), snapshot, offers, matrix, history, None,
                                      f"ease_recency[{tag},step {step}]", step))  # fmt: skip
         cosine = fit_cosine(x)
         for n in KNN_RECENT:
             for decay in KNN_DECAY:
-                add(ITEM_KNN, {"n_recent": n, "decay": decay, "fit_all": fit_all},
+                add(ITEM_KNN, fit, {"n_recent": n, "decay": decay},
                     RealTimeItemKnn(metrics(), snapshot, offers, cosine, n, decay,
-                                    f"item_knn[{n},{decay},fit {fit_all}]"))  # fmt: skip
+                                    f"item_knn[{n},{decay},{fit}]"))  # fmt: skip
     replay(train, val_split, pos, offers, methods, max(KNN_RECENT))
-    best: dict[str, tuple[float, dict[str, float]]] = {}
+    best: dict[str, tuple[float, str, dict[str, float]]] = {}
     for method in methods:
-        family, params = candidates[method.name]
+        family, fit, params = candidates[method.name]
         score = method.metrics.result().hit_rate[k]
         if family not in best or score > best[family][0]:
-            best[family] = (score, params)
+            best[family] = (score, fit, params)
+    ease, recency, knn = best[EASE][2], best[EASE_RECENCY][2], best[ITEM_KNN][2]
     return BaselineParams(
-        ease_lambda=best[EASE][1]["lam"],
-        ease_all_events=bool(best[EASE][1]["all_events"]),
-        ease_fit_all=bool(best[EASE][1]["fit_all"]),
-        ease_recency_fit_all=bool(best[EASE_RECENCY][1]["fit_all"]),
-        knn_fit_all=bool(best[ITEM_KNN][1]["fit_all"]),
-        ease_recency_lambda=best[EASE_RECENCY][1]["lam"],
-        ease_recency_half_life_ms=_int_or_none(best[EASE_RECENCY][1].get("half_life_ms")),
-        ease_recency_step_decay=best[EASE_RECENCY][1].get("step_decay"),
-        ease_recency_all_events=bool(best[EASE_RECENCY][1]["all_events"]),
-        knn_n_recent=int(best[ITEM_KNN][1]["n_recent"]),
-        knn_decay=best[ITEM_KNN][1]["decay"],
-        validation_hit_rate={family: round(score, 6) for family, (score, _) in best.items()},
+        ease_lambda=ease["lam"],
+        ease_all_events=bool(ease["all_events"]),
+        ease_fit=best[EASE][1],
+        ease_recency_lambda=recency["lam"],
+        ease_recency_half_life_ms=_int_or_none(recency.get("half_life_ms")),
+        ease_recency_step_decay=recency.get("step_decay"),
+        ease_recency_all_events=bool(recency["all_events"]),
+        ease_recency_fit=best[EASE_RECENCY][1],
+        knn_n_recent=int(knn["n_recent"]),
+        knn_decay=knn["decay"],
+        knn_fit=best[ITEM_KNN][1],
+        validation_hit_rate={family: round(score, 6) for family, (score, _, _) in best.items()},
     )
 
 

@@ -3,8 +3,9 @@
 * ``popularity_positive``: positive events per offer so far (likes, purchases, ratings at or
   above ``min_rating``), updated with every event.
 * ``ease`` (Steck 2019, "Embarrassingly Shallow Autoencoders"): item-item weights learned in
-  closed form from the training matrix X (users x items, 1 for each positive interaction, or
-  for each interaction of any kind, whichever the validation prefers):
+  closed form from the training matrix X (users x items: 1 for each positive interaction, 1
+  for each interaction of any kind, or the rating's stars / 5: whichever the validation
+  prefers, :data:`FITS`):
   ``P = (X'X + lambda I)^-1``, ``B = -P / diag(P)`` with a zero diagonal. A user's scores
   are ``x_u B``; x_u gains the item of every positive event as it happens, so the scores move
   with the stream (one row of B added per new positive).
@@ -39,6 +40,25 @@ from app.learning.interactions import InteractionLog
 
 F32 = npt.NDArray[np.float32]
 Bools = npt.NDArray[np.bool_]
+
+
+FITS = ("positives", "interactions", "ratings")
+"""What the item-item weights may be learned from: X holds 1 per positive interaction, 1 per
+interaction of any kind, or each rating's stars / 5 (1 for other interactions)."""
+
+
+def design(log: InteractionLog, end: int, positive: Bools, fit: str) -> sp.csr_matrix:
+    """X of the events before row ``end`` for ``fit`` (one of :data:`FITS`)."""
+    if fit == "positives":
+        return positive_matrix(log, end, positive)
+    if fit == "interactions":
+        return positive_matrix(log, end, np.ones_like(positive))
+    if fit != "ratings":
+        raise ValueError(f"fit {fit!r} is not one of {FITS}")
+    stars = np.nan_to_num(log.rating[:end], nan=5.0) / 5.0
+    x = sp.csr_matrix((stars, (log.user[:end], log.item[:end])), shape=(log.n_users, log.n_items))
+    x.data = np.minimum(x.data, 1.0)  # an item rated twice weighs at most 1
+    return x
 
 
 def positive_matrix(log: InteractionLog, end: int, positive: Bools) -> sp.csr_matrix:

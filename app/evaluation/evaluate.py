@@ -42,9 +42,9 @@ from app.evaluation.baselines import (
     PositivePopularity,
     RealTimeEase,
     RealTimeItemKnn,
+    design,
     fit_cosine,
     fit_ease,
-    positive_matrix,
 )
 from app.evaluation.bootstrap import Difference, hit_rate_difference
 from app.evaluation.calibration import (
@@ -376,34 +376,34 @@ def _baselines(
     """The item-item baselines of ``cfg.methods``, refitted on every training event with the
     hyper-parameters chosen on validation."""
     everything = np.ones_like(positive)
-    xs = {False: positive_matrix(log, end, positive)}
+    xs: dict[str, sp.csr_matrix] = {}
     out: list[Method] = []
-    fits: dict[tuple[bool, float], ItemItem] = {}
+    fits: dict[tuple[str, float], ItemItem] = {}
 
-    def matrix(fit_all: bool) -> sp.csr_matrix:
-        if fit_all not in xs:
-            xs[fit_all] = positive_matrix(log, end, everything if fit_all else positive)
-        return xs[fit_all]
+    def matrix(fit: str) -> sp.csr_matrix:
+        if fit not in xs:
+            xs[fit] = design(log, end, positive, fit)
+        return xs[fit]
 
-    def ease(fit_all: bool, lam: float) -> ItemItem:
-        if (fit_all, lam) not in fits:
-            fits[fit_all, lam] = fit_ease(matrix(fit_all), lam)
-        return fits[fit_all, lam]
+    def ease(fit: str, lam: float) -> ItemItem:
+        if (fit, lam) not in fits:
+            fits[fit, lam] = fit_ease(matrix(fit), lam)
+        return fits[fit, lam]
 
     if EASE in cfg.methods:
         history = everything if params.ease_all_events else positive
-        weights = ease(params.ease_fit_all, params.ease_lambda)
+        weights = ease(params.ease_fit, params.ease_lambda)
         out.append(RealTimeEase(metrics[EASE], snap, offers, weights, history))
     if EASE_RECENCY in cfg.methods:
         half = params.ease_recency_half_life_ms
         history = everything if params.ease_recency_all_events else positive
         out.append(RealTimeEase(metrics[EASE_RECENCY], snap, offers,
-                                ease(params.ease_recency_fit_all, params.ease_recency_lambda),
+                                ease(params.ease_recency_fit, params.ease_recency_lambda),
                                 history, float(half) if half is not None else None,
                                 EASE_RECENCY, params.ease_recency_step_decay))  # fmt: skip
     if ITEM_KNN in cfg.methods:
         out.append(RealTimeItemKnn(metrics[ITEM_KNN], snap, offers,
-                                   fit_cosine(matrix(params.knn_fit_all)),
+                                   fit_cosine(matrix(params.knn_fit)),
                                    params.knn_n_recent, params.knn_decay))  # fmt: skip
     return out
 

@@ -11,9 +11,11 @@ from app.core.catalog_records import Item
 from app.core.enums import EventType
 from app.evaluation.baseline_tuning import tune_baselines
 from app.evaluation.baselines import (
+    FITS,
     PositivePopularity,
     RealTimeEase,
     RealTimeItemKnn,
+    design,
     fit_cosine,
     fit_ease,
     positive_matrix,
@@ -184,7 +186,24 @@ def test_validation_learns_the_weights_from_every_interaction_when_only_low_rati
     params = tune_baselines(
         log, len(log), log.positives(4.0), ItemOffers(log.item_ids, snap), snap, 0.5, k=1
     )
-    assert params.ease_recency_fit_all and params.ease_recency_all_events
-    assert params.ease_fit_all and params.ease_all_events
-    assert params.knn_fit_all
+    assert params.ease_recency_fit != "positives" and params.ease_recency_all_events
+    assert params.ease_fit != "positives" and params.ease_all_events
+    assert params.knn_fit != "positives"
     assert params.validation_hit_rate["ease_recency"] > 0.5
+
+
+def test_the_weights_may_learn_from_positives_every_interaction_or_the_stars() -> None:
+    log = InteractionLog.from_columns(
+        ["u", "u", "v", "v"], ["a", "b", "a", "b"], [T0 + n * HOUR for n in range(4)],
+        [EventType.RATING, EventType.RATING, EventType.RATING, EventType.LIKE],
+        ratings=[5.0, 2.0, 3.0, None], item_ids=["a", "b"],
+    )  # fmt: skip
+    positive = log.positives(4.0)
+    u, v = log.user_ids.index("u"), log.user_ids.index("v")
+    dense = {fit: design(log, len(log), positive, fit).toarray() for fit in FITS}
+    assert dense["positives"][[u, v]].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    assert dense["interactions"][[u, v]].tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    # the stars / 5; an interaction without stars (a like) weighs 1
+    assert dense["ratings"][[u, v]].tolist() == [[1.0, 0.4], [0.6, 1.0]]
+    with pytest.raises(ValueError):
+        design(log, len(log), positive, "guesses")
