@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from app.core.catalog_records import Item
 from app.core.enums import EventType
-from app.evaluation.baseline_tuning import tune_baselines
+from app.evaluation.baseline_tuning import BaselineParams, tune_baselines
 from app.evaluation.baselines import (
     FITS,
     PositivePopularity,
@@ -134,32 +134,34 @@ def test_real_time_ease_by_position_weighs_the_j_th_newest_item_decay_to_the_j()
     assert by_step._scores(_query(log, "u", (), ()))[[0, 2]] == pytest.approx((0.5 * a + c)[[0, 1]])
 
 
-def test_validation_chooses_a_history_of_every_interaction_when_the_low_rated_item_tells() -> None:
-    # pairs (p_k, q_k) liked together early; later people rate p_k 2 stars, then like q_k:
-    # only a history that holds the 2-star p_k points to q_k
-    rng = np.random.default_rng(0)
+def tuned_on_pairs(seed: int, groups: list[tuple[str, int, int, float]]) -> BaselineParams:
+    """The baselines tuned on a log of item pairs (p_k, q_k) rated one after the other; per
+    group: user prefix, users, pairs per user, p_k's stars (q_k always gets 5)."""
+    rng = np.random.default_rng(seed)
     users: list[str] = []
     item_ids: list[str] = []
     stars: list[float] = []
-    for u in range(40):
-        for k in rng.choice(6, size=2, replace=False).tolist():
-            users += [f"u{u}", f"u{u}"]
-            item_ids += [f"p{k}", f"q{k}"]
-            stars += [5.0, 5.0]
-    for v in range(40):
-        for k in rng.choice(6, size=3, replace=False).tolist():
-            users += [f"v{v}", f"v{v}"]
-            item_ids += [f"p{k}", f"q{k}"]
-            stars += [2.0, 5.0]
+    for prefix, n_users, pairs, p_stars in groups:
+        for u in range(n_users):
+            for k in rng.choice(6, size=pairs, replace=False).tolist():
+                users += [f"{prefix}{u}", f"{prefix}{u}"]
+                item_ids += [f"p{k}", f"q{k}"]
+                stars += [p_stars, 5.0]
     items = [Item(item_id=f"{x}{k}", title=f"{x}{k}") for x in "pq" for k in range(6)]
     log = InteractionLog.from_columns(
         users, item_ids, [T0 + n * HOUR for n in range(len(users))],
         [EventType.RATING] * len(users), ratings=stars, item_ids=[i.item_id for i in items],
     )  # fmt: skip
     snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
-    params = tune_baselines(
+    return tune_baselines(
         log, len(log), log.positives(4.0), ItemOffers(log.item_ids, snap), snap, 0.5, k=1
     )
+
+
+def test_validation_chooses_a_history_of_every_interaction_when_the_low_rated_item_tells() -> None:
+    # pairs (p_k, q_k) liked together early; later people rate p_k 2 stars, then like q_k:
+    # only a history that holds the 2-star p_k points to q_k
+    params = tuned_on_pairs(0, [("u", 40, 2, 5.0), ("v", 40, 3, 2.0)])
     assert params.ease_recency_all_events is True
     # the plain EASE has the same choice now (its history too may hold every interaction)
     assert params.ease_all_events is True
@@ -168,24 +170,7 @@ def test_validation_chooses_a_history_of_every_interaction_when_the_low_rated_it
 def test_validation_learns_the_weights_from_every_interaction_when_only_low_ratings_link() -> None:
     # every p_k is rated 2 stars, then its q_k 5 stars: learned from the positives alone the
     # weights know nothing of p_k; learned from every interaction, p_k points to q_k
-    rng = np.random.default_rng(1)
-    users: list[str] = []
-    item_ids: list[str] = []
-    stars: list[float] = []
-    for u in range(120):
-        for k in rng.choice(6, size=3, replace=False).tolist():
-            users += [f"u{u}", f"u{u}"]
-            item_ids += [f"p{k}", f"q{k}"]
-            stars += [2.0, 5.0]
-    items = [Item(item_id=f"{x}{k}", title=f"{x}{k}") for x in "pq" for k in range(6)]
-    log = InteractionLog.from_columns(
-        users, item_ids, [T0 + n * HOUR for n in range(len(users))],
-        [EventType.RATING] * len(users), ratings=stars, item_ids=[i.item_id for i in items],
-    )  # fmt: skip
-    snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
-    params = tune_baselines(
-        log, len(log), log.positives(4.0), ItemOffers(log.item_ids, snap), snap, 0.5, k=1
-    )
+    params = tuned_on_pairs(1, [("u", 120, 3, 2.0)])
     assert params.ease_recency_fit != "positives" and params.ease_recency_all_events
     assert params.ease_fit != "positives" and params.ease_all_events
     assert params.knn_fit != "positives"
