@@ -14,9 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import aiohttp
-
-from agents.console.discovery import resolve_urls
+from agents.console.discovery import MetricsReader
 from app.console.feeds import OfferSource, Sampled
 from app.console.history import History, Scrape
 from app.console.offers import posterior_means
@@ -26,9 +24,6 @@ from app.ports import StoreUnavailable
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-
-SCRAPE_TIMEOUT_S = 2.0
-"""How long the sampler waits for one worker's /metrics."""
 
 
 def history_of(settings: Settings, *, gauges: bool = False) -> History:
@@ -48,31 +43,17 @@ class Sampler:
     offers: OfferSource | None = None
     """Where each offer's statistics are read for its posterior over time (none: not kept)."""
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
-    _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+    _reader: MetricsReader[tuple[Scrape, WorkerStatus]] = field(init=False, repr=False)
 
-    async def _one(self, url: str) -> tuple[Scrape, WorkerStatus] | None:
-        assert self._session is not None
-        try:
-            async with self._session.get(url) as response:
-                response.raise_for_status()
-                return read_worker(url, await response.text())
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.debug("console sampler: cannot read %s: %s", url, exc)
-            return None
+    def __post_init__(self) -> None:
+        self._reader = MetricsReader(self.urls, read_worker, level=logging.DEBUG)
 
     async def sample_once(self) -> None:
         """One round: scrape every worker, fold the answers in."""
-        if self._session is None:
-            timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        urls = await resolve_urls(self.urls)  # a headless Service: one URL per worker pod
-        answers = await asyncio.gather(*(self._one(u) for u in urls))
-        workers = [
-            a[1] if a is not None else WorkerStatus(u, False)
-            for u, a in zip(urls, answers, strict=True)
-        ]
+        answers = await self._reader.read()
+        workers = [a[1] if a is not None else WorkerStatus(u, False) for u, a in answers]
         now = self.clock()
-        self.sampled.record(now, [a[0] for a in answers if a is not None], workers)
+        self.sampled.record(now, [a[0] for _, a in answers if a is not None], workers)
         if self.offers is not None and self.sampled.posteriors is not None:
             try:
                 stats = await self.offers.offer_stats()
@@ -99,5 +80,4 @@ class Sampler:
             await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._reader.close()

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import aiohttp
-
-from agents.console.discovery import resolve_urls
+from agents.console.discovery import MetricsReader
 from app.console.sources import LiftCounts, PolicyView, WorkerCounts, combine, worker_counts
 from app.core.scoring import ScoringConfig
 from app.policy.config import default_policy, load_policy
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-
-SCRAPE_TIMEOUT_S = 2.0
-"""How long the console waits for one worker's /metrics."""
 
 
 @dataclass
@@ -53,31 +47,20 @@ class MetricsLiftSource:
 
     urls: Sequence[str]
     clock: Callable[[], float] = time.time
-    _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+    _reader: MetricsReader[WorkerCounts] = field(init=False, repr=False)
 
-    async def _one(self, session: aiohttp.ClientSession, url: str) -> WorkerCounts | None:
-        try:
-            async with session.get(url) as response:
-                response.raise_for_status()
-                return worker_counts(await response.text())
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.warning("console: cannot read %s: %s", url, exc)
-            return None
+    def __post_init__(self) -> None:
+        self._reader = MetricsReader(self.urls, lambda _, text: worker_counts(text))
 
     async def lift_counts(self) -> LiftCounts:
-        if self._session is None:
-            timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        urls = await resolve_urls(self.urls)  # a headless Service: one URL per worker pod
-        answers = await asyncio.gather(*(self._one(self._session, u) for u in urls))
-        got = [a for a in answers if a is not None]
-        read = tuple(u for u, a in zip(urls, answers, strict=True) if a is not None)
-        failed = tuple(u for u, a in zip(urls, answers, strict=True) if a is None)
+        answers = await self._reader.read()
+        got = [a for _, a in answers if a is not None]
+        read = tuple(u for u, a in answers if a is not None)
+        failed = tuple(u for u, a in answers if a is None)
         if not got:
             return LiftCounts((), 0.0, read, failed)
         channels, days = combine(got, self.clock())
         return LiftCounts(channels, days, read, failed)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._reader.close()
