@@ -15,8 +15,9 @@ from agents.console.app import Console
 from app.console.lift import ChannelCounts, GroupCounts
 from app.console.session import COOKIE_NAME
 from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource, PolicyView
-from app.core.access import ApiClient, Scope, client_lines, token_hash
+from app.core.access import Scope
 from app.policy.config import default_policy
+from tests.support.api_clients import write_clients
 from tests.support.browser import log_in, save_screenshot, served_console
 
 pytestmark = pytest.mark.browser
@@ -28,9 +29,7 @@ SECRET_FIGURE = "5600"
 
 @pytest.fixture
 def console(tmp_path: Path) -> Console:
-    tokens = tmp_path / "tokens"
-    clients = [ApiClient("ops", token_hash(CONSOLE_TOKEN), frozenset({Scope.CONSOLE}))]
-    tokens.write_text("\n".join(client_lines(clients)) + "\n", encoding="utf-8")
+    tokens = write_clients(tmp_path / "tokens", {"ops": (CONSOLE_TOKEN, {Scope.CONSOLE})})
     access = ApiAccess(tokens, 100.0, 100, CollectorRegistry())
     lift = MemoryLiftSource(
         LiftCounts(

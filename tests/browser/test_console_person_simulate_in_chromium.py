@@ -19,7 +19,7 @@ from agents.console.simulate import Simulator
 from app.console.person import StorePersonSource
 from app.console.simulate import MemorySimulationSource
 from app.console.sources import MemoryLiftSource, MemoryPolicySource, PolicyView
-from app.core.access import ApiClient, Scope, client_lines, token_hash
+from app.core.access import Scope
 from app.policy.config import default_policy
 from tests.console.person_data import (
     NOW_MS,
@@ -37,6 +37,7 @@ from tests.simulation.test_replay import (
     policy_with_push_cap,
     push_requests,
 )
+from tests.support.api_clients import write_clients
 from tests.support.browser import log_in, save_screenshot, served_console
 
 pytestmark = pytest.mark.browser
@@ -48,12 +49,13 @@ WAIT_S = 60.0
 
 @pytest.fixture
 def console(tmp_path: Path) -> Console:
-    tokens = tmp_path / "tokens"
-    clients = [
-        ApiClient("desk", token_hash(DESK_TOKEN), frozenset({Scope.CONSOLE, Scope.DECISIONS})),
-        ApiClient("viewer", token_hash(VIEWER_TOKEN), frozenset({Scope.CONSOLE})),
-    ]
-    tokens.write_text("\n".join(client_lines(clients)) + "\n", encoding="utf-8")
+    tokens = write_clients(
+        tmp_path / "tokens",
+        {
+            "desk": (DESK_TOKEN, {Scope.CONSOLE, Scope.DECISIONS}),
+            "viewer": (VIEWER_TOKEN, {Scope.CONSOLE}),
+        },
+    )
     access = ApiAccess(tokens, 100.0, 100, CollectorRegistry())
     policy = MemoryPolicySource(PolicyView(default_policy(), "browser test policy", {}))
     cat = catalogue()

@@ -17,7 +17,7 @@ from agents.api_access import ApiAccess
 from agents.console.app import Console
 from app.console.person import StorePersonSource, audit_subject
 from app.console.sources import MemoryLiftSource, MemoryPolicySource, PolicyView
-from app.core.access import ApiClient, Scope, client_lines, token_hash
+from app.core.access import Scope
 from app.policy.config import default_policy
 from tests.console.person_data import (
     NOW_MS,
@@ -27,6 +27,7 @@ from tests.console.person_data import (
     catalogue,
     store_with_alice,
 )
+from tests.support.api_clients import write_clients
 from tests.support.console_login import log_in as post_login
 
 pytestmark = pytest.mark.unit
@@ -45,11 +46,10 @@ class Setup:
 
 
 def write_tokens(path: Path, desk_scopes: frozenset[Scope]) -> None:
-    clients = [
-        ApiClient("desk", token_hash(DECISIONS_TOKEN), desk_scopes),
-        ApiClient("viewer", token_hash(CONSOLE_ONLY_TOKEN), frozenset({Scope.CONSOLE})),
-    ]
-    path.write_text("\n".join(client_lines(clients)) + "\n", encoding="utf-8")
+    write_clients(
+        path,
+        {"desk": (DECISIONS_TOKEN, desk_scopes), "viewer": (CONSOLE_ONLY_TOKEN, {Scope.CONSOLE})},
+    )
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from agents.console.simulate import Simulator
 from app.console.session import Session, csrf_token, sign
 from app.console.simulate import MemorySimulationSource, SimulationRequest
 from app.console.sources import MemoryLiftSource, MemoryPolicySource, PolicyView
-from app.core.access import ApiClient, Scope, client_lines, token_hash
+from app.core.access import Scope
 from app.policy.config import default_policy, parse_policy
 from app.simulation.report import SimulationReport
 from tests.console.test_simulate import TIGHT
@@ -32,6 +32,7 @@ from tests.simulation.test_replay import (
     policy_with_push_cap,
     push_requests,
 )
+from tests.support.api_clients import write_clients
 from tests.support.console_login import log_in
 from tests.support.waiting import wait_for
 
@@ -71,9 +72,7 @@ class Setup:
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
-    tokens = tmp_path / "tokens"
-    line = ApiClient("analyst", token_hash(TOKEN), frozenset({Scope.CONSOLE}))
-    tokens.write_text("\n".join(client_lines([line])) + "\n", encoding="utf-8")
+    tokens = write_clients(tmp_path / "tokens", {"analyst": (TOKEN, {Scope.CONSOLE})})
     access = ApiAccess(tokens, 100.0, 100, CollectorRegistry())
     policy = MemoryPolicySource(PolicyView(default_policy(), "test policy", {}))
     current = policy_with_push_cap(3)

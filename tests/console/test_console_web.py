@@ -17,8 +17,9 @@ from agents.console.app import Console
 from app.console.lift import ChannelCounts, GroupCounts
 from app.console.session import COOKIE_NAME, CSRF_FIELD
 from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource, PolicyView
-from app.core.access import ApiClient, Scope, client_lines, token_hash
+from app.core.access import Scope
 from app.policy.config import PolicyError, default_policy
+from tests.support.api_clients import write_clients
 from tests.support.console_login import form_csrf, log_in
 
 pytestmark = pytest.mark.unit
@@ -39,11 +40,9 @@ class Setup:
 
 
 def write_tokens(path: Path, console_scopes: frozenset[Scope]) -> None:
-    clients = [
-        ApiClient("ops", token_hash(CONSOLE_TOKEN), console_scopes),
-        ApiClient("push", token_hash(OFFERS_TOKEN), frozenset({Scope.OFFERS})),
-    ]
-    path.write_text("\n".join(client_lines(clients)) + "\n", encoding="utf-8")
+    write_clients(
+        path, {"ops": (CONSOLE_TOKEN, console_scopes), "push": (OFFERS_TOKEN, {Scope.OFFERS})}
+    )
 
 
 @pytest.fixture

@@ -30,9 +30,10 @@ from app.console.overview import (
     WorkerStatus,
 )
 from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource, PolicyView
-from app.core.access import ApiClient, Scope, client_lines, token_hash
+from app.core.access import Scope
 from app.core.exploration import ExplorationConfig, OfferStats
 from app.policy.config import default_policy
+from tests.support.api_clients import write_clients
 from tests.support.console_login import log_in
 
 pytestmark = pytest.mark.unit
@@ -99,12 +100,7 @@ class Setup:
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
-    tokens = tmp_path / "tokens"
-    tokens.write_text(
-        "\n".join(client_lines([ApiClient("ops", token_hash(TOKEN), frozenset({Scope.CONSOLE}))]))
-        + "\n",
-        encoding="utf-8",
-    )
+    tokens = write_clients(tmp_path / "tokens", {"ops": (TOKEN, {Scope.CONSOLE})})
     access = ApiAccess(tokens, 100.0, 100, CollectorRegistry(), clock=lambda: NOW_S)
     lift = MemoryLiftSource(
         LiftCounts(
