@@ -17,6 +17,8 @@ import numpy as np
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from app.storage.keys import cart_due_key
+
 
 @dataclass(frozen=True)
 class ChildRun:
@@ -185,3 +187,32 @@ async def delete_prefix(url: str, prefix: str) -> int:
     finally:
         await client.aclose()
     return deleted
+
+
+async def due_cart_timers(url: str, prefix: str, topic: str, partitions: int) -> int:
+    """Cart timers due now in ``topic``'s per-partition indexes under ``prefix`` (ZCOUNT)."""
+    client = aioredis.Redis.from_url(url)
+    now = int(time.time() * 1000)
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for p in range(partitions):
+                pipe.zcount(cart_due_key(topic, p, prefix), "-inf", now)
+            counts: list[int] = await pipe.execute()
+    finally:
+        await client.aclose()
+    return sum(counts)
+
+
+async def wait_carts_fired(
+    url: str, prefix: str, topic: str, partitions: int, timeout_s: float
+) -> tuple[int, int, float]:
+    """Wait until no cart timer of ``topic`` is due under ``prefix`` (a worker fired them all)
+    or ``timeout_s`` passed; returns the count due at first, the count due at the end (0 unless
+    timed out) and the seconds waited."""
+    started = time.monotonic()
+    first = await due_cart_timers(url, prefix, topic, partitions)
+    due = first
+    while due and time.monotonic() - started < timeout_s:
+        await asyncio.sleep(0.5)
+        due = await due_cart_timers(url, prefix, topic, partitions)
+    return first, due, time.monotonic() - started
