@@ -108,7 +108,10 @@ class Settings(BaseSettings):
         description="Events per batch at most (a fetch of user-events holds at most as many).",
     )
     batch_within_s: float = Field(
-        default=0.05, gt=0, description="Longest wait to fill a batch, seconds."
+        default=0.002,
+        gt=0,
+        description="Longest wait for more fetches to fill a batch, seconds (the broker "
+        "already gathers each fetch: NBO_FETCH_MIN_BYTES, NBO_FETCH_MAX_WAIT_S).",
     )
     fetch_min_bytes: int = Field(
         default=65_536,
