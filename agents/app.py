@@ -10,12 +10,11 @@ import asyncio
 import logging
 from typing import Any
 
-import faust
-
 from agents.batch_delivery import App, FetchTuning
 from agents.catalog_feed import CatalogueFeed
 from agents.consent import register_consent_agent
 from agents.events import register_event_agent
+from agents.faust_worker import faust_worker
 from agents.heap import tune_collector
 from agents.metrics import WorkerMetrics
 from agents.privacy import register_privacy_agent
@@ -209,6 +208,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     tune_collector()
     log.info("starting worker %s", settings.app_id)
     level = {"crit": "CRITICAL", "warn": "WARNING"}.get(loglevel, loglevel.upper())
-    faust.Worker(
-        worker.app, loglevel=loglevel, logging_config=logging_config(settings.log_format, level)
+    faust_worker(
+        worker.app, loglevel, logging_config=logging_config(settings.log_format, level)
     ).execute_from_commandline()

@@ -19,9 +19,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import faust
-
 from agents.batch_delivery import App
+from agents.faust_worker import faust_worker
 from agents.fetches import FetchedBatch, gather_fetches, settle
 from app.bench.measure import own_peak_rss_bytes, passthrough_parser
 from app.settings import Settings
@@ -79,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--within-s", type=float, default=defaults["batch_within_s"].default)
     parser.add_argument("--queued-fetches", type=int, default=defaults["queued_fetches"].default)
     args = parser.parse_args(argv)
-    faust.Worker(build_app(args), loglevel="warn", quiet=True).execute_from_commandline()
+    faust_worker(build_app(args), "warn", quiet=True).execute_from_commandline()
 
 
 if __name__ == "__main__":
