@@ -47,7 +47,8 @@ def register_consent_agent(
     )
 
     async def apply_consent(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        within = settings.control_within_s
+        async for events in stream.take_events(settings.batch_size, within=within):
             records = inbound(events)
             batch = await until_done(
                 functools.partial(handler.handle, records),

@@ -51,7 +51,8 @@ def register_privacy_agent(
 
     async def handle_requests(stream: Any) -> None:
         await worker.feed.ready.wait()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        within = settings.control_within_s
+        async for events in stream.take_events(settings.batch_size, within=within):
             records = inbound(events)
             done: dict[int, OutboundRecord] = {}
             await until_done(

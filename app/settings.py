@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         description="Longest wait for more fetches to fill a batch, seconds (the broker "
         "already gathers each fetch: NBO_FETCH_MIN_BYTES, NBO_FETCH_MAX_WAIT_S).",
     )
+    control_within_s: float = Field(
+        default=0.05,
+        gt=0,
+        description="Longest wait to gather consent records or privacy requests into one "
+        "batch, seconds (each of those agents wakes this often while its topic is quiet).",
+    )
     fetch_min_bytes: int = Field(
         default=65_536,
         ge=1,

@@ -35,7 +35,7 @@ async def worker() -> AsyncIterator[Built]:
     settings = Settings(
         kafka_bootstrap="127.0.0.1:1",
         batch_size=10,
-        batch_within_s=0.02,
+        control_within_s=0.02,
         web_port=16998,
         user_events_partitions=3,
     )
