@@ -171,6 +171,18 @@ async def redis_cpu_seconds(url: str) -> float:
         await client.aclose()
 
 
+async def redis_aof_rewrites(url: str) -> int:
+    """AOF rewrites the Redis server started so far, the one under way included (INFO
+    persistence ``aof_rewrites``, counted when the rewrite's child is forked): each child
+    takes a core while it writes the dataset."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        info = await client.info("persistence")
+        return int(info.get("aof_rewrites", 0))
+    finally:
+        await client.aclose()
+
+
 async def delete_prefix(url: str, prefix: str) -> int:
     """Delete every key under ``prefix:``; returns the count."""
     client = aioredis.Redis.from_url(url)

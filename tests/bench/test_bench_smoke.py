@@ -58,6 +58,7 @@ def test_a_tiny_benchmark_reports_every_figure(
     # the drain's cart timers (all due: its events are dated in the past) were all fired before
     # the latency window opened, so it measures the stream, not a backlog of carts
     assert report["latency"]["backlog_carts"] >= report["latency"]["backlog_carts_left"] == 0
+    assert isinstance(report["latency"]["redis_aof_rewrites"], int)
     calm = report["lookup_calm"]
     assert calm["events"] == 1_500 and calm["events_applied"] == 1_500 and "flood" not in calm
     flooded = report["lookup_flood"]
