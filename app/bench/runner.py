@@ -291,8 +291,9 @@ class Bench:
         try:
             # the cart timers of the drained events are all due (their event times are in the
             # past): the worker fires them at its first polls, before the window measured
+            prefix = self.worker_env(offers)["NBO_REDIS_PREFIX"]
             carts = await wait_carts_fired(
-                self.redis_url, f"{self.token}-{offers}", self.events_topic, PARTITIONS, 300
+                self.redis_url, prefix, self.events_topic, PARTITIONS, 300
             )
             recorder = OutputRecorder(self.bootstrap, f"{self.token}-nbo-{offers}")
             await recorder.start()
