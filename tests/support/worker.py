@@ -67,7 +67,6 @@ class WorkerEnv:
             "NBO_SESSION_TIMEOUT_S": "6",
             "NBO_HEARTBEAT_INTERVAL_S": "1",
             "NBO_COMMIT_INTERVAL_S": "0.5",
-            "NBO_BATCH_WITHIN_S": "0.05",
             "NBO_HOLDOUT_SHARE": "0",  # tests that need the control group set it
             "NBO_API_TOKENS_FILE": str(self.tokens_file),
             "NBO_API_PORT": str(self.api_port),
