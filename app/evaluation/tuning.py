@@ -37,6 +37,8 @@ DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
     "collab.hybrid.recent.recency_decay": (0.5, 0.7, 0.8, 0.9, 1.0),
     "collab.ease.lam": (300.0, 1000.0, 2000.0, 4000.0),
     "collab.ease.window": (5, 10, 15, 20, 40),
+    "collab.user_ease_share": (0.0, 0.1, 0.2, 0.3, 0.5),
+    "collab.user_ease.lam": (100.0, 300.0, 1000.0),
     "collab.cooccurrence.window": (2, 5, 10, 20),
     "collab.cooccurrence.distance_decay": (0.7, 0.85, 1.0),
     "collab.cooccurrence.popularity_exponent": (0.0, 0.15, 0.3, 0.5),
@@ -54,6 +56,8 @@ LEARNING_FIELDS = {
     "tag_blend",
     "neighbours",
     "ease",
+    "user_ease",
+    "user_ease_share",
     "cooccurrence",
     "neighbour_blend",
 }

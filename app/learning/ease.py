@@ -1,6 +1,6 @@
 """Learned item-item weights (EASE, Steck 2019) as the engine's item-neighbour index.
 
-EASE learns item-item weights in closed form from a binary matrix X (rows x items):
+EASE learns item-item weights in closed form from a matrix X (rows x items, 0/1 or stars / 5):
 ``P = (X'X + lambda I)^-1``, ``B = -P / diag(P)`` with a zero diagonal; ``B[i, j]`` is how much
 having item ``i`` predicts item ``j`` once every other item is accounted for (so a
 blockbuster that co-occurs with everything does not neighbour everything).
@@ -9,6 +9,8 @@ The rows of X are either whole user histories (``window = None``), or the slidin
 ``window`` consecutive distinct items of each user's time-ordered history (``window = W``):
 then ``X'X`` counts how often two items occur within ``W`` positions of each other, the
 ordered, session-local signal the co-occurrence index learns from, de-confounded the EASE way.
+Whole histories may weigh each rated item by its stars / 5 (``stars``): the long-range taste
+signal, which the model blends into the windows' index (:mod:`app.learning.model`).
 
 :func:`sparsify` keeps each item's ``max_neighbours`` largest positive weights: the same
 :class:`~app.core.cooccurrence.index.CooccurrenceIndex` as :mod:`app.learning.cooccurrence`
@@ -23,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.linalg  # type: ignore[import-untyped]
 import scipy.sparse as sp  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.cooccurrence.index import CooccurrenceIndex
 from app.learning.interactions import InteractionLog
@@ -49,6 +51,9 @@ class EaseConfig(BaseModel):
     false: every interaction, as the co-occurrence index and the workers' recent items."""
     min_rating: float = Field(default=4.0, ge=0.5, le=5.0)
     """Stars from which a rating is positive (with ``positives_only``; default 4)."""
+    stars: bool = False
+    """Whole histories only (``window = None``): a rated item weighs its stars / 5 in its
+    user's row (other interactions 1; an item rated twice at most 1) instead of 1."""
     max_neighbours: int = Field(default=200, ge=1)
     """Neighbours kept per item, ``M`` (default 200)."""
     max_items: int = Field(default=12_000, ge=2, le=50_000)
@@ -56,6 +61,12 @@ class EaseConfig(BaseModel):
     12,000; the solve holds one dense ``n x n`` float64 matrix, 1.15 GB at 12,000, and takes
     O(n^3)); rarer items get no EASE neighbours (``neighbours = both`` keeps their
     co-occurrence ones)."""
+
+    @model_validator(mode="after")
+    def _stars_need_whole_histories(self) -> EaseConfig:
+        if self.stars and self.window is not None:
+            raise ValueError("stars weigh whole histories: set window to None")
+        return self
 
 
 GRAM_ROWS = 2_000
@@ -76,8 +87,8 @@ def _gram(x: sp.csr_matrix) -> F64:
 
 
 def ease_weights(x: sp.spmatrix, lam: float) -> tuple[Indices, F64]:
-    """EASE weights of a binary rows x items matrix over its items with at least one row:
-    ``(active item columns, B)`` with ``B`` active x active (module doc)."""
+    """EASE weights of a rows x items matrix (0/1, or stars / 5) over its items with at least
+    one row: ``(active item columns, B)`` with ``B`` active x active (module doc)."""
     csc = sp.csc_matrix(x)
     active = np.flatnonzero(np.diff(csc.indptr) > 0).astype(np.intp)
     gram = _gram(sp.csr_matrix(csc[:, active]))
@@ -122,17 +133,21 @@ def _top(
 
 
 def design_matrix(log: InteractionLog, cfg: EaseConfig) -> sp.csr_matrix:
-    """X of ``log`` (module doc): one binary row per user, or per sliding window of
-    ``cfg.window`` consecutive distinct items of one user (time order, repeats collapsed)."""
+    """X of ``log`` (module doc): one row per user (binary, or ``cfg.stars``), or per sliding
+    window of ``cfg.window`` consecutive distinct items of one user (time order, repeats
+    collapsed; binary)."""
     rows = np.arange(len(log))
     if cfg.positives_only:
         rows = np.flatnonzero(log.positives(cfg.min_rating))
     order = rows[np.lexsort((rows, log.user[rows]))]  # by user; time order is kept
     users = log.user[order].astype(np.int64)
     items = log.item[order].astype(np.int64)
+    values: F64 | None = None
     if cfg.window is None:
         r, c = users, items
         shape = (log.n_users, log.n_items)
+        if cfg.stars:
+            values = np.nan_to_num(log.rating[order], nan=5.0) / 5.0
     else:
         if items.size:
             repeat = np.zeros(items.size, dtype=np.bool_)
@@ -146,8 +161,12 @@ def design_matrix(log: InteractionLog, cfg: EaseConfig) -> sp.csr_matrix:
         r = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, dtype=np.int64)
         c = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
         shape = (n, log.n_items)
-    x = sp.csr_matrix((np.ones(r.size), (r, c)), shape=shape)
-    x.data[:] = 1.0  # repeats count once
+    if values is None:
+        x = sp.csr_matrix((np.ones(r.size), (r, c)), shape=shape)
+        x.data[:] = 1.0  # repeats count once
+    else:
+        x = sp.csr_matrix((values, (r, c)), shape=shape)
+        x.data = np.minimum(x.data, 1.0)  # an item rated twice weighs at most 1
     return x
 
 

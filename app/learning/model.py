@@ -8,9 +8,11 @@ One training pass over an interaction log gives
 * an **item-neighbour index** for the recent-items part of the score
   (:mod:`app.core.cooccurrence.index`): learned item-item weights (EASE over sliding windows of
   each user's history, :mod:`app.learning.ease`; the default), the co-occurrence counts of
-  :mod:`app.learning.cooccurrence`, or both blended (``CollabConfig.neighbours``). Either is
-  published on the ``item-neighbours`` topic in the same records and scored by the workers
-  with the same code.
+  :mod:`app.learning.cooccurrence`, or both blended (``CollabConfig.neighbours``). The EASE
+  weights blend in a share (``user_ease_share``, default 0.2) of EASE over whole histories,
+  stars-weighted: the windows carry what tends to come next, the whole histories the longer
+  taste. Either is published on the ``item-neighbours`` topic in the same records and scored
+  by the workers with the same code.
 
 :class:`CollabConfig` also carries the engine-side settings the model was tuned with
 (profile half-life and score weights) so that the evaluation and the worker agree. The
@@ -65,6 +67,11 @@ class CollabConfig(BaseModel):
     ``neighbour_blend`` of EASE)."""
     ease: EaseConfig = EaseConfig()
     """The EASE neighbours (with ``neighbours`` ``ease`` or ``both``)."""
+    user_ease: EaseConfig = EaseConfig(window=None, lam=300.0, stars=True)
+    """EASE over whole histories, blended into the EASE neighbours (default: stars / 5,
+    lambda 300)."""
+    user_ease_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Share of ``user_ease`` in the EASE neighbours (default 0.2; 0: windows only)."""
     cooccurrence: CooccurrenceConfig = CooccurrenceConfig()
     """The co-occurrence neighbours (with ``neighbours`` ``cooccurrence`` or ``both``)."""
     neighbour_blend: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -113,6 +120,10 @@ def learn_neighbours(log: InteractionLog, cfg: CollabConfig) -> CooccurrenceInde
     if cfg.neighbours == "cooccurrence":
         return learn_cooccurrence(log, cfg.cooccurrence)
     ease = learn_ease_neighbours(log, cfg.ease)
+    if cfg.user_ease_share > 0:
+        whole = learn_ease_neighbours(log, cfg.user_ease)
+        share = 1.0 - cfg.user_ease_share
+        ease = blend_indexes(ease, whole, share, cfg.ease.max_neighbours)
     if cfg.neighbours == "ease":
         return ease
     counts = learn_cooccurrence(log, cfg.cooccurrence)

@@ -107,6 +107,39 @@ def test_positives_only_leaves_out_low_ratings() -> None:
     assert everything[0].tolist() == [1.0, 1.0, 1.0]
 
 
+def test_stars_weigh_each_rated_item_of_a_whole_history() -> None:
+    log = _log({"u": ["a", "b", "c", "a"]}, {"u": [5.0, 2.0, 4.0, 5.0]})
+    x = design_matrix(log, EaseConfig(window=None, stars=True)).toarray()
+    a, b, c = (log.item_ids.index(i) for i in "abc")
+    assert x[0, [a, b, c]].tolist() == pytest.approx([1.0, 0.4, 0.8])  # "a" twice: at most 1
+    views = _log({"v": ["a", "b"]})
+    assert design_matrix(views, EaseConfig(window=None, stars=True)).toarray().tolist() == [
+        [1.0, 1.0]
+    ]  # interactions without stars weigh 1
+
+
+def test_stars_are_refused_with_windows() -> None:
+    with pytest.raises(ValueError, match="whole histories"):
+        EaseConfig(window=5, stars=True)
+
+
+def test_the_whole_history_share_links_items_further_apart_than_the_window() -> None:
+    # "a" and "z" are always 3 items apart: no window of 2 holds both, every history does
+    fill = [["p", "q"], ["r", "s"], ["t", "p"], ["q", "s"]]
+    log = _log({f"u{k}": ["a", *f, "z"] for k, f in enumerate(fill)})
+    windows = EaseConfig(lam=0.5, window=2)
+    whole = EaseConfig(lam=0.5, window=None)
+    alone = learn_neighbours(log, CollabConfig(ease=windows, user_ease=whole, user_ease_share=0))
+    blend = learn_neighbours(log, CollabConfig(ease=windows, user_ease=whole, user_ease_share=0.2))
+    assert "z" not in dict(alone.neighbours_of("a"))
+    assert "z" in dict(blend.neighbours_of("a"))
+    assert alone.neighbours_of("a") == learn_ease_neighbours(log, windows).neighbours_of("a")
+    expected = blend_indexes(
+        learn_ease_neighbours(log, windows), learn_ease_neighbours(log, whole), 0.8, 200
+    )
+    assert blend.neighbours_of("a") == expected.neighbours_of("a")
+
+
 def test_chains_make_the_next_step_the_top_ease_neighbour() -> None:
     planted = chain_log()
     index = learn_ease_neighbours(planted.log, EaseConfig(lam=1.0, window=2))
