@@ -41,6 +41,9 @@ class EvaluateOptions:
     model_version: str | None = None
     """The ``NBO_MODEL_VERSION`` written into the calibration (default: the config's,
     ``collab-v1``)."""
+    retrain_days: float | None = None
+    """Relearn during the test period every this many days (``EvaluationConfig``'s
+    ``retrain_every_days``; default: frozen at the split)."""
 
 
 class EvaluateError(ValueError):
@@ -60,6 +63,8 @@ def source_name(source: LearningSource) -> str:
 def evaluation_config(settings: Settings, options: EvaluateOptions) -> EvaluationConfig:
     """The evaluation settings: D and the ``engine_tags`` half-life from ``settings``."""
     base = EvaluationConfig()
+    if options.retrain_days is not None and not 0 < options.retrain_days <= 3650:
+        raise EvaluateError(f"--retrain-days must be in (0, 3650], not {options.retrain_days}")
     match = base.match
     if options.model_version is not None:
         match = match.model_copy(update={"model_version": options.model_version})
@@ -69,6 +74,7 @@ def evaluation_config(settings: Settings, options: EvaluateOptions) -> Evaluatio
             "seed": options.seed,
             "k_max": options.k_max,
             "methods": options.methods,
+            "retrain_every_days": options.retrain_days,
             "tags_profile": ProfileConfig(
                 dim=settings.vector_dim, half_life_ms=int(settings.half_life_s * 1000)
             ),

@@ -145,6 +145,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         tune=args.tune,
         write_calibration=args.write_calibration,
         model_version=args.model_version,
+        retrain_days=args.retrain_days,
     )
     try:
         run_evaluate(settings, _source(args, settings), options)
@@ -222,5 +223,13 @@ def register_learning_commands(sub: Any) -> None:
         metavar="NAME",
         help="the NBO_MODEL_VERSION the workers run the collaborative model under, written"
         " into the calibration (default collab-v1)",
+    )
+    evaluate.add_argument(
+        "--retrain-days",
+        type=float,
+        metavar="DAYS",
+        help="relearn engine_collab's model and the item-item baselines' weights every DAYS"
+        " days of event time during the test period, as the nightly `nbo embed` does (default:"
+        " every model frozen at the split)",
     )
     evaluate.set_defaults(handler=_evaluate)

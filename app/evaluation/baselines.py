@@ -16,13 +16,16 @@
   similarity rows of their last ``n_recent`` items (newest first), the j-th weighted by
   ``decay^j``.
 
-Each is fitted on the training events only; the hyper-parameters are chosen on a validation
-period inside the training data (:mod:`app.evaluation.baseline_tuning`). The item-item matrices
-are dense over the items with an event in X (ml-latest-small: a few thousand).
+Each is fitted on the training events only (or, with ``retrain_every_days``, refitted during
+the test period on every event before the moment, ``refit``); the hyper-parameters are chosen
+on a validation period inside the training data (:mod:`app.evaluation.baseline_tuning`). The
+item-item matrices are dense over the items with an event in X (ml-latest-small: a few
+thousand).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,10 +157,22 @@ class _ItemItemMethod(_Immediate):
         snapshot: CatalogueSnapshot,
         offers: ItemOffers,
         matrix: ItemItem,
+        refit: Callable[[int], ItemItem] | None = None,
     ) -> None:
+        """``refit(end)``: the matrix learned from the rows before ``end`` (:meth:`retrain`;
+        ``None``: frozen)."""
         super().__init__(name, metrics, snapshot, offers)
         self._matrix = matrix
         self._pairs: OfferAlignment = alignment(offers)
+        self._refit = refit
+
+    def retrain(self, log: InteractionLog, end: int) -> None:
+        if self._refit is not None:
+            self._matrix = self._refit(end)
+            self._refitted(log, end)
+
+    def _refitted(self, log: InteractionLog, end: int) -> None:
+        """Called after the matrix was replaced (rebuild any state that depends on it)."""
 
     def _offer_scores(self, active_scores: F64) -> F64:
         per_item = self._matrix.spread(active_scores[None, :])
@@ -181,8 +196,9 @@ class RealTimeEase(_ItemItemMethod):
         half_life_ms: float | None = None,
         name: str = EASE,
         step_decay: float | None = None,
+        refit: Callable[[int], ItemItem] | None = None,
     ) -> None:
-        super().__init__(name, metrics, snapshot, offers, matrix)
+        super().__init__(name, metrics, snapshot, offers, matrix, refit)
         self._positive = positive
         self._half_life = half_life_ms
         self._step = step_decay
@@ -217,6 +233,13 @@ class RealTimeEase(_ItemItemMethod):
     def warm_up(self, log: InteractionLog, end: int) -> None:
         self._add(log, np.flatnonzero(self._positive[:end]))
 
+    def _refitted(self, log: InteractionLog, end: int) -> None:
+        """Every history is scored afresh with the new weights (the same order, the same
+        decay as if they had been the weights all along)."""
+        self._state, self._items = {}, {}
+        self._zero = np.zeros(self._matrix.items.size)
+        self.warm_up(log, end)
+
     def observe(self, log: InteractionLog, start: int, end: int) -> None:
         self._add(log, start + np.flatnonzero(self._positive[start:end]))
 
@@ -238,8 +261,9 @@ class RealTimeItemKnn(_ItemItemMethod):
         n_recent: int = 5,
         decay: float = 0.8,
         name: str = ITEM_KNN,
+        refit: Callable[[int], ItemItem] | None = None,
     ) -> None:
-        super().__init__(name, metrics, snapshot, offers, matrix)
+        super().__init__(name, metrics, snapshot, offers, matrix, refit)
         self._n_recent = n_recent
         self._decay = decay
 

@@ -90,3 +90,9 @@ class EvaluationConfig(BaseModel):
     """The collaborative model and its engine settings (``engine_collab``, ``batch_model``)."""
     match: MatchConfig = MatchConfig()
     """The calibrated match of ``engine_collab`` (:class:`MatchConfig`)."""
+    retrain_every_days: float | None = Field(default=None, gt=0.0, le=3650.0)
+    """Relearn during the test period, every this many days of event time, from every event
+    before the moment: ``engine_collab``'s model (as the nightly ``nbo embed`` does) and the
+    item-item weights of ``ease``, ``ease_recency`` and ``item_knn`` alike (their
+    hyper-parameters stay validation's). Default ``None``: every model frozen at the split
+    (the protocol of the published figures). ``batch_model`` is frozen by definition."""

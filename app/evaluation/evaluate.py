@@ -15,6 +15,10 @@ Protocol (see ``docs/learning.md``):
 4. With ``engine_collab`` (and ``config.match.enabled``), its match is calibrated on the
    validation period inside the training data and judged on the test period
    (:mod:`app.evaluation.calibration`): the report's ``match``.
+5. With ``config.retrain_every_days``, ``engine_collab``'s model and the item-item baselines'
+   weights are relearned during the test period from every event before the moment (as the
+   nightly ``nbo embed`` does for the workers); by default every model stays frozen at the
+   split. The match calibration is fitted on the frozen validation replay either way.
 
 No Kafka, no Redis: the engine methods call the core (``apply_events``, ``Catalogue``,
 ``score_batch``) directly.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +40,7 @@ from app.core.catalog import Catalogue, CatalogueSnapshot
 from app.core.catalog_records import Item, Offer
 from app.core.enums import Channel
 from app.core.events import UserEvent
-from app.core.popularity import PopularityFeed
+from app.core.popularity import DAY_MS, PopularityFeed
 from app.evaluation.baseline_tuning import BaselineParams, tune_baselines
 from app.evaluation.baselines import (
     ItemItem,
@@ -188,6 +193,7 @@ def evaluate(
         elif name == ENGINE_COLLAB and model is not None:
             vectors = {k: tuple(float(x) for x in v) for k, v in model.vectors.items()}
             hybrid = cfg.collab.hybrid
+
             collab_catalogue = build_catalogue(item_list, offers, dim, vectors)
             if collab_catalogue.snapshot().offer_ids != snap.offer_ids:
                 raise AssertionError("both catalogues must order their offers alike")
@@ -203,6 +209,7 @@ def evaluate(
                 hybrid.recent,
                 cfg.batch_size,
                 _feed(collab_catalogue, cfg.collab.popularity_half_life_ms),
+                retrainer=_retrainer(cfg, item_list),
             )
             if top_lists is None and cfg.match.enabled:
                 top_lists = TopLists(min(cfg.match.depth, cfg.k_max))
@@ -236,6 +243,7 @@ def evaluate(
         methods,
         cfg.collab.hybrid.recent.n_recent,
         progress,
+        None if cfg.retrain_every_days is None else round(cfg.retrain_every_days * DAY_MS),
     )
     order = {name: n for n, name in enumerate(cfg.methods)}
     methods.sort(key=lambda m: order[m.name])
@@ -284,6 +292,16 @@ def collab_recipe(cfg: EvaluationConfig) -> EngineRecipe:
     )
 
 
+def _retrainer(
+    cfg: EvaluationConfig, items: list[Item]
+) -> Callable[[InteractionLog], CollabModel] | None:
+    """What ``engine_collab`` relearns its model with (``None``: frozen at the split)."""
+    if cfg.retrain_every_days is None:
+        return None
+    tags = {i.item_id: i.tags for i in items}
+    return partial(train_collab_model, item_tags=tags, seed=cfg.seed, cfg=cfg.collab)
+
+
 def _fit_match(
     log: InteractionLog,
     end: int,
@@ -305,7 +323,11 @@ def _fit_match(
     model = train_collab_model(train.subset(np.arange(val_end)), tags, cfg.seed, cfg.collab)
     lists = TopLists(min(m.depth, cfg.k_max))
     inner = cfg.model_copy(
-        update={"methods": (ENGINE_COLLAB,), "match": m.model_copy(update={"enabled": False})}
+        update={
+            "methods": (ENGINE_COLLAB,),
+            "match": m.model_copy(update={"enabled": False}),
+            "retrain_every_days": None,
+        }
     )
     report = evaluate(train, items, offers, inner, model=model, top_lists=lists)
     if not len(lists):
@@ -374,11 +396,28 @@ def _baselines(
     metrics: dict[str, RankingMetrics],
 ) -> list[Method]:
     """The item-item baselines of ``cfg.methods``, refitted on every training event with the
-    hyper-parameters chosen on validation."""
+    hyper-parameters chosen on validation (and, with ``cfg.retrain_every_days``, refitted on
+    every event before each retraining moment: one fit per matrix per moment, shared)."""
     everything = np.ones_like(positive)
     xs: dict[str, sp.csr_matrix] = {}
     out: list[Method] = []
     fits: dict[tuple[str, float], ItemItem] = {}
+    later: dict[tuple[str, str, float, int], ItemItem] = {}
+
+    def refit(kind: str, fit: str, lam: float = 0.0) -> Callable[[int], ItemItem] | None:
+        if cfg.retrain_every_days is None:
+            return None
+
+        def at(stop: int) -> ItemItem:
+            key = (kind, fit, lam, stop)
+            if key not in later:
+                if any(k[3] != stop for k in later):
+                    later.clear()  # one moment's matrices at a time (each items x items)
+                x = design(log, stop, positive, fit)
+                later[key] = fit_ease(x, lam) if kind == "ease" else fit_cosine(x)
+            return later[key]
+
+        return at
 
     def matrix(fit: str) -> sp.csr_matrix:
         if fit not in xs:
@@ -393,18 +432,22 @@ def _baselines(
     if EASE in cfg.methods:
         history = everything if params.ease_all_events else positive
         weights = ease(params.ease_fit, params.ease_lambda)
-        out.append(RealTimeEase(metrics[EASE], snap, offers, weights, history))
+        again = refit("ease", params.ease_fit, params.ease_lambda)
+        out.append(RealTimeEase(metrics[EASE], snap, offers, weights, history, refit=again))
     if EASE_RECENCY in cfg.methods:
         half = params.ease_recency_half_life_ms
         history = everything if params.ease_recency_all_events else positive
         out.append(RealTimeEase(metrics[EASE_RECENCY], snap, offers,
                                 ease(params.ease_recency_fit, params.ease_recency_lambda),
                                 history, float(half) if half is not None else None,
-                                EASE_RECENCY, params.ease_recency_step_decay))  # fmt: skip
+                                EASE_RECENCY, params.ease_recency_step_decay,
+                                refit("ease", params.ease_recency_fit,
+                                      params.ease_recency_lambda)))  # fmt: skip
     if ITEM_KNN in cfg.methods:
         out.append(RealTimeItemKnn(metrics[ITEM_KNN], snap, offers,
                                    fit_cosine(matrix(params.knn_fit)),
-                                   params.knn_n_recent, params.knn_decay))  # fmt: skip
+                                   params.knn_n_recent, params.knn_decay,
+                                   refit=refit("cosine", params.knn_fit)))  # fmt: skip
     return out
 
 

@@ -19,7 +19,7 @@ Queries that need a matrix product are deferred and scored ``batch_size`` at a t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from app.evaluation.calibration import TopLists
 from app.evaluation.metrics import RankingMetrics, ranks_from_scores
 from app.evaluation.replay import EligibilityEpochs, ItemOffers, Method, Query
 from app.learning.interactions import InteractionLog
+from app.learning.model import CollabModel
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -259,16 +260,41 @@ class EngineCollab(_EngineMethod):
         batch_size: int,
         popularity: PopularityFeed | None,
         name: str = "engine_collab",
+        retrainer: Callable[[InteractionLog], CollabModel] | None = None,
     ) -> None:
+        """``retrainer``: learns a model from a log (:meth:`retrain`; ``None``: frozen)."""
         super().__init__(name, metrics, catalogue, item_ids, profile_cfg, batch_size, popularity)
-        if tuple(index.item_ids[: len(item_ids)]) != tuple(item_ids):
-            raise ValueError("the co-occurrence index must be built over the log's item codes")
+        self._check_index(index)
         self._scoring = scoring.model_copy(
             update={"w_cooccurrence": w_cooccurrence, "k": metrics.k_max}
         )
         self._index = index
         self._recent = recent
         self._pairs = alignment(item_offers)  # index rows are the log's item codes
+        self._retrainer = retrainer
+
+    def _check_index(self, index: CooccurrenceIndex) -> None:
+        if tuple(index.item_ids[: len(self._item_ids)]) != tuple(self._item_ids):
+            raise ValueError("the co-occurrence index must be built over the log's item codes")
+
+    def retrain(self, log: InteractionLog, end: int) -> None:
+        """Learn a model from the rows before ``end`` and use it from now on, as the workers
+        take a nightly ``nbo embed``'s item vectors and neighbours: the profiles are kept
+        (the vectors stay rotated onto the tag-hash space), items without a learned vector
+        keep theirs."""
+        if self._retrainer is None:
+            return
+        self.finish()  # queries asked before now are scored with the model they were asked of
+        model = self._retrainer(log.subset(np.arange(end)))
+        self._check_index(model.cooccurrence)
+        for item_id, vector in model.vectors.items():
+            item = self._catalogue.item(item_id)
+            if item is not None:
+                vec = tuple(float(x) for x in vector)
+                self._catalogue.upsert_item(item.model_copy(update={"vector": vec}))
+        self._vectors = [self._catalogue.item_vector(i) for i in self._item_ids]
+        self._index = model.cooccurrence
+        self._snap = self._catalogue.snapshot()
 
     def _score(self, queries: list[Query], rows: F32, now_ms: int) -> None:
         parts: list[SparseRow] | None = None

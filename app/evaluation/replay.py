@@ -129,6 +129,10 @@ class Method(ABC):
     def finish(self) -> None:  # noqa: B027 - optional hook
         """Score whatever was deferred."""
 
+    def retrain(self, log: InteractionLog, end: int) -> None:  # noqa: B027 - optional hook
+        """Relearn the model from the rows ``[0, end)`` (every event before now); queries
+        asked before must be scored with the previous model."""
+
 
 @dataclass
 class ReplayStats:
@@ -145,6 +149,8 @@ class ReplayStats:
     """Positive test events on an item the user had already interacted with."""
     skipped_not_offered: int = 0
     """Positive test events on an item no offer contains."""
+    retrains: int = 0
+    """Times the methods relearned during the test period (``retrain_every_ms``)."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per method, seconds."""
 
@@ -157,11 +163,15 @@ def replay(
     methods: Sequence[Method],
     n_recent: int = 20,
     progress: Callable[[int], object] | None = None,
+    retrain_every_ms: int | None = None,
 ) -> ReplayStats:
     """Run ``methods`` over ``log`` (see module docs); ``positive`` marks positive rows.
 
     ``n_recent``: recent items kept in each :class:`Query` (default 20). ``progress`` is
     called with the number of events processed since its previous call.
+    ``retrain_every_ms``: every this much event time after the split, each method's
+    :meth:`Method.retrain` is called with every row before the first event at or after the
+    moment, before that event's queries (default ``None``: never).
     """
     n = len(log)
     end = int(np.searchsorted(log.ts_ms, split_ts, side="left"))
@@ -199,9 +209,15 @@ def replay(
     queried: set[int] = set()
     qid = 0
     start = end
+    next_retrain = split_ts + retrain_every_ms if retrain_every_ms is not None else None
     reported = end
     while start < n:
         u, ts = users[start], int(log.ts_ms[start])
+        if next_retrain is not None and retrain_every_ms is not None and ts >= next_retrain:
+            for m in methods:
+                timed(m.name, m.retrain, log, start)
+            stats.retrains += 1
+            next_retrain += retrain_every_ms * ((ts - next_retrain) // retrain_every_ms + 1)
         stop = start + 1
         while stop < n and users[stop] == u and int(log.ts_ms[stop]) == ts:
             stop += 1

@@ -149,6 +149,11 @@ class Report:
             f"items, {s.n_returning_queries} of returning users) from {s.n_users_queried} users; "
             f"{self.n_offers} offers ranked in full; {self.seconds:.1f} s in total"
         )
+        if s.retrains:
+            lines.append(
+                f"models relearned {s.retrains} times during the test period (every "
+                f"{self.config.get('retrain_every_days')} days of event time)"
+            )
         if self.match is not None:
             lines.append("")
             lines.append(self.match.table())

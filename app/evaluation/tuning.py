@@ -149,7 +149,10 @@ def tune(
                     del models[next(iter(models))]
                 models[learn] = train_collab_model(fit, tags, candidate.seed, candidate.collab)
             quick = candidate.model_copy(  # the match is not tuned: not calibrated per trial
-                update={"match": candidate.match.model_copy(update={"enabled": False})}
+                update={
+                    "match": candidate.match.model_copy(update={"enabled": False}),
+                    "retrain_every_days": None,  # tuned on the frozen protocol
+                }
             )
             report = evaluate(inner, items, offers, quick, model=models[learn])
             scores[key] = report.methods[ENGINE_COLLAB].hit_rate[k]

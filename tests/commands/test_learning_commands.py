@@ -216,6 +216,22 @@ def test_evaluate_writes_a_calibration_that_a_worker_with_the_same_recipe_accept
     assert pipeline_config(Settings(_env_file=None)).calibration == written
 
 
+def test_evaluate_retrains_every_given_days_and_refuses_a_period_out_of_range(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, catalog = files
+    report = tmp_path / "report.json"
+    common = ["evaluate", "--events", str(events), "--catalog", str(catalog), "--k-max", "5",
+              "--methods", "engine_collab,item_knn", "--report", str(report)]  # fmt: skip
+    # the planted log's events are a minute apart: a period of 10 minutes
+    assert main([*common, "--retrain-days", str(10 / 1440)]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["protocol"]["retrains"] > 0 and doc["config"]["retrain_every_days"] > 0
+    assert "models relearned" in capsys.readouterr().out
+    assert main([*common, "--retrain-days", "0"]) == 2
+    assert "--retrain-days must be in (0, 3650]" in capsys.readouterr().err
+
+
 def test_a_calibration_needs_engine_collab(
     files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ from app.core.enums import EventType
 from app.evaluation.baseline_tuning import BaselineParams, tune_baselines
 from app.evaluation.baselines import (
     FITS,
+    ItemItem,
     PositivePopularity,
     RealTimeEase,
     RealTimeItemKnn,
@@ -132,6 +133,35 @@ def test_real_time_ease_by_position_weighs_the_j_th_newest_item_decay_to_the_j()
     a, c = fit.row(0), fit.row(2)
     assert a is not None and c is not None
     assert by_step._scores(_query(log, "u", (), ()))[[0, 2]] == pytest.approx((0.5 * a + c)[[0, 1]])
+
+
+def test_a_retrained_ease_scores_every_history_as_if_the_new_weights_had_always_been() -> None:
+    log, items = _log()
+    snap = build_catalogue(items, [item_offer(i) for i in items], 4).snapshot()
+    offers = ItemOffers(log.item_ids, snap)
+    positive = log.positives(4.0)
+    old = fit_ease(positive_matrix(log, 1, positive), 1.0)  # learned from the first row only
+    new = fit_ease(positive_matrix(log, len(log), positive), 1.0)
+    seen: list[int] = []
+
+    def refit(end: int) -> ItemItem:
+        seen.append(end)
+        return new
+
+    retrained = RealTimeEase(RankingMetrics(4, snap.size), snap, offers, old, positive,
+                             step_decay=0.5, refit=refit)  # fmt: skip
+    retrained.warm_up(log, len(log))
+    retrained.retrain(log, len(log))
+    fresh = RealTimeEase(RankingMetrics(4, snap.size), snap, offers, new, positive,
+                         step_decay=0.5)  # fmt: skip
+    fresh.warm_up(log, len(log))
+    query = _query(log, "u", (), ())
+    assert seen == [len(log)]
+    assert retrained._scores(query) == pytest.approx(fresh._scores(query))
+    stale = RealTimeEase(RankingMetrics(4, snap.size), snap, offers, old, positive,
+                         step_decay=0.5)  # fmt: skip
+    stale.warm_up(log, len(log))
+    assert retrained._scores(query) != pytest.approx(stale._scores(query))
 
 
 def tuned_on_pairs(seed: int, groups: list[tuple[str, int, int, float]]) -> BaselineParams:

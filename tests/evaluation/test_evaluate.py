@@ -173,3 +173,44 @@ def test_unknown_methods_are_rejected() -> None:
     log, items = _popularity_case()
     with pytest.raises(ValueError, match="unknown methods"):
         evaluate(log, items, None, EvaluationConfig(methods=("oracle",)))
+
+
+def _new_chain_after_the_split() -> tuple[InteractionLog, list[Item]]:
+    """Before the split users walk chains 0 and 1; after it, chain 2, which nobody walked
+    before (every step a cold item to a model frozen at the split); one walk after the other,
+    a minute a step."""
+    items = [
+        Item(item_id=f"c{c}-s{s:02d}", title=f"Step {s} of chain {c}", tags=("film",))
+        for c in range(3)
+        for s in range(8)
+    ]
+    users: list[str] = []
+    steps: list[str] = []
+    for phase, chains in ((0, (0, 1)), (1, (2,))):
+        for u in range(24):  # one walk after the other
+            for s in range(8):
+                users.append(f"p{phase}-u{u:02d}")
+                steps.append(f"c{chains[u % len(chains)]}-s{s:02d}")
+    log = InteractionLog.from_columns(
+        users,
+        steps,
+        [T0 + k * SEC * 60 for k in range(len(users))],
+        [EventType.LIKE] * len(users),
+        item_ids=[i.item_id for i in items],
+    )
+    return log, items
+
+
+def test_retraining_during_the_test_period_learns_what_came_after_the_split() -> None:
+    log, items = _new_chain_after_the_split()
+    base = EvaluationConfig(k_max=5, collab=SMALL, split_quantile=0.5,
+                            methods=("engine_collab", "ease"))  # fmt: skip
+    base = base.model_copy(update={"match": base.match.model_copy(update={"enabled": False})})
+    frozen = evaluate(log, items, None, base)
+    hourly = evaluate(log, items, None, base.model_copy(update={"retrain_every_days": 1 / 24}))
+    assert frozen.stats.retrains == 0 and hourly.stats.retrains >= 2
+    assert frozen.stats.n_cold_queries == frozen.stats.n_queries > 100  # all on chain 2
+    for method in ("engine_collab", "ease"):  # the walks of the first hour teach both
+        before = frozen.methods[method].hit_rate[1]
+        after = hourly.methods[method].hit_rate[1]
+        assert after > before + 0.3, (method, before, after)
