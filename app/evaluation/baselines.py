@@ -38,7 +38,7 @@ from app.evaluation.config import EASE, ITEM_KNN, POPULARITY_POSITIVE
 from app.evaluation.methods import F64, _Immediate, _to_offers, alignment
 from app.evaluation.metrics import RankingMetrics
 from app.evaluation.replay import ItemOffers, Query
-from app.learning.ease import ease_weights
+from app.learning.ease import EaseConfig, design_matrix, ease_weights
 from app.learning.interactions import InteractionLog
 
 F32 = npt.NDArray[np.float32]
@@ -58,10 +58,8 @@ def design(log: InteractionLog, end: int, positive: Bools, fit: str) -> sp.csr_m
         return positive_matrix(log, end, np.ones_like(positive))
     if fit != "ratings":
         raise ValueError(f"fit {fit!r} is not one of {FITS}")
-    stars = np.nan_to_num(log.rating[:end], nan=5.0) / 5.0
-    x = sp.csr_matrix((stars, (log.user[:end], log.item[:end])), shape=(log.n_users, log.n_items))
-    x.data = np.minimum(x.data, 1.0)  # an item rated twice weighs at most 1
-    return x
+    # the stars rule of the engine's whole-history neighbours: stars / 5, others 1, at most 1
+    return design_matrix(log.subset(np.arange(end)), EaseConfig(window=None, stars=True))
 
 
 def positive_matrix(log: InteractionLog, end: int, positive: Bools) -> sp.csr_matrix:

@@ -193,7 +193,6 @@ def evaluate(
         elif name == ENGINE_COLLAB and model is not None:
             vectors = {k: tuple(float(x) for x in v) for k, v in model.vectors.items()}
             hybrid = cfg.collab.hybrid
-
             collab_catalogue = build_catalogue(item_list, offers, dim, vectors)
             if collab_catalogue.snapshot().offer_ids != snap.offer_ids:
                 raise AssertionError("both catalogues must order their offers alike")
