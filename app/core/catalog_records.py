@@ -130,13 +130,18 @@ class OfferRecord(msgspec.Struct, frozen=True, gc=False):
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
-    def of(cls, offer: Offer) -> OfferRecord:
-        """The record of a validated offer (its values shared, not copied)."""
+    def of(
+        cls, offer: Offer, tag_lists: dict[tuple[str, ...], tuple[str, ...]] | None = None
+    ) -> OfferRecord:
+        """The record of a validated offer (its values shared, not copied). ``tag_lists``:
+        tag tuples already in use, to share instead of an equal copy (a catalogue of 100,000
+        offers repeats a few hundred lists of tags: ~6 MB of copies); the new one joins it."""
+        tags = tuple(map(intern, offer.tags))  # a few hundred tags, repeated 100,000 times
         return cls(
             offer_id=offer.offer_id,
             title=offer.title,
             item_ids=offer.item_ids,
-            tags=tuple(map(intern, offer.tags)),  # a few hundred tags, repeated 100,000 times
+            tags=tags if tag_lists is None else tag_lists.setdefault(tags, tags),
             vector=offer.vector,
             value=offer.value,
             channels=_CHANNEL_SETS.setdefault(offer.channels, offer.channels),

@@ -47,20 +47,40 @@ class OfferSources:
 
     @classmethod
     def of(cls, offers: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> OfferSources:
-        """From ``(item_ids, tags)`` per offer row."""
-        item_pos: dict[str, int] = {}
-        tag_pos: dict[str, int] = {}
-        item_entries: list[tuple[int, int]] = []
-        tag_entries: list[tuple[int, int]] = []
-        for row, (item_ids, tags) in enumerate(offers):
-            item_entries += [(row, item_pos.setdefault(i, len(item_pos))) for i in item_ids]
-            tag_entries += [(row, tag_pos.setdefault(t, len(tag_pos))) for t in tags]
-        items = np.array(item_entries, dtype=np.intp).reshape(-1, 2)
-        tags_ = np.array(tag_entries, dtype=np.intp).reshape(-1, 2)
-        has_items = np.zeros(len(offers), dtype=np.bool_)
-        has_items[items[:, 0]] = True
-        return cls(len(offers), tuple(item_pos), items[:, 0], items[:, 1],
-                   tuple(tag_pos), tags_[:, 0], tags_[:, 1], has_items)  # fmt: skip
+        """From ``(item_ids, tags)`` per offer row.
+
+        Built straight into flat arrays: a list of ``(row, column)`` pairs cost ~40 MB at its
+        peak for 100,000 offers, more than the worker's memory budget had left."""
+        return cls.of_columns([item_ids for item_ids, _ in offers], [tags for _, tags in offers])
+
+    @classmethod
+    def of_columns(
+        cls, item_ids: Sequence[tuple[str, ...]], tags: Sequence[tuple[str, ...]]
+    ) -> OfferSources:
+        """The same from the item ids and the tags of each offer row (equal lengths)."""
+        if len(item_ids) != len(tags):
+            raise ValueError(f"{len(item_ids)} rows of item ids, {len(tags)} of tags")
+        items, item_rows, item_cols = _entries(item_ids)
+        tag_names, tag_rows, tag_cols = _entries(tags)
+        has_items = np.zeros(len(item_ids), dtype=np.bool_)
+        has_items[item_rows] = True
+        return cls(len(item_ids), items, item_rows, item_cols,
+                   tag_names, tag_rows, tag_cols, has_items)  # fmt: skip
+
+
+def _entries(named: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], Ints, Ints]:
+    """The distinct names of ``named`` (one tuple per row) in order of first appearance, and
+    per entry its row and the column of its name."""
+    per_row = np.fromiter(map(len, named), np.intp, count=len(named))
+    total = int(per_row.sum())
+    rows = np.repeat(np.arange(len(named), dtype=np.intp), per_row)
+    position: dict[str, int] = {}
+    cols = np.fromiter(
+        (position.setdefault(name, len(position)) for row in named for name in row),
+        np.intp,
+        count=total,
+    )
+    return tuple(position), rows, cols
 
 
 @dataclass
@@ -143,7 +163,10 @@ class PopularityFeed:
         snap = self._catalogue.snapshot()
         sources = self._sources
         if sources is None or sources[0] is not snap.offer_ids:  # the catalogue changed
-            rows = [(tuple(o.item_ids), snap.offer_tags[i]) for i, o in enumerate(snap.offers)]
-            sources = self._sources = (snap.offer_ids, OfferSources.of(rows))
+            item_ids = [o.item_ids for o in snap.offers]
+            sources = self._sources = (
+                snap.offer_ids,
+                OfferSources.of_columns(item_ids, snap.offer_tags),
+            )
         popularity = self._tracker.offer_popularity_array(sources[1])
         self._catalogue.set_popularities(snap.offer_ids, popularity)

@@ -140,6 +140,21 @@ def test_popularities_set_at_once_reach_the_next_snapshot_without_a_rebuild() ->
     assert cat.rebuilds == 2
 
 
+def test_popularities_set_at_once_survive_catalogue_changes_and_win_over_older_ones() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.set_popularity("b", 0.1)  # one by one, before the bulk that names b
+    cat.set_popularity("z", 0.9)  # an offer no bulk names
+    for offer_id in ("a", "b", "c"):
+        cat.upsert_offer(Offer(offer_id=offer_id, title="t"))
+    cat.set_popularities(cat.snapshot().offer_ids, np.array([0.5, 1.0, 0.0]))
+    cat.upsert_offer(Offer(offer_id="z", title="t"))  # a rebuild after the bulk
+    assert cat.snapshot().popularity.tolist() == [0.5, 1.0, 0.0, 0.9]
+    cat.delete_offer("a")  # leaves: its popularity is kept for its return
+    cat.set_popularities(cat.snapshot().offer_ids, np.array([0.75, 0.25, 0.5]))
+    cat.upsert_offer(Offer(offer_id="a", title="t"))
+    assert cat.snapshot().popularity.tolist() == [0.5, 0.75, 0.25, 0.5]
+
+
 @pytest.mark.parametrize("values", [[0.5, 1.0], [0.5, float("inf"), 0.0]])
 def test_popularities_of_the_wrong_length_or_not_finite_are_refused(values: list[float]) -> None:
     cat = Catalogue(dim=DIM)
@@ -321,3 +336,19 @@ def test_a_rebuild_derives_only_the_changed_offers_and_those_of_a_changed_item()
     assert derived == ["with-item"]
     assert after.matrix[after.offer_index["with-item"]].tolist() == list(onehot(3))
     assert np.array_equal(after.matrix[:7], first.matrix[:7])
+
+
+def test_equal_tag_lists_are_shared_by_records_and_snapshot_rows_across_rebuilds() -> None:
+    cat = Catalogue(dim=DIM)
+    cat.upsert_offer(Offer(offer_id="a", title="t", tags=("Books", "sale")))
+    cat.upsert_offer(Offer(offer_id="b", title="t", tags=("Books", "sale")))
+    first = cat.snapshot()
+    cat.upsert_offer(Offer(offer_id="c", title="t", tags=("Books", "sale")))  # after a build
+    snap = cat.snapshot()
+    records = [cat.offer(o) for o in ("a", "b", "c")]
+    assert all(r is not None and r.tags == ("Books", "sale") for r in records)
+    a, b, c = (r.tags for r in records if r is not None)
+    assert a is b is c
+    assert snap.offer_tags == (("books", "sale"),) * 3
+    assert snap.offer_tags[0] is snap.offer_tags[1] is snap.offer_tags[2]
+    assert first.offer_tags[0] is snap.offer_tags[0]  # a kept row keeps its shared list
