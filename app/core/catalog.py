@@ -26,6 +26,7 @@ from app.core.catalog_records import Item, Offer, OfferRecord
 from app.core.enums import Channel
 from app.core.errors import EventRejected, RejectReason
 from app.core.events import UserEvent
+from app.core.sorted_ids import SortedIds
 from app.core.vectors import (
     DEFAULT_DIM,
     Vector,
@@ -428,7 +429,7 @@ class Catalogue:
         return CatalogueSnapshot(
             dim=dim,
             offer_ids=ids,
-            offer_index={o: i for i, o in enumerate(ids)},
+            offer_index=SortedIds(ids),  # the ids are sorted: no dictionary (~8 MB at 100k)
             offers=offers,
             matrix=_readonly(matrix),
             value_norm=_readonly(value_norm),
