@@ -20,7 +20,8 @@ import numpy.typing as npt
 from app.core.catalog import Catalogue
 
 F64 = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.intp]
+Ints = npt.NDArray[np.int32]
+"""Offer rows and columns: 32 bits (half the memory of ``intp`` at 100,000 offers' entries)."""
 DAY_MS = 86_400_000
 _RESCALE_AFTER = 256.0  # half-lives past the origin before the counts are rescaled
 
@@ -73,11 +74,11 @@ def _entries(named: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], Ints, I
     per entry its row and the column of its name."""
     per_row = np.fromiter(map(len, named), np.intp, count=len(named))
     total = int(per_row.sum())
-    rows = np.repeat(np.arange(len(named), dtype=np.intp), per_row)
+    rows = np.repeat(np.arange(len(named), dtype=np.int32), per_row)
     position: dict[str, int] = {}
     cols = np.fromiter(
         (position.setdefault(name, len(position)) for row in named for name in row),
-        np.intp,
+        np.int32,
         count=total,
     )
     return tuple(position), rows, cols
