@@ -340,7 +340,10 @@ class Catalogue:
         previous, raw = self._snapshot, self._raw
         stale = self._stale
         # rows of the previous arrays to keep (-1: derive afresh)
-        if previous is not None and raw is not None:
+        if previous is not None and raw is not None and previous.offer_ids == ids:
+            keep = np.arange(n, dtype=np.intp)  # the same offers: every row where it was
+            keep[[row for o in stale if (row := previous.offer_index.get(o)) is not None]] = -1
+        elif previous is not None and raw is not None:
             old_index = previous.offer_index
             keep = np.fromiter(
                 (-1 if o in stale else old_index.get(o, -1) for o in ids), np.intp, count=n
