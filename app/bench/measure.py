@@ -198,25 +198,26 @@ async def compact_aof(url: str, timeout_s: float = 120.0) -> bool:
         if not int((await client.info("persistence")).get("aof_enabled", 0)):
             return False
         deadline = time.monotonic() + timeout_s
-        while True:  # one rewrite at a time: Redis refuses a second while one runs
-            info = await client.info("persistence")
-            if not int(info["aof_rewrite_in_progress"]):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError("an AOF rewrite under way did not finish")
-            await asyncio.sleep(0.05)
-        before = int(info["aof_rewrites"])
+        # one rewrite at a time: Redis refuses a second while one runs
+        before = await _rewrites_done(client, 0, deadline)
         await client.bgrewriteaof()
-        while True:
-            info = await client.info("persistence")
-            started = int(info["aof_rewrites"]) > before
-            if started and not int(info["aof_rewrite_in_progress"]):
-                return True
-            if time.monotonic() > deadline:
-                raise TimeoutError("the AOF rewrite did not finish")
-            await asyncio.sleep(0.05)
+        await _rewrites_done(client, before + 1, deadline)
+        return True
     finally:
         await client.aclose()
+
+
+async def _rewrites_done(client: aioredis.Redis, at_least: int, deadline: float) -> int:
+    """Wait until the server has started ``at_least`` AOF rewrites and none is under way;
+    returns how many it started. ``TimeoutError`` past ``deadline`` (``time.monotonic``)."""
+    while True:
+        info = await client.info("persistence")
+        started = int(info["aof_rewrites"])
+        if started >= at_least and not int(info["aof_rewrite_in_progress"]):
+            return started
+        if time.monotonic() > deadline:
+            raise TimeoutError("an AOF rewrite did not finish")
+        await asyncio.sleep(0.05)
 
 
 async def delete_prefix(url: str, prefix: str) -> int:

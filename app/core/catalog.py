@@ -190,10 +190,10 @@ class Catalogue:
         before the first snapshot every row is. (The snapshot's item -> rows map serves;
         a dictionary of sets of its own took ~5 MB at 100,000 offers.)"""
         snap = self._snapshot
-        rows = None if snap is None else snap.item_offers.get(item_id)
-        if snap is None or rows is None:
+        if snap is None:
             return []
-        return [snap.offer_ids[row] for row in rows.tolist()]
+        rows = snap.item_offers.get(item_id)
+        return [] if rows is None else [snap.offer_ids[row] for row in rows.tolist()]
 
     def set_popularity(self, offer_id: str, popularity: float) -> None:
         """Set the popularity prior of an offer (finite, expected in [0, 1]; default 0).
@@ -340,16 +340,16 @@ class Catalogue:
         previous, raw = self._snapshot, self._raw
         stale = self._stale
         # rows of the previous arrays to keep (-1: derive afresh)
-        if previous is not None and raw is not None and previous.offer_ids == ids:
-            keep = np.arange(n, dtype=np.intp)  # the same offers: every row where it was
+        if previous is None or raw is None:
+            keep = np.full(n, -1, dtype=np.intp)
+        elif previous.offer_ids == ids:  # the same offers: every row where it was
+            keep = np.arange(n, dtype=np.intp)
             keep[[row for o in stale if (row := previous.offer_index.get(o)) is not None]] = -1
-        elif previous is not None and raw is not None:
+        else:
             old_index = previous.offer_index
             keep = np.fromiter(
                 (-1 if o in stale else old_index.get(o, -1) for o in ids), np.intp, count=n
             )
-        else:
-            keep = np.full(n, -1, dtype=np.intp)
         kept = keep >= 0
         matrix = np.zeros((n, dim), dtype=np.float32)
         value = np.zeros(n, dtype=np.float64)

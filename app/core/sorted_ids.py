@@ -26,12 +26,17 @@ class SortedIds(Mapping[str, int]):
     def __init__(self, ids: tuple[str, ...]) -> None:
         self._ids = ids
 
-    def __getitem__(self, key: str) -> int:
+    def _row(self, key: str) -> int:
+        """The row of ``key``, -1 when absent."""
         ids = self._ids
         row = bisect_left(ids, key)
-        if row < len(ids) and ids[row] == key:
-            return row
-        raise KeyError(key)
+        return row if row < len(ids) and ids[row] == key else -1
+
+    def __getitem__(self, key: str) -> int:
+        row = self._row(key)
+        if row < 0:
+            raise KeyError(key)
+        return row
 
     @overload
     def get(self, key: str, /) -> int | None: ...
@@ -43,14 +48,11 @@ class SortedIds(Mapping[str, int]):
     def get(self, key: str, default: T, /) -> int | T: ...
 
     def get(self, key: str, default: Any = None, /) -> Any:
-        ids = self._ids
-        row = bisect_left(ids, key)
-        if row < len(ids) and ids[row] == key:
-            return row
-        return default
+        row = self._row(key)
+        return default if row < 0 else row
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key) is not None
+        return isinstance(key, str) and self._row(key) >= 0
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._ids)
