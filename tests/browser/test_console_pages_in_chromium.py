@@ -18,7 +18,7 @@ from app.console.sources import LiftCounts, MemoryLiftSource, MemoryPolicySource
 from app.core.access import Scope
 from app.policy.config import default_policy
 from tests.support.api_clients import write_clients
-from tests.support.browser import log_in, save_screenshot, served_console
+from tests.support.browser import log_in, save_screenshot, served_console, submit_and_wait
 
 pytestmark = pytest.mark.browser
 
@@ -89,6 +89,7 @@ def test_after_logging_in_the_lift_and_policy_pages_show_their_figures(
         assert "default-2025.2" in policy and "1 per 1h, 3 per 1d" in policy
         assert "browser test policy" in policy
         save_screenshot(driver, "console-policy")
-        driver.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+        logout = driver.find_element(By.CSS_SELECTOR, "form[action='/logout'] button")
+        submit_and_wait(driver, logout.click)
         driver.get(f"{base}/lift")
         assert driver.current_url == f"{base}/login"

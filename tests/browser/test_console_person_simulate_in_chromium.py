@@ -10,7 +10,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from agents.api_access import ApiAccess
@@ -38,7 +37,7 @@ from tests.simulation.test_replay import (
     push_requests,
 )
 from tests.support.api_clients import write_clients
-from tests.support.browser import log_in, save_screenshot, served_console
+from tests.support.browser import log_in, save_screenshot, served_console, submit_and_wait
 
 pytestmark = pytest.mark.browser
 
@@ -81,10 +80,9 @@ def table_rows(driver: WebDriver, table_id: str) -> list[list[str]]:
     return [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows[1:]]
 
 
-def submit_and_wait(driver: WebDriver, form_selector: str) -> None:
-    old = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR, f"{form_selector} button[type=submit]").click()
-    WebDriverWait(driver, WAIT_S).until(expected_conditions.staleness_of(old))
+def submit_form(driver: WebDriver, form_selector: str) -> None:
+    button = driver.find_element(By.CSS_SELECTOR, f"{form_selector} button[type=submit]")
+    submit_and_wait(driver, button.click, WAIT_S)
 
 
 def test_the_person_page_shows_a_looked_up_user_s_figures(
@@ -95,7 +93,7 @@ def test_the_person_page_shows_a_looked_up_user_s_figures(
         log_in(driver, base, DESK_TOKEN)
         driver.get(f"{base}/person")
         driver.find_element(By.NAME, "user").send_keys(USER)
-        submit_and_wait(driver, "form[action='/person']")
+        submit_form(driver, "form[action='/person']")
         assert driver.current_url.startswith(f"{base}/person?user=")
         tags = table_rows(driver, "tags")
         assert tags[0][0] == "sci-fi"
@@ -135,7 +133,7 @@ def test_the_simulate_page_runs_a_candidate_policy_and_shows_the_report_and_char
         weight = driver.find_element(By.NAME, "w_affinity").get_attribute("value")
         assert weight == repr(policy_with_push_cap(3).scoring.w_affinity)
         driver.find_element(By.NAME, "policy").send_keys(TIGHT)
-        submit_and_wait(driver, "form.sim")
+        submit_form(driver, "form.sim")
         figures = {r[0]: r[1:] for r in table_rows(driver, "figures")}
         assert figures["messages"] == ["2", "0", "-2"]
         assert figures["suppressed: cap"] == ["2", "4", "+2"]

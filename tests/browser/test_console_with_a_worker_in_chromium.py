@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 from aiokafka.structs import ConsumerRecord
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from app.commands.child_worker import ChildWorker
@@ -25,7 +24,7 @@ from app.policy.config import default_policy
 from app.storage.offer_stats import OfferStatsConfig, RedisOfferStatsStore
 from tests.integration.test_worker_end_to_end import catalogue_records, event
 from tests.support.barrier import markers_applied, produce_markers
-from tests.support.browser import log_in, save_screenshot
+from tests.support.browser import log_in, save_screenshot, submit_and_wait
 from tests.support.kafka_io import as_json, create_topics_with_catalogue, produce, read_topic
 from tests.support.worker import WorkerEnv, WorkerProcess
 
@@ -200,9 +199,8 @@ async def test_every_page_shows_what_the_topics_and_redis_hold(
         ]
         driver.get(f"{base}/simulate")
         driver.find_element(By.NAME, "policy").send_keys(NO_IN_APP)
-        old = driver.find_element(By.TAG_NAME, "html")
-        driver.find_element(By.CSS_SELECTOR, "form.sim button[type=submit]").click()
-        WebDriverWait(driver, WAIT_S).until(expected_conditions.staleness_of(old))
+        button = driver.find_element(By.CSS_SELECTOR, "form.sim button[type=submit]")
+        submit_and_wait(driver, button.click, WAIT_S)
         body = driver.find_element(By.TAG_NAME, "body").text
         users_replayed = len({e["user_id"] for e in valid})
         assert f"{len(valid)} events of {users_replayed} users" in body, body[:3000]

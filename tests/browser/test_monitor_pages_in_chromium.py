@@ -33,7 +33,7 @@ from app.core.access import Scope
 from app.core.exploration import ExplorationConfig, OfferStats
 from app.policy.config import default_policy
 from tests.support.api_clients import write_clients
-from tests.support.browser import log_in, save_screenshot, served_console
+from tests.support.browser import log_in, save_screenshot, served_console, submit_and_wait
 
 pytestmark = pytest.mark.browser
 
@@ -146,11 +146,13 @@ def test_the_offers_page_sorts_and_each_offer_has_its_chart(
         assert o1[7:11] == ["15.00 %", "10.00 %", "2.44 %", "14.88 %"]
         first = driver.find_elements(By.CSS_SELECTOR, "table.offers td:first-child")
         assert [c.text for c in first] == ["o1", "o2"]  # most sent first
-        driver.find_element(By.LINK_TEXT, "sent ▼").click()  # the same column, ascending
+        submit_and_wait(
+            driver, driver.find_element(By.LINK_TEXT, "sent ▼").click
+        )  # the same column, ascending
         first = driver.find_elements(By.CSS_SELECTOR, "table.offers td:first-child")
         assert [c.text for c in first] == ["o2", "o1"]
         save_screenshot(driver, "console-offers")
-        driver.find_element(By.LINK_TEXT, "o1").click()
+        submit_and_wait(driver, driver.find_element(By.LINK_TEXT, "o1").click)
         assert driver.current_url == f"{base}/offers/o1"
         assert "Sci-fi weekend" in driver.find_element(By.TAG_NAME, "h1").text
         assert images_loaded(driver) == [True, True]  # sends and posterior over time

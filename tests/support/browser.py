@@ -17,7 +17,7 @@ import os
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,12 +129,22 @@ def log_in(driver: WebDriver, base_url: str, token: str) -> None:
     driver.get(f"{base_url}/login")
     field = driver.find_element(By.NAME, "token")
     field.send_keys(token)
-    old = driver.find_element(By.TAG_NAME, "html")
-    field.submit()
+    submit_and_wait(driver, field.submit)
+
+
+def submit_and_wait(
+    driver: WebDriver, submit: Callable[[], None], timeout_s: float = PAGE_LOAD_TIMEOUT_S
+) -> None:
+    """Run ``submit`` (a form's submit, a button's click) and wait until the page it leaves is
+    gone: the next ``driver.get`` must not overtake the form's own request (a logout whose
+    cookie is still set when the next page is asked for)."""
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
-    WebDriverWait(driver, PAGE_LOAD_TIMEOUT_S).until(expected_conditions.staleness_of(old))
+    old = driver.find_element(By.TAG_NAME, "html")
+    submit()
+    WebDriverWait(driver, timeout_s).until(expected_conditions.staleness_of(old))
 
 
 def save_screenshot(driver: WebDriver, name: str) -> Path:
