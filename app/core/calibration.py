@@ -91,6 +91,9 @@ class EngineRecipe(BaseModel):
     popularity_half_life_ms: int | None = Field(default=None, strict=True, gt=0)
     recent_items: int = Field(strict=True, ge=1)
     recency_decay: Finite
+    cooccurrence_exponent: Finite = 1.0
+    """Power of the co-occurrence part (1.0 for calibrations written before it existed,
+    whose scores had none)."""
 
     def differences(self, other: EngineRecipe) -> list[str]:
         """``field: ours != theirs`` for every field that differs (empty: the same recipe)."""

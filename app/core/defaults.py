@@ -42,6 +42,9 @@ RECENT_ITEMS = 20
 """Newest distinct items per user that the co-occurrence part reads."""
 RECENCY_DECAY = 0.8
 """Weight of each older recent item relative to the next newer one."""
+COOCCURRENCE_EXPONENT = 0.7
+"""Power the max-normalised co-occurrence part is raised to (below 1: diminishing returns;
+tuned on MovieLens, ``docs/learning.md``)."""
 NEIGHBOURS_MAX = 200
 """Neighbours kept per item."""
 

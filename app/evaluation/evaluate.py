@@ -288,6 +288,7 @@ def collab_recipe(cfg: EvaluationConfig) -> EngineRecipe:
         popularity_half_life_ms=cfg.collab.popularity_half_life_ms,
         recent_items=hybrid.recent.n_recent,
         recency_decay=hybrid.recent.recency_decay,
+        cooccurrence_exponent=hybrid.recent.exponent,
     )
 
 

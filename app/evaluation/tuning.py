@@ -35,6 +35,7 @@ DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
     "collab.popularity_half_life_ms": (HOUR_MS, 6 * HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS),
     "collab.hybrid.recent.n_recent": (5, 10, 20, 50),
     "collab.hybrid.recent.recency_decay": (0.5, 0.7, 0.8, 0.9, 1.0),
+    "collab.hybrid.recent.exponent": (0.5, 0.6, 0.7, 0.8, 1.0),
     "collab.ease.lam": (300.0, 1000.0, 2000.0, 4000.0),
     "collab.ease.window": (5, 10, 15, 20, 40),
     "collab.user_ease_share": (0.0, 0.1, 0.2, 0.3, 0.5),

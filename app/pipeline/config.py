@@ -127,6 +127,7 @@ class PipelineConfig:
             popularity_half_life_ms=self.popularity_half_life_ms,
             recent_items=self.recent.n_recent,
             recency_decay=self.recent.recency_decay,
+            cooccurrence_exponent=self.recent.exponent,
         )
 
 

@@ -3,12 +3,14 @@ configuration built with defaults is the one a worker with default settings runs
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from app.core.calibration import CalibrationError
+from app.core.defaults import COOCCURRENCE_EXPONENT
 from app.core.scoring import ScoringConfig
 from app.pipeline.config import PipelineConfig, pipeline_config
 from app.settings import Settings
@@ -89,6 +91,20 @@ def test_a_calibration_fitted_for_another_engine_is_refused_naming_the_differenc
         pipeline_config(Settings(_env_file=None))
     assert "model_version: 'collab-v1' != 'tags-v1'" in str(raised.value)
     assert "w_affinity: 0.3 != 0.7" in str(raised.value)
+
+
+def test_a_calibration_written_before_the_cooccurrence_exponent_is_refused_by_todays_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    document = json.loads(calibration_for(PipelineConfig(), [(0.0, 0.1)]).to_json())
+    del document["engine"]["cooccurrence_exponent"]  # a file from before the field existed
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    monkeypatch.setenv("NBO_CALIBRATION_PATH", str(path))
+    with pytest.raises(CalibrationError, match="another engine") as raised:
+        pipeline_config(Settings(_env_file=None))
+    # its scores had the part as it was (power 1): not what this engine's scores are
+    assert f"cooccurrence_exponent: 1.0 != {COOCCURRENCE_EXPONENT}" in str(raised.value)
 
 
 def test_a_missing_or_broken_calibration_file_is_an_error_naming_it(

@@ -11,6 +11,7 @@ import pytest
 from app.core.catalog import Catalogue
 from app.core.catalog_records import Item, Offer
 from app.core.cooccurrence.table import NeighbourTable
+from app.core.defaults import COOCCURRENCE_EXPONENT
 from app.core.holdout import CONTROL, group_of
 from app.core.scoring import ScoringConfig
 from app.pipeline.config import PipelineConfig
@@ -86,7 +87,8 @@ async def test_a_user_who_chose_an_item_is_offered_its_neighbour_first_and_told_
     assert offers[0]["score_parts"]["cooccurrence"] == pytest.approx(0.5)
     assert offers[0]["reason"] == "Because you chose Alien"
     heat = next(o for o in offers if o["offer_id"] == "o-heat")
-    assert heat["score_parts"]["cooccurrence"] == pytest.approx(0.5 * 0.2)
+    # its neighbour weight is a fifth of the best one's, raised to the part's exponent
+    assert heat["score_parts"]["cooccurrence"] == pytest.approx(0.5 * 0.2**COOCCURRENCE_EXPONENT)
     for offer in offers:
         assert sum(offer["score_parts"].values()) == pytest.approx(offer["score"])
 

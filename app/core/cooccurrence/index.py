@@ -11,9 +11,11 @@ The score of a candidate item ``j`` for a user whose recent items are ``r_0`` (n
 
     ``s(j) = sum_l decay^l * weight(r_l -> j)``,
 
-divided by its largest value over all items (so the part lies in ``[0, 1]``; a user without
-recent items, or whose recent items have no neighbours, scores 0 everywhere). An offer scores
-the largest ``s`` of its items.
+divided by its largest value over all items and raised to the power ``exponent`` (so the part
+lies in ``[0, 1]``, the best item at 1; an exponent below 1 gives diminishing returns: a
+second-best item at half the best sum scores ``0.5 ** 0.7 = 0.62``, not 0.5). A user without
+recent items, or whose recent items have no neighbours, scores 0 everywhere. An offer scores
+the largest part of its items.
 
 :func:`cooccurrence_scores` returns that part as a dense U x N matrix (simple, for small
 catalogues and tests); :func:`sparse_offer_scores` returns, per user, only the offers with a
@@ -60,6 +62,9 @@ class RecentItemsConfig(BaseModel):
     """Most recent distinct items used, newest first (default 20; Redis keeps 200)."""
     recency_decay: float = Field(default=defaults.RECENCY_DECAY, gt=0.0, le=1.0)
     """Weight of the ``l``-th most recent item is ``recency_decay ** l`` (default 0.8)."""
+    exponent: float = Field(default=defaults.COOCCURRENCE_EXPONENT, gt=0.0, le=4.0)
+    """Power of the max-normalised sums (default 0.7; 1: the sums as they are). Monotone, so
+    it changes how the part weighs against the others, never its order."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,7 +183,14 @@ def item_scores(index: CooccurrenceIndex, rows: npt.ArrayLike, cfg: RecentItemsC
     top = scores.max(axis=1, keepdims=True)
     out: F64 = np.zeros_like(scores)
     np.divide(scores, top, out=out, where=top > 0)
-    return out
+    return _powered(out, cfg)
+
+
+def _powered(values: F64, cfg: RecentItemsConfig) -> F64:
+    """``values ** cfg.exponent`` in place (values in [0, 1]; 1 leaves them as they are)."""
+    if cfg.exponent != 1.0:
+        np.power(values, cfg.exponent, out=values)
+    return values
 
 
 @dataclass(frozen=True, eq=False)
@@ -323,6 +335,7 @@ def sparse_offer_scores(
     top = np.repeat(np.maximum.reduceat(sums, starts), np.diff(np.append(starts, len(users))))
     values = np.zeros_like(sums)
     np.divide(sums, top, out=values, where=top > 0)
+    _powered(values, cfg)
     which, offers = alignment.offers_of(items)
     off_users, off_values = users[which], values[which]
     if not alignment.one_to_one:  # an offer of several items: its best item's score

@@ -45,7 +45,7 @@ def test_records_round_trip() -> None:
 
 def test_scores_weight_recent_items_by_recency_and_normalise_to_one() -> None:
     index = CooccurrenceIndex.from_neighbours(TABLE)
-    cfg = RecentItemsConfig(n_recent=2, recency_decay=0.5)
+    cfg = RecentItemsConfig(n_recent=2, recency_decay=0.5, exponent=1.0)
     rows = recent_rows(index, [["a", "b"], [], ["zzz"]], cfg)
     scores = item_scores(index, rows, cfg)
     col = index.index
@@ -55,6 +55,21 @@ def test_scores_weight_recent_items_by_recency_and_normalise_to_one() -> None:
     assert scores[0, col["c"]] == pytest.approx(0.5)
     assert scores[0, col["a"]] == pytest.approx(0.5)
     assert np.all(scores[1] == 0) and np.all(scores[2] == 0)
+
+
+def test_the_exponent_lifts_weaker_items_without_changing_their_order() -> None:
+    index = CooccurrenceIndex.from_neighbours(TABLE)
+    linear = RecentItemsConfig(n_recent=2, recency_decay=0.5, exponent=1.0)
+    concave = RecentItemsConfig(n_recent=2, recency_decay=0.5, exponent=0.7)
+    rows = recent_rows(index, [["a", "b"]], linear)
+    before, after = item_scores(index, rows, linear)[0], item_scores(index, rows, concave)[0]
+    col = index.index
+    assert after[col["b"]] == 1.0  # the best item stays at 1
+    assert after[col["c"]] == pytest.approx(0.5**0.7)  # half the best sum: 0.62
+    assert np.all(after[before == 0] == 0)  # items no recent item points to stay at 0
+    reached = before > 0
+    assert np.all(after[reached] >= before[reached])
+    assert np.array_equal(np.argsort(-before, kind="stable"), np.argsort(-after, kind="stable"))
 
 
 def test_only_the_newest_n_recent_items_count() -> None:
@@ -120,10 +135,11 @@ def _random_case(
     return CooccurrenceIndex.from_neighbours(table), catalogue, recent
 
 
+@pytest.mark.parametrize("exponent", [1.0, 0.7])
 @pytest.mark.parametrize("multi", [False, True])
 @pytest.mark.parametrize("dense_sums", [False, True])
 def test_sparse_scores_are_the_positive_dense_scores_bit_for_bit(
-    multi: bool, dense_sums: bool, monkeypatch: pytest.MonkeyPatch
+    multi: bool, dense_sums: bool, exponent: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import app.core.cooccurrence.index as cooccurrence
 
@@ -131,7 +147,7 @@ def test_sparse_scores_are_the_positive_dense_scores_bit_for_bit(
     for seed in range(5):
         index, catalogue, recent = _random_case(seed, n_items=30, n_offers=25, multi=multi)
         snap = catalogue.snapshot()
-        cfg = RecentItemsConfig(n_recent=4, recency_decay=0.7)
+        cfg = RecentItemsConfig(n_recent=4, recency_decay=0.7, exponent=exponent)
         dense = cooccurrence_scores(index, recent, snap, cfg)
         sparse = sparse_offer_scores(
             index, recent_rows(index, recent, cfg), offer_alignment(index, snap), cfg

@@ -93,7 +93,7 @@ def test_a_user_who_chose_an_item_scores_the_offers_of_its_neighbours() -> None:
     snap = cat.snapshot()
     [(rows, values), nothing] = table.scores([["a"], ["c"]], snap, CFG)
     got = {snap.offer_ids[r]: v for r, v in zip(rows.tolist(), values.tolist(), strict=True)}
-    assert got == {"o-b": 1.0, "o-c": 0.5}
+    assert got == {"o-b": 1.0, "o-c": 0.5**CFG.exponent}
     assert len(nothing[0]) == 0
     because = table.because(["c", "a"], CFG, cat)
     assert because(snap.offers[snap.offer_index["o-b"]]) == "Title a"
