@@ -31,6 +31,7 @@ from tests.support.services import services_required
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
 
     from agents.console.app import Console
 
@@ -139,12 +140,31 @@ def submit_and_wait(
     gone: the next ``driver.get`` must not overtake the form's own request (a logout whose
     cookie is still set when the next page is asked for)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     submit()
-    WebDriverWait(driver, timeout_s).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, timeout_s).until(lambda _: _left(old))
+
+
+LEFT_DOCUMENT = "does not belong to the document"
+"""What chromedriver says, instead of "stale element", when asked about an element of a document
+that is being replaced (seen once in a cold make test, in the middle of a form's navigation)."""
+
+
+def _left(element: WebElement) -> bool:
+    """Whether ``element``'s document is gone (stale, or no longer the page's document)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if LEFT_DOCUMENT in (error.msg or ""):
+            return True
+        raise
+    return False
 
 
 def save_screenshot(driver: WebDriver, name: str) -> Path:
